@@ -1,0 +1,204 @@
+// Package admin serves the caddy-sessions admin API on Caddy's admin
+// endpoint (module admin.api.sessions, under /sessions/) and the end users'
+// self-service answers.
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker"
+)
+
+func init() {
+	caddy.RegisterModule(API{})
+}
+
+// API is the admin API of caddy-sessions. It has no configuration: it
+// serves every realm that a sessions handler of the running config tracks.
+// Caddy's admin endpoint listens on localhost:2019 by default, so this API is
+// never public unless the operator exposes the admin endpoint.
+type API struct{}
+
+// CaddyModule returns the Caddy module information.
+func (API) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.sessions",
+		New: func() caddy.Module { return new(API) },
+	}
+}
+
+// Routes implements caddy.AdminRouter.
+func (a *API) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/sessions/", Handler: caddy.AdminHandlerFunc(a.serve)}}
+}
+
+// pathSegments splits the escaped path after /sessions/ and unescapes each
+// segment, so user ids may contain "/" (as %2F) or any other byte.
+func pathSegments(r *http.Request) ([]string, error) {
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/sessions/")
+	rest = strings.TrimSuffix(rest, "/")
+	if rest == "" {
+		return nil, nil
+	}
+	parts := strings.Split(rest, "/")
+	for i, p := range parts {
+		s, err := url.PathUnescape(p)
+		if err != nil {
+			return nil, apiErr(http.StatusBadRequest, "bad path segment %q", p)
+		}
+		parts[i] = s
+	}
+	return parts, nil
+}
+
+func apiErr(status int, format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return caddy.APIError{HTTPStatus: status, Err: err, Message: err.Error()}
+}
+
+func methodNotAllowed(r *http.Request, allowed ...string) error {
+	return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use %s", r.Method, strings.Join(allowed, ", "))
+}
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
+	seg, err := pathSegments(r)
+	if err != nil {
+		return err
+	}
+	if len(seg) == 0 {
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(r, http.MethodGet)
+		}
+		return writeJSON(w, http.StatusOK, map[string]any{"realms": realmNames()})
+	}
+	t := lookup(seg[0])
+	if t == nil {
+		return apiErr(http.StatusNotFound, "unknown realm %q", seg[0])
+	}
+	switch {
+	case len(seg) >= 4 && seg[1] == "users" && seg[3] == "sessions":
+		return a.sessions(w, r, t, seg[0], seg[2], seg[4:])
+	case len(seg) == 4 && seg[1] == "users" && seg[3] == "devices":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(r, http.MethodGet)
+		}
+		devs, err := t.Devices(r.Context(), seg[0], seg[2])
+		if err != nil {
+			return storeErr(err)
+		}
+		if devs == nil {
+			devs = []*tracker.Device{}
+		}
+		return writeJSON(w, http.StatusOK, map[string]any{"devices": devs})
+	}
+	return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
+}
+
+func (a *API) sessions(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, realm, user string, rest []string) error {
+	ctx := r.Context()
+	switch {
+	case len(rest) == 0 && r.Method == http.MethodGet:
+		q, err := parseListQuery(r.URL.Query())
+		if err != nil {
+			return err
+		}
+		list, total, err := t.Sessions(ctx, realm, user, q.state, q.offset, q.limit)
+		if err != nil {
+			return storeErr(err)
+		}
+		return writeJSON(w, http.StatusOK, page(list, total, q))
+	case len(rest) == 0 && r.Method == http.MethodDelete:
+		closed, err := t.RevokeAll(ctx, realm, user, "")
+		if err != nil {
+			return storeErr(err)
+		}
+		if closed == nil {
+			closed = []*tracker.Session{}
+		}
+		return writeJSON(w, http.StatusOK, map[string]any{"revoked": closed})
+	case len(rest) == 1 && r.Method == http.MethodDelete:
+		s, err := t.Revoke(ctx, realm, user, rest[0])
+		if err != nil {
+			return storeErr(err)
+		}
+		return writeJSON(w, http.StatusOK, s)
+	case len(rest) <= 1:
+		return methodNotAllowed(r, http.MethodGet, http.MethodDelete)
+	}
+	return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
+}
+
+type listQuery struct {
+	state         string
+	offset, limit int
+}
+
+const maxLimit = 500
+
+func parseListQuery(q url.Values) (listQuery, error) {
+	lq := listQuery{state: "active", limit: 50}
+	if s := q.Get("state"); s != "" {
+		if s != "active" && s != "closed" && s != "all" {
+			return lq, apiErr(http.StatusBadRequest, "state: %q is not active, closed or all", s)
+		}
+		lq.state = s
+	}
+	for _, f := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"offset", &lq.offset, 1 << 30}, {"limit", &lq.limit, maxLimit}} {
+		v := q.Get(f.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > f.max {
+			return lq, apiErr(http.StatusBadRequest, "%s: %q is not a number from 0 to %d", f.name, v, f.max)
+		}
+		*f.dst = n
+	}
+	if lq.limit == 0 {
+		lq.limit = 50
+	}
+	return lq, nil
+}
+
+func page(list []*tracker.Session, total int, q listQuery) map[string]any {
+	if list == nil {
+		list = []*tracker.Session{}
+	}
+	out := map[string]any{"sessions": list, "total": total, "offset": q.offset, "limit": q.limit}
+	if next := q.offset + len(list); next < total {
+		out["next_offset"] = next
+	}
+	return out
+}
+
+func storeErr(err error) error {
+	if errors.Is(err, tracker.ErrNotFound) {
+		return apiErr(http.StatusNotFound, "not found")
+	}
+	return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err, Message: "session store unavailable"}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// Interface guards
+var (
+	_ caddy.Module      = (*API)(nil)
+	_ caddy.AdminRouter = (*API)(nil)
+)

@@ -1,0 +1,560 @@
+// Package redistest starts real, throw-away redis-server processes for tests.
+//
+// Every server is bound to 127.0.0.1 on a free port, keeps no data on disk
+// (--save "" --appendonly no), logs into its own tb.TempDir() and is killed
+// by tb.Cleanup. The helpers only ever talk to servers they started
+// themselves, so they never touch a developer's or CI's own Redis.
+//
+// redis-server and redis-cli must be on PATH; run scripts/install-deps.sh.
+// A missing binary is a test failure, never a skip: a skipped Redis test
+// would silently hide broken session handling.
+package redistest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+const (
+	readyTimeout        = 10 * time.Second
+	clusterReadyTimeout = 20 * time.Second
+	// startAttempts bounds retries when another process grabs the port
+	// between FreePort closing it and redis-server binding it.
+	startAttempts = 5
+	clusterSlots  = 16384
+	// clusterBusOffset is the fixed distance between a node's client port and
+	// its cluster bus port (Redis default when cluster-port is not set).
+	clusterBusOffset = 10000
+	logTailBytes     = 4096
+)
+
+const installHint = "run scripts/install-deps.sh (installs the Debian packages redis-server and redis-tools)"
+
+// Server is one standalone (or cluster-node) redis-server process owned by a
+// test.
+type Server struct {
+	// Addr is host:port, e.g. "127.0.0.1:41234".
+	Addr string
+
+	port    int
+	bin     string
+	dir     string
+	logPath string
+	args    []string // full argument list, reused verbatim by Restart
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has been reaped
+
+	// admin backs ScanAll; go-redis reconnects by itself after Restart.
+	admin *redis.Client
+}
+
+// Cluster is a 3-master, no-replica Redis Cluster owned by a test.
+type Cluster struct {
+	// Addrs are the host:port addresses of all masters.
+	Addrs []string
+	// Nodes are the underlying processes, e.g. to Stop/Restart one master.
+	Nodes []*Server
+
+	admin *redis.ClusterClient // backs ScanAll
+}
+
+// Start starts a standalone redis-server on a free loopback port and waits
+// until it answers PING. The process is killed when the test ends.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	s := launch(tb, nil, false)
+	s.admin = redis.NewClient(&redis.Options{Addr: s.Addr})
+	tb.Cleanup(func() { _ = s.admin.Close() })
+	return s
+}
+
+// URL returns a redis:// URL for database 0 of s.
+func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
+
+// Client returns a new go-redis client for s, closed when the test ends.
+func (s *Server) Client(tb testing.TB) *redis.Client {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Stop kills the server (SIGKILL, like a crash) and waits for it to exit.
+// It is meant for "Redis is down" tests and is safe to call repeatedly.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked()
+}
+
+func (s *Server) stopLocked() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+	s.cmd, s.exited = nil, nil
+}
+
+// Restart starts the server again on the same port (after Stop) so tests can
+// check behaviour when Redis comes back. Data is not preserved; cluster nodes
+// keep their nodes.conf and rejoin their cluster. If the server is still
+// running it is killed first.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked()
+	var err error
+	// The port is ours, but a random outgoing connection elsewhere on the
+	// machine can briefly hold it; retry a little before giving up.
+	for attempt := 0; attempt < startAttempts; attempt++ {
+		if err = s.spawnLocked(); err == nil {
+			return
+		}
+		if !errors.Is(err, errAddrInUse) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	tb.Fatalf("redistest: restarting redis-server on %s: %v", s.Addr, err)
+}
+
+// ScanAll returns all keys matching pattern (SCAN MATCH), sorted.
+func (s *Server) ScanAll(ctx context.Context, pattern string) ([]string, error) {
+	keys, err := scanAll(ctx, s.admin, pattern)
+	sort.Strings(keys)
+	return keys, err
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago and has
+// not been handed out before by this process.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	p, err := freePort()
+	if err != nil {
+		tb.Fatalf("redistest: finding a free port: %v", err)
+	}
+	return p
+}
+
+var (
+	portsMu   sync.Mutex
+	usedPorts = map[int]bool{} // never hand out a port twice, e.g. to two cluster nodes
+)
+
+func claimPort(p int) bool {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	if usedPorts[p] {
+		return false
+	}
+	usedPorts[p] = true
+	return true
+}
+
+func freePort() (int, error) {
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if claimPort(p) {
+			return p, nil
+		}
+	}
+	return 0, errors.New("no unused port after 50 attempts")
+}
+
+// clusterPort returns a port p where both p and p+10000 (the cluster bus) are
+// free. The kernel's ephemeral range (32768+) would often push the bus port
+// past 65535, so pick from [20000,30000) ourselves. This also avoids the
+// Redis-7-only cluster-port option.
+func clusterPort() (int, error) {
+	for i := 0; i < 200; i++ {
+		p := 20000 + rand.IntN(10000)
+		if !portFree(p) || !portFree(p+clusterBusOffset) {
+			continue
+		}
+		if claimPort(p) {
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free client/bus port pair after 200 attempts")
+}
+
+func portFree(p int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
+}
+
+var errAddrInUse = errors.New("address already in use")
+
+// launch picks a port, starts redis-server with the common flags plus extra
+// and waits for PING, retrying with a new port on bind conflicts. In extra,
+// the token "{dir}" is replaced by the server's temp dir.
+func launch(tb testing.TB, extra []string, cluster bool) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatalf("redistest: redis-server not found on PATH (%v); %s", err, installHint)
+	}
+	dir := tb.TempDir()
+	s := &Server{bin: bin, dir: dir, logPath: filepath.Join(dir, "redis.log")}
+	// Registered after TempDir, so it runs before the dir is removed.
+	tb.Cleanup(s.Stop)
+
+	for attempt := 1; ; attempt++ {
+		pick := freePort
+		if cluster {
+			pick = clusterPort
+		}
+		if s.port, err = pick(); err != nil {
+			tb.Fatalf("redistest: %v", err)
+		}
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+		s.args = []string{
+			"--port", strconv.Itoa(s.port),
+			"--bind", "127.0.0.1",
+			"--save", "",
+			"--appendonly", "no",
+			"--dir", dir,
+			"--daemonize", "no",
+			"--logfile", "", // log to stdout, i.e. our log file
+		}
+		for _, a := range extra {
+			s.args = append(s.args, strings.ReplaceAll(a, "{dir}", dir))
+		}
+		s.mu.Lock()
+		err = s.spawnLocked()
+		s.mu.Unlock()
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errAddrInUse) || attempt >= startAttempts {
+			tb.Fatalf("redistest: starting redis-server: %v", err)
+		}
+	}
+}
+
+// spawnLocked starts the process with s.args and waits until it answers
+// PING. On failure the process is gone and the error carries the log tail.
+func (s *Server) spawnLocked() error {
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	shown := make([]string, len(s.args))
+	for i, a := range s.args {
+		if shown[i] = a; a == "" {
+			shown[i] = `""`
+		}
+	}
+	fmt.Fprintf(logf, "### redistest: %s %s\n", s.bin, strings.Join(shown, " "))
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Dir = s.dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	err = startProcess(cmd)
+	_ = logf.Close() // the child holds its own copy of the fd
+	if err != nil {
+		return fmt.Errorf("exec %s: %w", s.bin, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	s.cmd, s.exited = cmd, exited
+
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		select {
+		case <-exited:
+			s.cmd, s.exited = nil, nil
+			tail := s.logTail()
+			if strings.Contains(tail, "Address already in use") {
+				return fmt.Errorf("%w on %s; log %s:\n%s", errAddrInUse, s.Addr, s.logPath, tail)
+			}
+			return fmt.Errorf("redis-server exited during startup (%v); log %s:\n%s", cmd.ProcessState, s.logPath, tail)
+		default:
+		}
+		if pingRaw(s.Addr) == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			s.stopLocked()
+			return fmt.Errorf("redis-server on %s did not answer PING within %v; log %s:\n%s",
+				s.Addr, readyTimeout, s.logPath, s.logTail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *Server) logTail() string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return fmt.Sprintf("(cannot read log: %v)", err)
+	}
+	if len(b) > logTailBytes {
+		b = b[len(b)-logTailBytes:]
+	}
+	return string(b)
+}
+
+// pingRaw speaks RESP directly so readiness checks need no client pool and
+// cannot be confused by client-side retries.
+func pingRaw(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, 250*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "+PONG" { // e.g. -LOADING
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// StartCluster starts three cluster-enabled redis-servers, joins them into a
+// Redis Cluster with all 16384 slots split across the three masters (no
+// replicas), and waits until every node reports cluster_state:ok.
+func StartCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	return startCluster(tb, true)
+}
+
+func startCluster(tb testing.TB, preferCLI bool) *Cluster {
+	tb.Helper()
+	extra := []string{
+		"--cluster-enabled", "yes",
+		"--cluster-config-file", "{dir}/nodes.conf",
+		"--cluster-node-timeout", "2000",
+	}
+	c := &Cluster{}
+	for i := 0; i < 3; i++ {
+		n := launch(tb, extra, true)
+		n.admin = redis.NewClient(&redis.Options{Addr: n.Addr})
+		tb.Cleanup(func() { _ = n.admin.Close() })
+		c.Nodes = append(c.Nodes, n)
+		c.Addrs = append(c.Addrs, n.Addr)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), clusterReadyTimeout)
+	defer cancel()
+	if cli, err := exec.LookPath("redis-cli"); preferCLI && err == nil {
+		args := append([]string{"--cluster", "create"}, c.Addrs...)
+		args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+		out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+		if err != nil {
+			tb.Fatalf("redistest: redis-cli --cluster create failed: %v\n%s%s", err, out, c.logTails())
+		}
+	} else {
+		// Without redis-cli, do what it does: split the slots, then MEET.
+		if err := c.createManually(ctx); err != nil {
+			tb.Fatalf("redistest: creating cluster: %v%s", err, c.logTails())
+		}
+	}
+	if err := c.waitReady(ctx); err != nil {
+		tb.Fatalf("redistest: cluster not ready within %v: %v%s", clusterReadyTimeout, err, c.logTails())
+	}
+
+	c.admin = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	tb.Cleanup(func() { _ = c.admin.Close() })
+	return c
+}
+
+func (c *Cluster) createManually(ctx context.Context) error {
+	per := clusterSlots / len(c.Nodes)
+	for i, n := range c.Nodes {
+		lo, hi := i*per, (i+1)*per-1
+		if i == len(c.Nodes)-1 {
+			hi = clusterSlots - 1
+		}
+		// ADDSLOTS with explicit slots works on every Redis version with
+		// cluster support (ADDSLOTSRANGE needs 7.0).
+		slots := make([]int, 0, hi-lo+1)
+		for s := lo; s <= hi; s++ {
+			slots = append(slots, s)
+		}
+		if err := n.admin.ClusterAddSlots(ctx, slots...).Err(); err != nil {
+			return fmt.Errorf("CLUSTER ADDSLOTS on %s: %w", n.Addr, err)
+		}
+	}
+	for _, n := range c.Nodes[1:] {
+		if err := c.Nodes[0].admin.ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(n.port)).Err(); err != nil {
+			return fmt.Errorf("CLUSTER MEET %s: %w", n.Addr, err)
+		}
+	}
+	return nil
+}
+
+// waitReady polls CLUSTER INFO until every node sees a healthy cluster with
+// all slots assigned and all peers known, so a fresh ClusterClient gets a
+// complete slot map from whichever node it asks first.
+func (c *Cluster) waitReady(ctx context.Context) error {
+	want := map[string]string{
+		"cluster_state":          "ok",
+		"cluster_slots_assigned": strconv.Itoa(clusterSlots),
+		"cluster_slots_ok":       strconv.Itoa(clusterSlots),
+		"cluster_known_nodes":    strconv.Itoa(len(c.Nodes)),
+		"cluster_size":           strconv.Itoa(len(c.Nodes)),
+	}
+	var lastErr error
+	for {
+		lastErr = nil
+		for _, n := range c.Nodes {
+			info, err := n.admin.ClusterInfo(ctx).Result()
+			if err != nil {
+				lastErr = fmt.Errorf("CLUSTER INFO on %s: %w", n.Addr, err)
+				break
+			}
+			got := parseInfo(info)
+			for k, v := range want {
+				if got[k] != v {
+					lastErr = fmt.Errorf("%s: %s=%q, want %q", n.Addr, k, got[k], v)
+					break
+				}
+			}
+			if lastErr != nil {
+				break
+			}
+		}
+		if lastErr == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return lastErr
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func parseInfo(info string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(info, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func (c *Cluster) logTails() string {
+	var b bytes.Buffer
+	for _, n := range c.Nodes {
+		fmt.Fprintf(&b, "\n--- %s (%s) ---\n%s", n.Addr, n.logPath, n.logTail())
+	}
+	return b.String()
+}
+
+// ClusterClient returns a new go-redis cluster client, closed when the test
+// ends.
+func (c *Cluster) ClusterClient(tb testing.TB) *redis.ClusterClient {
+	tb.Helper()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	tb.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+// ScanAll SCANs every master and returns all keys matching pattern, sorted.
+// A plain SCAN through a cluster client would only see one node's keys.
+func (c *Cluster) ScanAll(ctx context.Context, pattern string) ([]string, error) {
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	err := c.admin.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		k, err := scanAll(ctx, node, pattern)
+		mu.Lock()
+		keys = append(keys, k...)
+		mu.Unlock()
+		return err
+	})
+	sort.Strings(keys)
+	return keys, err
+}
+
+func scanAll(ctx context.Context, c *redis.Client, pattern string) ([]string, error) {
+	var keys []string
+	iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	return keys, iter.Err()
+}
+
+// startProcess starts cmd so that, where the OS supports it (Linux
+// PDEATHSIG), redis-server is SIGKILLed when the test binary dies even if
+// tb.Cleanup never runs (panic, -timeout, ^C). The kernel sends that signal
+// when the *thread* that forked the child exits, and the Go runtime may retire
+// threads, so all children are forked from one goroutine locked to a thread
+// that lives as long as the process.
+func startProcess(cmd *exec.Cmd) error {
+	attr := &syscall.SysProcAttr{}
+	// Pdeathsig only exists on some platforms; setting it via reflection
+	// keeps this package a single portable file.
+	f := reflect.ValueOf(attr).Elem().FieldByName("Pdeathsig")
+	if !f.IsValid() {
+		return cmd.Start()
+	}
+	f.Set(reflect.ValueOf(syscall.SIGKILL))
+	cmd.SysProcAttr = attr
+	spawnOnce.Do(func() {
+		spawnCh = make(chan spawnReq)
+		go func() {
+			runtime.LockOSThread() // never unlocked: keeps the thread alive
+			for r := range spawnCh {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	r := spawnReq{cmd: cmd, done: make(chan error, 1)}
+	spawnCh <- r
+	return <-r.done
+}
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+var (
+	spawnOnce sync.Once
+	spawnCh   chan spawnReq
+)

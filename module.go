@@ -1,0 +1,343 @@
+// Package sessions is a Caddy HTTP handler that tracks login sessions and
+// devices of the app behind it, in Redis or in memory, and lets users and
+// admins see and end them. The app is not changed: the handler watches its
+// logins, cookies and logouts.
+package sessions
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-sessions/caddy-sessions/admin"
+	"github.com/caddy-sessions/caddy-sessions/tracker"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler tracks sessions of authenticated requests.
+//
+// It sets these placeholders for the rest of the route (logs, headers sent
+// upstream, matchers):
+//
+//	{http.sessions.user}    the user id of a tracked request
+//	{http.sessions.id}      the session id (derived from an HMAC; safe to show)
+//	{http.sessions.device}  the device id from the module's device cookie
+//	{http.sessions.new}     true on the request that opened the session
+//	{http.sessions.block_reason}  why a request was refused (revoked, device_blocked)
+type Handler struct {
+	// Store is where sessions live: "memory" (default; one instance) or
+	// Redis (shared by every instance).
+	Store *StoreConfig `json:"store,omitempty"`
+
+	// Realm names the set of users; default: the request's host.
+	Realm string `json:"realm,omitempty"`
+
+	// User is a placeholder that yields the user id, such as
+	// {http.auth.user.id} or {http.request.header.X-User}.
+	User string `json:"user,omitempty"`
+
+	// SessionCookie is the name of the app's session cookie; a trailing *
+	// matches site-specific names (wordpress_logged_in_*).
+	SessionCookie string `json:"session_cookie,omitempty"`
+
+	// Login matches the app's login requests.
+	Login caddyhttp.RawMatcherSets `json:"login,omitempty" caddy:"namespace=http.matchers"`
+
+	// UserField is the form or JSON body field of a login request holding
+	// the login name. Default: "username".
+	UserField string `json:"user_field,omitempty"`
+
+	// LoginSuccess, when set, says what the app's answer to a successful
+	// login looks like; the token the request carried (or a new one the
+	// answer sets) is bound. Default: the answer sets the session cookie
+	// to a new value.
+	LoginSuccess *caddyhttp.ResponseMatcher `json:"login_success,omitempty"`
+
+	// Logout matches the app's logout requests.
+	Logout caddyhttp.RawMatcherSets `json:"logout,omitempty" caddy:"namespace=http.matchers"`
+
+	// RefreshInterval is how often last activity is written, at most, per
+	// session. Default: 30s.
+	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
+
+	// IdleTimeout closes a session without activity. Default: 30m.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
+	// Retention is how long closed sessions and history are kept.
+	// Default: 90 days.
+	Retention caddy.Duration `json:"retention,omitempty"`
+
+	// GeoIP is the path of a MaxMind City database (GeoIP2 or GeoLite2).
+	// Without it every location is "Unknown location".
+	GeoIP string `json:"geoip,omitempty"`
+
+	// DeviceCookie is the name of the module's own signed device cookie.
+	// Default: "sessions_device".
+	DeviceCookie string `json:"device_cookie,omitempty"`
+
+	// Secret keys the HMACs of tokens and device cookies; at least 16
+	// bytes; placeholders such as {env.SESSIONS_SECRET} are expanded at
+	// Provision. Required with Redis; with the memory store a random one
+	// is generated and kept in Caddy's data directory.
+	Secret string `json:"secret,omitempty"`
+
+	// OnRevoked answers requests of revoked sessions: a status code
+	// (default 401) or a path/URL to redirect to.
+	OnRevoked string `json:"on_revoked,omitempty"`
+
+	// SelfService is a path prefix (such as /sessions/) where a logged-in
+	// user lists and ends their own sessions.
+	SelfService string `json:"self_service,omitempty"`
+
+	// FailClosed refuses (503) requests that need the store while it is
+	// unreachable. Default: false, they pass untracked.
+	FailClosed bool `json:"fail_closed,omitempty"`
+
+	// CacheSize bounds the local cache of known sessions. Default: 100000.
+	CacheSize int `json:"cache_size,omitempty"`
+
+	tracker      *tracker.Tracker
+	keys         *tracker.Keyring
+	loginM       caddyhttp.MatcherSets
+	logoutM      caddyhttp.MatcherSets
+	storeKey     string
+	geoKey       string
+	unregister   func()
+	revokeStatus int
+	revokeTo     string
+	cookiePrefix string // SessionCookie without its trailing *
+	cookieWild   bool
+	logger       *zap.Logger
+	breaker      *breaker
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.sessions",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Defaults.
+const (
+	defaultRefresh      = 30 * time.Second
+	defaultIdle         = 30 * time.Minute
+	defaultRetention    = 90 * 24 * time.Hour
+	defaultDeviceCookie = "sessions_device"
+	defaultUserField    = "username"
+)
+
+// Provision sets up the handler.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.breaker = new(breaker)
+	if h.RefreshInterval == 0 {
+		h.RefreshInterval = caddy.Duration(defaultRefresh)
+	}
+	if h.IdleTimeout == 0 {
+		h.IdleTimeout = caddy.Duration(defaultIdle)
+	}
+	if h.Retention == 0 {
+		h.Retention = caddy.Duration(defaultRetention)
+	}
+	if h.DeviceCookie == "" {
+		h.DeviceCookie = defaultDeviceCookie
+	}
+	if h.UserField == "" {
+		h.UserField = defaultUserField
+	}
+	if h.Store == nil {
+		h.Store = &StoreConfig{URL: "memory"}
+	}
+	h.cookiePrefix, h.cookieWild = strings.CutSuffix(h.SessionCookie, "*")
+	if err := h.parseOnRevoked(); err != nil {
+		return err
+	}
+	if err := h.checkDurations(); err != nil {
+		return err
+	}
+
+	if h.Login != nil {
+		mods, err := ctx.LoadModule(h, "Login")
+		if err != nil {
+			return fmt.Errorf("login: loading matchers: %w", err)
+		}
+		if err := h.loginM.FromInterface(mods); err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+	}
+	if h.Logout != nil {
+		mods, err := ctx.LoadModule(h, "Logout")
+		if err != nil {
+			return fmt.Errorf("logout: loading matchers: %w", err)
+		}
+		if err := h.logoutM.FromInterface(mods); err != nil {
+			return fmt.Errorf("logout: %w", err)
+		}
+	}
+
+	store, key, err := loadStore(ctx, h.Store, h.logger)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	h.storeKey = key
+
+	secret, err := h.secret(h.Store.isMemory())
+	if err != nil {
+		return err
+	}
+	if h.keys, err = tracker.NewKeyring(secret); err != nil {
+		return fmt.Errorf("secret: %w", err)
+	}
+
+	var geo *tracker.Geo
+	if h.GeoIP != "" {
+		path := caddy.NewReplacer().ReplaceAll(h.GeoIP, "")
+		if geo, err = loadGeo(path); err != nil {
+			return fmt.Errorf("geoip: %w", err)
+		}
+		h.geoKey = path
+	}
+
+	t, err := tracker.New(tracker.Config{
+		Policy: tracker.Policy{
+			Idle: time.Duration(h.IdleTimeout), Retention: time.Duration(h.Retention),
+			Refresh: time.Duration(h.RefreshInterval), RevokeHold: h.revokeHold(),
+		},
+		Store: tracker.Guard(store, time.Second), Keys: h.keys, Geo: geo, CacheSize: h.CacheSize,
+		Hooks: h.hooks(),
+	})
+	if err != nil {
+		return err
+	}
+	h.tracker = t
+	t.Start()
+	realm := h.Realm
+	if realm == "" {
+		realm = admin.Wildcard // the request's host
+	} else {
+		t.AddRealm(realm)
+	}
+	h.unregister = admin.Register(realm, t)
+	return nil
+}
+
+// revokeHold is how long a revoked token stays refused. An app cookie is
+// expired in the refusal, so a client that keeps sending it is not the
+// app's browser: refuse it for the whole retention. A token derived from
+// the device (user placeholder, no app cookie) would otherwise lock the
+// browser out for good, so it is refused for one idle timeout.
+func (h *Handler) revokeHold() time.Duration {
+	if h.SessionCookie != "" {
+		return time.Duration(h.Retention)
+	}
+	return time.Duration(h.IdleTimeout)
+}
+
+func (h *Handler) checkDurations() error {
+	for _, d := range []struct {
+		name string
+		v    caddy.Duration
+	}{{"refresh_interval", h.RefreshInterval}, {"idle_timeout", h.IdleTimeout}, {"retention", h.Retention}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s: must be positive, got %s", d.name, time.Duration(d.v))
+		}
+	}
+	if h.IdleTimeout < h.RefreshInterval {
+		return fmt.Errorf("idle_timeout: %s is shorter than refresh_interval %s", time.Duration(h.IdleTimeout), time.Duration(h.RefreshInterval))
+	}
+	if h.Retention < h.IdleTimeout {
+		return fmt.Errorf("retention: %s is shorter than idle_timeout %s", time.Duration(h.Retention), time.Duration(h.IdleTimeout))
+	}
+	if h.CacheSize < 0 {
+		return fmt.Errorf("cache_size: must not be negative, got %d", h.CacheSize)
+	}
+	return nil
+}
+
+func (h *Handler) parseOnRevoked() error {
+	switch v := h.OnRevoked; {
+	case v == "":
+		h.revokeStatus = http.StatusUnauthorized
+	case strings.HasPrefix(v, "/") || strings.HasPrefix(v, "https://") || strings.HasPrefix(v, "http://"):
+		h.revokeStatus, h.revokeTo = http.StatusFound, v
+	default:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 400 || n > 599 {
+			return fmt.Errorf("on_revoked: %q is neither a 4xx/5xx status nor a path or URL to redirect to", v)
+		}
+		h.revokeStatus = n
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	if h.User == "" && h.SessionCookie == "" {
+		return errors.New("sessions: set user, session_cookie or both, or nothing can be tracked")
+	}
+	if h.Login != nil && h.SessionCookie == "" && h.User == "" {
+		return errors.New("login: needs session_cookie to bind the session to")
+	}
+	if h.SelfService != "" && !strings.HasPrefix(h.SelfService, "/") {
+		return fmt.Errorf("self_service: %q must be a path starting with /", h.SelfService)
+	}
+	return nil
+}
+
+// Cleanup releases what Provision acquired.
+func (h *Handler) Cleanup() error {
+	if h.unregister != nil {
+		h.unregister()
+	}
+	if h.tracker != nil {
+		h.tracker.Stop()
+	}
+	var errs []error
+	if h.storeKey != "" {
+		if _, err := stores.Delete(h.storeKey); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if h.geoKey != "" {
+		if _, err := geos.Delete(h.geoKey); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h *Handler) hooks() tracker.Hooks {
+	return tracker.Hooks{
+		SessionOpened: func(s *tracker.Session) {
+			if c := h.logger.Check(zapcore.DebugLevel, "session opened"); c != nil {
+				c.Write(zap.String("session", s.ID), zap.String("realm", s.Realm))
+			}
+		},
+		SessionClosed: func(s *tracker.Session) {
+			if c := h.logger.Check(zapcore.DebugLevel, "session closed"); c != nil {
+				c.Write(zap.String("session", s.ID), zap.String("realm", s.Realm), zap.String("reason", s.EndReason))
+			}
+		},
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,317 @@
+package sessions
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-sessions/caddy-sessions/admin"
+	"github.com/caddy-sessions/caddy-sessions/tracker"
+)
+
+// maxLoginBody is how much of a login request body is read to find the
+// login name; larger bodies pass unobserved.
+const maxLoginBody = 64 << 10
+
+// ident is who a request says it is.
+type ident struct {
+	realm      string
+	user       string // from the user placeholder, "" if none
+	cookieName string // the app's session cookie as found
+	token      string // its value, "" if none
+	ip, ua     string
+}
+
+func (h *Handler) identify(r *http.Request, repl *caddy.Replacer) ident {
+	id := ident{realm: h.realmFor(r), ua: r.Header.Get("User-Agent")}
+	if h.User != "" {
+		id.user = repl.ReplaceAll(h.User, "")
+	}
+	if h.SessionCookie != "" {
+		id.cookieName, id.token, _ = cookieValue(r, h.cookiePrefix, h.cookieWild)
+	}
+	id.ip, _ = caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return id
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	id := h.identify(r, repl)
+	if len(h.loginM) > 0 {
+		match, err := h.loginM.AnyMatchWithError(r)
+		if err != nil {
+			return caddyhttp.Error(http.StatusBadRequest, err)
+		}
+		if match {
+			if name, ok := loginName(r, h.UserField); ok {
+				return h.serveLogin(w, r, next, repl, id, name)
+			}
+		}
+	}
+	if len(h.logoutM) > 0 {
+		match, err := h.logoutM.AnyMatchWithError(r)
+		if err != nil {
+			return caddyhttp.Error(http.StatusBadRequest, err)
+		}
+		if match {
+			return h.serveLogout(w, r, next, id)
+		}
+	}
+	if id.user == "" && id.token == "" {
+		return next.ServeHTTP(w, r)
+	}
+	return h.serveTracked(w, r, next, repl, id)
+}
+
+// deviceFor reads the device cookie. Without a valid one, a new id is made:
+// random when an app cookie identifies the session; derived from user, user
+// agent and IP otherwise, so that a client that keeps no cookies (an API
+// client with basic auth) stays one device and one session.
+func (h *Handler) deviceFor(r *http.Request, id ident, user string) (dev string, valid bool) {
+	if _, v, ok := cookieValue(r, h.DeviceCookie, false); ok {
+		if dev, ok := h.keys.VerifyDevice(v); ok {
+			return dev, true
+		}
+	}
+	if id.token != "" || user == "" {
+		dev, _ = h.keys.NewDevice()
+		return dev, false
+	}
+	return h.keys.DerivedDevice(id.realm, user, id.ua, id.ip), false
+}
+
+// material is the token the tracker hashes: the app's cookie, or for
+// placeholder-only identity the user on this device.
+func material(id ident, user, dev string) string {
+	if id.token != "" {
+		return id.token
+	}
+	return "\x00device\x00" + user + "\x00" + dev
+}
+
+func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, id ident) error {
+	dev, devValid := h.deviceFor(r, id, id.user)
+	res, err := h.tracker.Observe(r.Context(), tracker.Request{
+		Realm: id.realm, Token: material(id, id.user, dev), User: id.user, IP: id.ip, UserAgent: id.ua, DeviceID: dev,
+	})
+	if err != nil {
+		if h.FailClosed {
+			return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("session store unavailable"))
+		}
+		h.storeError(err)
+		return next.ServeHTTP(w, r)
+	}
+	if !res.Tracked {
+		return next.ServeHTTP(w, r)
+	}
+	if !devValid {
+		h.setDeviceCookie(w, r, dev)
+	}
+	h.setPlaceholders(repl, res, dev)
+	if res.Refused {
+		return h.refuse(w, r, repl, id, res.Reason)
+	}
+	if h.SelfService != "" && strings.HasPrefix(r.URL.Path, h.SelfService) {
+		admin.Self{Prefix: h.SelfService, Realm: id.realm, Tracker: h.tracker}.Serve(w, r, res.User, res.SessionID)
+		return nil
+	}
+	if id.token == "" {
+		return next.ServeHTTP(w, r)
+	}
+	cw := newCookieWatch(w, h.cookiePrefix, h.cookieWild)
+	defer cw.release()
+	err = next.ServeHTTP(cw, r)
+	switch {
+	case cw.deleted:
+		h.end(id, res.User, id.token, tracker.EndLogout)
+	case cw.newValue != "" && cw.newValue != id.token:
+		// The app rotated its session id mid-session (privilege change):
+		// the new token carries on for the same user.
+		h.login(r, repl, id, res.User, cw.newValue, dev)
+		h.end(id, res.User, id.token, tracker.EndReplaced)
+	}
+	return err
+}
+
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, id ident, reason string) error {
+	repl.Set("http.sessions.block_reason", reason)
+	if id.cookieName != "" {
+		expireCookie(w, r, id.cookieName)
+	}
+	if h.revokeTo != "" {
+		w.Header().Set("Location", h.revokeTo)
+	}
+	return caddyhttp.Error(h.revokeStatus, fmt.Errorf("session refused: %s", reason))
+}
+
+func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, id ident, name string) error {
+	user := id.user
+	if user == "" {
+		user = name
+	}
+	dev, devValid := h.deviceFor(r, id, user)
+	if !devValid {
+		// Set before the app answers: headers are gone once it has.
+		h.setDeviceCookie(w, r, dev)
+	}
+	cw := newCookieWatch(w, h.cookiePrefix, h.cookieWild)
+	defer cw.release()
+	if err := next.ServeHTTP(cw, r); err != nil {
+		return err
+	}
+	var ok bool
+	if h.LoginSuccess != nil {
+		ok = cw.wrote && h.LoginSuccess.Match(cw.status, cw.Header())
+	} else {
+		ok = cw.newValue != "" && cw.newValue != id.token
+	}
+	if !ok {
+		return nil
+	}
+	tok := cw.newValue
+	if tok == "" {
+		tok = id.token
+	}
+	if tok == "" && h.SessionCookie != "" {
+		return nil // nothing to bind the session to
+	}
+	if id.token != "" && tok != id.token {
+		h.end(id, user, id.token, tracker.EndReplaced)
+	}
+	if tok == "" {
+		tok = material(id, user, dev)
+	}
+	h.login(r, repl, id, user, tok, dev)
+	return nil
+}
+
+func (h *Handler) login(r *http.Request, repl *caddy.Replacer, id ident, user, token, dev string) {
+	res, err := h.tracker.Login(r.Context(), tracker.Request{
+		Realm: id.realm, Token: token, User: user, IP: id.ip, UserAgent: id.ua, DeviceID: dev,
+	})
+	if err != nil {
+		h.storeError(err)
+		return
+	}
+	h.setPlaceholders(repl, res, dev)
+}
+
+func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id ident) error {
+	err := next.ServeHTTP(w, r)
+	if id.user == "" && id.token == "" {
+		return err
+	}
+	user := id.user
+	tok := id.token
+	if tok == "" {
+		dev, valid := h.deviceFor(r, id, user)
+		if !valid {
+			return err
+		}
+		tok = material(id, user, dev)
+	}
+	h.end(id, user, tok, tracker.EndLogout)
+	return err
+}
+
+func (h *Handler) end(id ident, user, token, reason string) {
+	// Detached from the request: a client hanging up must not leave the
+	// session open.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := h.tracker.End(ctx, id.realm, token, user, reason); err != nil {
+		h.storeError(err)
+	}
+}
+
+func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, dev string) {
+	http.SetCookie(w, &http.Cookie{
+		Name: h.DeviceCookie, Value: h.keys.DeviceCookie(dev), Path: "/",
+		// Browsers cap cookie lifetime at 400 days.
+		MaxAge: int((400 * 24 * time.Hour).Seconds()), HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,
+	})
+}
+
+func (h *Handler) setPlaceholders(repl *caddy.Replacer, res tracker.Result, dev string) {
+	repl.Set("http.sessions.user", res.User)
+	repl.Set("http.sessions.id", res.SessionID)
+	repl.Set("http.sessions.device", dev)
+	repl.Set("http.sessions.new", res.New)
+}
+
+// storeError logs store failures at most once per breaker period: an outage
+// must not flood the log with one line per request.
+func (h *Handler) storeError(err error) {
+	if h.breaker.trip() {
+		h.logger.Error("session store unavailable; requests pass untracked", zap.Error(err))
+	}
+}
+
+// loginName reads the login name from a login request's body (urlencoded,
+// multipart or JSON) and puts the body back for the app. Bodies over
+// maxLoginBody are not read past the limit and pass unobserved.
+func loginName(r *http.Request, field string) (string, bool) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength > maxLoginBody {
+		return "", false
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, maxLoginBody+1))
+	if len(buf) > maxLoginBody {
+		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+		return "", false
+	}
+	r.Body = readCloser{bytes.NewReader(buf), r.Body}
+	if err != nil {
+		return "", false
+	}
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var name string
+	switch {
+	case mt == "application/x-www-form-urlencoded":
+		vals, err := url.ParseQuery(string(buf))
+		if err != nil {
+			return "", false
+		}
+		name = vals.Get(field)
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		var body map[string]any
+		if json.Unmarshal(buf, &body) != nil {
+			return "", false
+		}
+		name, _ = body[field].(string)
+	case mt == "multipart/form-data":
+		form, err := multipart.NewReader(bytes.NewReader(buf), params["boundary"]).ReadForm(maxLoginBody)
+		if err != nil {
+			return "", false
+		}
+		defer form.RemoveAll()
+		if v := form.Value[field]; len(v) > 0 {
+			name = v[0]
+		}
+	}
+	name = strings.TrimSpace(name)
+	// A user id longer than this is not a login name but an attack.
+	if name == "" || len(name) > 256 {
+		return "", false
+	}
+	return name, true
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}

@@ -1,0 +1,137 @@
+package tracker
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// entry is what an instance remembers about one token. Its identity fields
+// never change; a change of IP, device or state replaces the entry.
+type entry struct {
+	tokenHash string
+	realm     string
+	sessionID string
+	user      string
+	ip        string
+	deviceID  string
+	// revoked entries answer "refused" without asking the store.
+	revoked bool
+	reason  string
+	// anonymous entries remember a token bound to no user.
+	anonymous bool
+	// expires (unix ns) bounds how long the entry is trusted at all.
+	expires int64
+
+	lastSeen  atomic.Int64 // unix ns, local view
+	lastWrite atomic.Int64 // unix ns of the last write sent to the store
+
+	prev, next *entry
+}
+
+// cache is a bounded LRU of entries keyed by token hash, sharded so that
+// concurrent requests rarely wait on one lock.
+type cache struct {
+	seed   maphash.Seed
+	shards []cacheShard
+}
+
+type cacheShard struct {
+	mu    sync.Mutex
+	m     map[string]*entry
+	head  entry // sentinel: head.next is most recent
+	limit int
+}
+
+const cacheShards = 32
+
+func newCache(size int) *cache {
+	c := &cache{seed: maphash.MakeSeed(), shards: make([]cacheShard, cacheShards)}
+	per := max(size/cacheShards, 1)
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.m = make(map[string]*entry)
+		s.head.next, s.head.prev = &s.head, &s.head
+		s.limit = per
+	}
+	return c
+}
+
+func (c *cache) shard(key string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, key)%cacheShards]
+}
+
+func (s *cacheShard) unlink(e *entry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+}
+
+func (s *cacheShard) pushFront(e *entry) {
+	e.prev, e.next = &s.head, s.head.next
+	s.head.next.prev = e
+	s.head.next = e
+}
+
+func (c *cache) get(key string) *entry {
+	s := c.shard(key)
+	s.mu.Lock()
+	e := s.m[key]
+	if e != nil && s.head.next != e {
+		s.unlink(e)
+		s.pushFront(e)
+	}
+	s.mu.Unlock()
+	return e
+}
+
+func (c *cache) put(e *entry) {
+	s := c.shard(e.tokenHash)
+	s.mu.Lock()
+	if old := s.m[e.tokenHash]; old != nil {
+		s.unlink(old)
+	}
+	s.m[e.tokenHash] = e
+	s.pushFront(e)
+	for len(s.m) > s.limit {
+		last := s.head.prev
+		s.unlink(last)
+		delete(s.m, last.tokenHash)
+	}
+	s.mu.Unlock()
+}
+
+func (c *cache) remove(key string) {
+	s := c.shard(key)
+	s.mu.Lock()
+	if e := s.m[key]; e != nil {
+		s.unlink(e)
+		delete(s.m, key)
+	}
+	s.mu.Unlock()
+}
+
+// removeIf drops every entry matching f; O(size), for rare events such as
+// a revocation of all of a user's sessions.
+func (c *cache) removeIf(f func(*entry) bool) {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if f(e) {
+				s.unlink(e)
+				delete(s.m, k)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (c *cache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -1,0 +1,57 @@
+package tracker
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+)
+
+// keyPrefix starts every key and channel the Redis store writes.
+const keyPrefix = "cs:"
+
+// invalidationChannel carries revocations and blocks to every instance.
+const invalidationChannel = keyPrefix + "inval"
+
+// userKeys are the keys of one user of one realm. They share one hash tag,
+// so one Lua script can update them atomically on Redis Cluster. The tag is a
+// hash of realm and user: client-chosen user names can hold any byte and must
+// not shape keys.
+type userKeys struct {
+	tag  string
+	meta string // HASH user, realm, last activity
+	tok  string // HASH token hash -> session id
+	sess string // HASH session id -> session record
+	act  string // ZSET active session id -> last seen (ms)
+	hist string // ZSET session id -> started (ms), all sessions in retention
+	devs string // HASH device id -> device record
+	devz string // ZSET device id -> last seen (ms)
+}
+
+func (k userKeys) all() []string {
+	return []string{k.meta, k.tok, k.sess, k.act, k.hist, k.devs, k.devz}
+}
+
+func tagOf(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:12])
+}
+
+func keysFor(realm, user string) userKeys {
+	tag := "{" + tagOf(realm, user) + "}"
+	p := keyPrefix + tag + ":"
+	return userKeys{
+		tag: tag, meta: p + "u", tok: p + "tok", sess: p + "s", act: p + "act",
+		hist: p + "hist", devs: p + "d", devz: p + "dz",
+	}
+}
+
+// realmUsersKey is the realm's index of users by last activity.
+func realmUsersKey(realm string) string {
+	return keyPrefix + "{r" + tagOf(realm) + "}:users"
+}
+
+// tokenKey binds a session token hash (already realm-specific) to its user.
+func tokenKey(tokenHash string) string { return keyPrefix + "t:" + tokenHash }

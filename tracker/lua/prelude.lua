@@ -1,0 +1,78 @@
+-- Shared by every user script. Prepended by redis.go; not a script alone.
+-- KEYS (all of one user, one hash tag): 1 meta, 2 tok, 3 sess, 4 act, 5 hist, 6 devs, 7 devz.
+-- Records are the positional arrays of record.go (1-based here).
+local K_META, K_TOK, K_SESS, K_ACT, K_HIST, K_DEVS, K_DEVZ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local S_ID, S_START, S_LAST, S_END, S_REASON, S_IP, S_DEV, S_TOK = 1, 2, 3, 4, 5, 6, 7, 8
+local D_LAST, D_BLOCKED, D_IP = 3, 4, 5
+
+local function blocks_token(reason)
+  return reason == 'revoked' or reason == 'device_blocked'
+end
+
+-- close ends session sid (record r) at time at and returns its encoding.
+local function close(sid, r, at, reason)
+  r[S_END] = at
+  r[S_REASON] = reason
+  local enc = cjson.encode(r)
+  redis.call('HSET', K_SESS, sid, enc)
+  redis.call('ZREM', K_ACT, sid)
+  if not blocks_token(reason) and redis.call('HGET', K_TOK, r[S_TOK]) == sid then
+    redis.call('HDEL', K_TOK, r[S_TOK])
+  end
+  return enc
+end
+
+-- trim drops sessions that ended before the retention window, a bounded
+-- number per call so one write never stalls Redis.
+local function trim(now, ret)
+  local cut = now - ret
+  local old = redis.call('ZRANGEBYSCORE', K_HIST, '-inf', '(' .. cut, 'LIMIT', 0, 50)
+  for _, sid in ipairs(old) do
+    local raw = redis.call('HGET', K_SESS, sid)
+    local drop = true
+    if raw then
+      local r = cjson.decode(raw)
+      if r[S_END] == 0 or r[S_END] >= cut then
+        drop = false
+      elseif redis.call('HGET', K_TOK, r[S_TOK]) == sid then
+        redis.call('HDEL', K_TOK, r[S_TOK])
+      end
+    end
+    if drop then
+      redis.call('HDEL', K_SESS, sid)
+      redis.call('ZREM', K_HIST, sid)
+      redis.call('ZREM', K_ACT, sid)
+    end
+  end
+  local olddev = redis.call('ZRANGEBYSCORE', K_DEVZ, '-inf', '(' .. cut, 'LIMIT', 0, 50)
+  for _, id in ipairs(olddev) do
+    local raw = redis.call('HGET', K_DEVS, id)
+    -- a blocked device stays blocked whatever its age
+    if not raw or cjson.decode(raw)[D_BLOCKED] == 0 then
+      redis.call('HDEL', K_DEVS, id)
+      redis.call('ZREM', K_DEVZ, id)
+    end
+  end
+end
+
+local function expire_all(ret)
+  for i = 1, 7 do
+    redis.call('PEXPIRE', KEYS[i], ret)
+  end
+end
+
+-- touch_device refreshes last seen and IP of a known device.
+local function touch_device(id, now, ip)
+  local raw = redis.call('HGET', K_DEVS, id)
+  if not raw then
+    return nil
+  end
+  local d = cjson.decode(raw)
+  d[D_LAST] = now
+  if ip ~= '' then
+    d[D_IP] = ip
+  end
+  redis.call('HSET', K_DEVS, id, cjson.encode(d))
+  redis.call('ZADD', K_DEVZ, now, id)
+  return d
+end

@@ -1,0 +1,25 @@
+-- touch: refresh last activity of an active session.
+-- ARGV: 1 now, 2 session id, 3 idle, 4 retention
+-- Returns {'active'} or {'ended', reason}.
+local now, sid, idle, ret = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local raw = redis.call('HGET', K_SESS, sid)
+if not raw then
+  return {'ended', 'gone'}
+end
+local r = cjson.decode(raw)
+if r[S_END] ~= 0 then
+  return {'ended', r[S_REASON]}
+end
+if now - r[S_LAST] > idle then
+  close(sid, r, r[S_LAST], 'idle')
+  return {'ended', 'idle'}
+end
+if now > r[S_LAST] then
+  r[S_LAST] = now
+  redis.call('HSET', K_SESS, sid, cjson.encode(r))
+  redis.call('ZADD', K_ACT, now, sid)
+  redis.call('HSET', K_META, 'last', now)
+  touch_device(r[S_DEV], now, '')
+  expire_all(ret)
+end
+return {'active'}

@@ -1,0 +1,429 @@
+package tracker
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+)
+
+// MemoryStore keeps everything in this process: the embedded default for a
+// single instance and the demo. It mirrors the Redis scripts step for step
+// (the conformance suite holds them to the same answers) and can snapshot
+// itself to a file so history survives restarts (see snapshot.go).
+type MemoryStore struct {
+	mu     sync.Mutex
+	users  map[string]*memUser             // keysFor(realm,user).tag -> data
+	tokens map[string]memBinding           // token hash -> user
+	realms map[string]map[string]time.Time // realm -> user -> last activity
+	dirty  bool
+
+	subMu  sync.Mutex
+	subs   map[int]func(Invalidation)
+	nextID int
+
+	// now is used only to expire data; operations take their time as input.
+	now func() time.Time
+}
+
+type memUser struct {
+	Realm    string              `json:"realm"`
+	User     string              `json:"user"`
+	Last     time.Time           `json:"last"`
+	ExpireAt time.Time           `json:"expire_at"`
+	Tok      map[string]string   `json:"tok"`      // token hash -> session id
+	Sess     map[string]*Session `json:"sessions"` // session id -> session
+	Devs     map[string]*Device  `json:"devices"`
+}
+
+type memBinding struct {
+	User     string    `json:"user"`
+	ExpireAt time.Time `json:"expire_at"`
+}
+
+// NewMemoryStore returns an empty store.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{
+		users:  map[string]*memUser{},
+		tokens: map[string]memBinding{},
+		realms: map[string]map[string]time.Time{},
+		subs:   map[int]func(Invalidation){},
+		now:    time.Now,
+	}
+}
+
+// user returns the live data of a user, or nil; expired data is dropped as
+// Redis would drop the keys.
+func (m *MemoryStore) user(realm, user string, create bool, now time.Time) *memUser {
+	tag := keysFor(realm, user).tag
+	u := m.users[tag]
+	if u != nil && !u.ExpireAt.IsZero() && !now.Before(u.ExpireAt) {
+		delete(m.users, tag)
+		u = nil
+	}
+	if u == nil && create {
+		u = &memUser{Realm: realm, User: user, Tok: map[string]string{}, Sess: map[string]*Session{}, Devs: map[string]*Device{}}
+		m.users[tag] = u
+	}
+	return u
+}
+
+func (m *MemoryStore) touched(u *memUser, now time.Time, p Policy) {
+	u.ExpireAt = now.Add(p.Retention)
+	m.dirty = true
+}
+
+// closeSession mirrors close() in prelude.lua.
+func (u *memUser) closeSession(s *Session, at time.Time, reason string) *Session {
+	s.EndedAt, s.EndReason = &at, reason
+	if !blocksToken(reason) && u.Tok[s.tokenHash] == s.ID {
+		delete(u.Tok, s.tokenHash)
+	}
+	return clone(s)
+}
+
+// trim mirrors trim() in prelude.lua.
+func (u *memUser) trim(now time.Time, p Policy) {
+	cut := now.Add(-p.Retention)
+	for id, s := range u.Sess {
+		if s.EndedAt != nil && s.EndedAt.Before(cut) {
+			if u.Tok[s.tokenHash] == id {
+				delete(u.Tok, s.tokenHash)
+			}
+			delete(u.Sess, id)
+		}
+	}
+	for id, d := range u.Devs {
+		if !d.Blocked && d.LastSeen.Before(cut) {
+			delete(u.Devs, id)
+		}
+	}
+}
+
+func (u *memUser) touchDevice(id string, now time.Time, ip string) bool {
+	d := u.Devs[id]
+	if d == nil {
+		return false
+	}
+	d.LastSeen = now
+	if ip != "" {
+		d.LastIP = ip
+	}
+	return true
+}
+
+func clone(s *Session) *Session {
+	c := *s
+	if s.EndedAt != nil {
+		t := *s.EndedAt
+		c.EndedAt = &t
+	}
+	return &c
+}
+
+// Seen implements Store, mirroring seen.lua.
+func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now, p := req.Now.Truncate(time.Millisecond), req.Policy
+	u := m.user(req.Realm, req.User, true, now)
+	if d := u.Devs[req.Device.ID]; d != nil && d.Blocked {
+		return SeenResult{Status: StatusRevoked, Reason: EndDeviceBlocked}, nil
+	}
+	var res SeenResult
+	if sid, ok := u.Tok[req.TokenHash]; ok {
+		if s := u.Sess[sid]; s != nil {
+			switch {
+			case s.EndedAt == nil && now.Sub(s.LastSeen) > p.Idle:
+				res.Closed = append(res.Closed, u.closeSession(s, s.LastSeen, EndIdle))
+			case s.EndedAt == nil && req.Login:
+				res.Closed = append(res.Closed, u.closeSession(s, now, EndReplaced))
+			case s.EndedAt == nil:
+				changed := false
+				if now.Sub(s.LastSeen) >= p.Refresh {
+					s.LastSeen, changed = now, true
+				}
+				if req.New.IP != "" && s.IP != req.New.IP {
+					s.IP, changed = req.New.IP, true
+				}
+				if changed {
+					u.Last = s.LastSeen
+					u.touchDevice(s.DeviceID, s.LastSeen, req.New.IP)
+					m.touched(u, now, p)
+				}
+				return SeenResult{Status: StatusActive, SessionID: sid, StartedAt: s.StartedAt, LastSeen: s.LastSeen}, nil
+			case blocksToken(s.EndReason) && !req.Login && now.Sub(*s.EndedAt) < p.RevokeHold:
+				return SeenResult{Status: StatusRevoked, SessionID: sid, StartedAt: s.StartedAt, LastSeen: s.LastSeen, Reason: s.EndReason}, nil
+			}
+		}
+	}
+	s := clone(req.New)
+	s.Realm, s.User, s.tokenHash = req.Realm, req.User, req.TokenHash
+	s.StartedAt, s.LastSeen, s.EndedAt, s.EndReason = now, now, nil, ""
+	u.Sess[s.ID] = s
+	u.Tok[req.TokenHash] = s.ID
+	u.Last = now
+	if !u.touchDevice(req.Device.ID, now, req.New.IP) {
+		d := *req.Device
+		d.User, d.FirstSeen, d.LastSeen = req.User, now, now
+		u.Devs[d.ID] = &d
+		res.NewDevice = true
+	}
+	u.trim(now, p)
+	m.touched(u, now, p)
+	m.realmUser(req.Realm, req.User, now)
+	res.Status, res.SessionID, res.StartedAt, res.LastSeen = StatusOpened, s.ID, now, now
+	return res, nil
+}
+
+func (m *MemoryStore) realmUser(realm, user string, now time.Time) {
+	r := m.realms[realm]
+	if r == nil {
+		r = map[string]time.Time{}
+		m.realms[realm] = r
+	}
+	r[user] = now
+}
+
+// Touch implements Store, mirroring touch.lua.
+func (m *MemoryStore) Touch(_ context.Context, touches []Touch) []TouchResult {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]TouchResult, len(touches))
+	for i, t := range touches {
+		now := t.Now.Truncate(time.Millisecond)
+		u := m.user(t.Realm, t.User, false, now)
+		var s *Session
+		if u != nil {
+			s = u.Sess[t.SessionID]
+		}
+		switch {
+		case s == nil:
+			out[i] = TouchResult{Ended: true, Reason: "gone"}
+		case s.EndedAt != nil:
+			out[i] = TouchResult{Ended: true, Reason: s.EndReason}
+		case now.Sub(s.LastSeen) > t.Policy.Idle:
+			u.closeSession(s, s.LastSeen, EndIdle)
+			m.dirty = true
+			out[i] = TouchResult{Ended: true, Reason: EndIdle}
+		case now.After(s.LastSeen):
+			s.LastSeen, u.Last = now, now
+			u.touchDevice(s.DeviceID, now, "")
+			m.touched(u, now, t.Policy)
+			m.realmUser(t.Realm, t.User, now)
+		}
+	}
+	return out
+}
+
+// end mirrors end.lua.
+func (m *MemoryStore) end(realm, user, mode, value, reason string, now time.Time, p Policy) []*Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now = now.Truncate(time.Millisecond)
+	u := m.user(realm, user, false, now)
+	if u == nil {
+		return nil
+	}
+	var out []*Session
+	endOne := func(s *Session) {
+		if s == nil || s.EndedAt != nil {
+			return
+		}
+		if now.Sub(s.LastSeen) > p.Idle && !blocksToken(reason) {
+			out = append(out, u.closeSession(s, s.LastSeen, EndIdle))
+		} else {
+			out = append(out, u.closeSession(s, now, reason))
+		}
+		m.dirty = true
+	}
+	switch mode {
+	case "tok":
+		if sid, ok := u.Tok[value]; ok {
+			endOne(u.Sess[sid])
+		}
+	case "sid":
+		endOne(u.Sess[value])
+	case "all":
+		for id, s := range u.Sess {
+			if id != value {
+				endOne(s)
+			}
+		}
+	case "idle":
+		for _, s := range u.Sess {
+			if s.EndedAt == nil && now.Sub(s.LastSeen) > p.Idle {
+				endOne(s)
+			}
+		}
+	}
+	return out
+}
+
+// EndToken implements Store.
+func (m *MemoryStore) EndToken(_ context.Context, realm, user, tokenHash, reason string, now time.Time, p Policy) (*Session, error) {
+	if closed := m.end(realm, user, "tok", tokenHash, reason, now, p); len(closed) > 0 {
+		return closed[0], nil
+	}
+	return nil, nil
+}
+
+// EndSession implements Store.
+func (m *MemoryStore) EndSession(_ context.Context, realm, user, id, reason string, now time.Time, p Policy) (*Session, error) {
+	if closed := m.end(realm, user, "sid", id, reason, now, p); len(closed) > 0 {
+		return closed[0], nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.user(realm, user, false, now)
+	if u == nil || u.Sess[id] == nil {
+		return nil, ErrNotFound
+	}
+	s := clone(u.Sess[id])
+	normalizeIdle(s, now, p.Idle)
+	return s, nil
+}
+
+// EndAll implements Store.
+func (m *MemoryStore) EndAll(_ context.Context, realm, user, except, reason string, now time.Time, p Policy) ([]*Session, error) {
+	return m.end(realm, user, "all", except, reason, now, p), nil
+}
+
+// Sessions implements Store.
+func (m *MemoryStore) Sessions(_ context.Context, req ListRequest) ([]*Session, int, error) {
+	m.mu.Lock()
+	u := m.user(req.Realm, req.User, false, req.Now)
+	var all []*Session
+	if u != nil {
+		for _, s := range u.Sess {
+			all = append(all, clone(s))
+		}
+	}
+	m.mu.Unlock()
+	page, total := selectSessions(all, req)
+	return page, total, nil
+}
+
+// Devices implements Store.
+func (m *MemoryStore) Devices(_ context.Context, realm, user string) ([]*Device, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.user(realm, user, false, m.now())
+	if u == nil {
+		return nil, nil
+	}
+	out := make([]*Device, 0, len(u.Devs))
+	for _, d := range u.Devs {
+		c := *d
+		out = append(out, &c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LastSeen.After(out[j].LastSeen) })
+	return out, nil
+}
+
+// SweepIdle implements Store.
+func (m *MemoryStore) SweepIdle(_ context.Context, realm string, since, now time.Time, p Policy) ([]*Session, error) {
+	m.mu.Lock()
+	var users []string
+	for u, last := range m.realms[realm] {
+		if !last.Before(since) && !last.After(now.Add(-p.Idle)) {
+			users = append(users, u)
+		}
+	}
+	m.mu.Unlock()
+	var out []*Session
+	for _, u := range users {
+		out = append(out, m.end(realm, u, "idle", "", EndIdle, now, p)...)
+	}
+	return out, nil
+}
+
+// BindToken implements Store.
+func (m *MemoryStore) BindToken(_ context.Context, tokenHash, user string, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tokens[tokenHash] = memBinding{User: user, ExpireAt: m.now().Add(ttl)}
+	m.dirty = true
+	return nil
+}
+
+// TokenUser implements Store.
+func (m *MemoryStore) TokenUser(_ context.Context, tokenHash string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.tokens[tokenHash]
+	if !ok {
+		return "", nil
+	}
+	if !m.now().Before(b.ExpireAt) {
+		delete(m.tokens, tokenHash)
+		return "", nil
+	}
+	return b.User, nil
+}
+
+// UnbindToken implements Store.
+func (m *MemoryStore) UnbindToken(_ context.Context, tokenHash string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.tokens, tokenHash)
+	m.dirty = true
+	return nil
+}
+
+// Publish implements Store: in one process, subscribers hear it at once.
+func (m *MemoryStore) Publish(_ context.Context, inv Invalidation) error {
+	m.subMu.Lock()
+	fns := make([]func(Invalidation), 0, len(m.subs))
+	for _, fn := range m.subs {
+		fns = append(fns, fn)
+	}
+	m.subMu.Unlock()
+	for _, fn := range fns {
+		fn(inv)
+	}
+	return nil
+}
+
+// Subscribe implements Store. A memory store never loses a message, so
+// resync is never called.
+func (m *MemoryStore) Subscribe(fn func(Invalidation), _ func()) func() {
+	m.subMu.Lock()
+	defer m.subMu.Unlock()
+	id := m.nextID
+	m.nextID++
+	m.subs[id] = fn
+	return func() {
+		m.subMu.Lock()
+		delete(m.subs, id)
+		m.subMu.Unlock()
+	}
+}
+
+// Ping implements Store.
+func (m *MemoryStore) Ping(context.Context) error { return nil }
+
+// Close implements Store.
+func (m *MemoryStore) Close() error { return nil }
+
+// expire drops expired users and bindings; run periodically so memory does
+// not grow with users who never come back.
+func (m *MemoryStore) expire(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for tag, u := range m.users {
+		if !u.ExpireAt.IsZero() && !now.Before(u.ExpireAt) {
+			delete(m.users, tag)
+			if r := m.realms[u.Realm]; r != nil {
+				delete(r, u.User)
+			}
+			m.dirty = true
+		}
+	}
+	for h, b := range m.tokens {
+		if !now.Before(b.ExpireAt) {
+			delete(m.tokens, h)
+			m.dirty = true
+		}
+	}
+}

@@ -1,0 +1,104 @@
+// Package tracker holds the session and device model of caddy-sessions and
+// the stores that keep it (an in-process memory store and Redis). It has no
+// Caddy imports: the HTTP module in the root package drives it.
+package tracker
+
+import "time"
+
+// End reasons recorded on a closed session.
+const (
+	EndLogout        = "logout"
+	EndIdle          = "idle"
+	EndRevoked       = "revoked"
+	EndReplaced      = "replaced"
+	EndDeviceBlocked = "device_blocked"
+	EndErased        = "erased"
+)
+
+// blocksToken reports whether a session that ended for reason must keep
+// refusing its token, instead of letting the token open a new session.
+func blocksToken(reason string) bool {
+	return reason == EndRevoked || reason == EndDeviceBlocked
+}
+
+// Session is one login session of a user, as recorded by the proxy.
+type Session struct {
+	ID        string    `json:"id"`
+	Realm     string    `json:"realm"`
+	User      string    `json:"user"`
+	StartedAt time.Time `json:"started_at"`
+	LastSeen  time.Time `json:"last_seen"`
+	// EndedAt is nil while the session is active.
+	EndedAt   *time.Time `json:"ended_at"`
+	EndReason string     `json:"end_reason,omitempty"`
+	IP        string     `json:"ip"`
+	DeviceID  string     `json:"device_id"`
+	Agent     Agent      `json:"agent"`
+	Location  Location   `json:"location"`
+	// Current is set only in self-service answers.
+	Current bool `json:"current,omitempty"`
+
+	tokenHash string
+}
+
+// Active reports whether the session has not ended.
+func (s *Session) Active() bool { return s.EndedAt == nil }
+
+// Agent is the parsed user agent of a session or device.
+type Agent struct {
+	Browser        string `json:"browser"`
+	BrowserVersion string `json:"browser_version"`
+	OS             string `json:"os"`
+	OSVersion      string `json:"os_version"`
+	DeviceFamily   string `json:"device_family"`
+	// DeviceType is "mobile", "tablet" or "desktop".
+	DeviceType string `json:"device_type"`
+}
+
+// Location is the approximate location of an IP address. An empty City and
+// Country mean "Unknown location".
+type Location struct {
+	City        string   `json:"city,omitempty"`
+	Region      string   `json:"region,omitempty"`
+	Country     string   `json:"country,omitempty"`
+	CountryCode string   `json:"country_code,omitempty"`
+	TimeZone    string   `json:"time_zone,omitempty"`
+	Latitude    *float64 `json:"latitude,omitempty"`
+	Longitude   *float64 `json:"longitude,omitempty"`
+}
+
+// UnknownLocation is how a location without data is shown.
+const UnknownLocation = "Unknown location"
+
+// Known reports whether the location has any data.
+func (l Location) Known() bool { return l.Country != "" || l.City != "" }
+
+// String renders "City, Region, Country" or UnknownLocation.
+func (l Location) String() string {
+	if !l.Known() {
+		return UnknownLocation
+	}
+	s := ""
+	for _, part := range []string{l.City, l.Region, l.Country} {
+		if part == "" {
+			continue
+		}
+		if s != "" {
+			s += ", "
+		}
+		s += part
+	}
+	return s
+}
+
+// Device is one browser of a user, identified by the module's device cookie.
+type Device struct {
+	ID        string    `json:"id"`
+	User      string    `json:"user"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Agent     Agent     `json:"agent"`
+	LastIP    string    `json:"last_ip"`
+	Location  Location  `json:"location"`
+	Blocked   bool      `json:"blocked"`
+}

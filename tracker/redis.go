@@ -1,0 +1,477 @@
+package tracker
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed lua/prelude.lua
+	luaPrelude string
+	//go:embed lua/seen.lua
+	luaSeen string
+	//go:embed lua/touch.lua
+	luaTouch string
+	//go:embed lua/end.lua
+	luaEnd string
+
+	scriptSeen  = redis.NewScript(luaPrelude + luaSeen)
+	scriptTouch = redis.NewScript(luaPrelude + luaTouch)
+	scriptEnd   = redis.NewScript(luaPrelude + luaEnd)
+)
+
+// RedisStore keeps sessions in Redis, standalone, Sentinel or Cluster. All
+// keys of one user share a hash tag, and each change is one Lua script on
+// that slot; see keys.go for the layout.
+type RedisStore struct {
+	rdb redis.UniversalClient
+
+	mu     sync.Mutex
+	subs   map[int]subscriber
+	nextID int
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type subscriber struct {
+	fn     func(Invalidation)
+	resync func()
+}
+
+// NewRedisStore wraps a client; the store owns it from now on and closes it
+// in Close.
+func NewRedisStore(rdb redis.UniversalClient) *RedisStore {
+	return &RedisStore{rdb: rdb, subs: map[int]subscriber{}}
+}
+
+// Client is the underlying Redis client.
+func (s *RedisStore) Client() redis.UniversalClient { return s.rdb }
+
+func msArg(d time.Duration) int64 { return d.Milliseconds() }
+
+// Seen implements Store.
+func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, error) {
+	k := keysFor(req.Realm, req.User)
+	now := ms(req.Now)
+	mode := "sight"
+	if req.Login {
+		mode = "login"
+	}
+	req.New.tokenHash = req.TokenHash
+	vals, err := scriptSeen.Run(ctx, s.rdb, k.all(),
+		now, msArg(req.Policy.Idle), msArg(req.Policy.Retention), msArg(req.Policy.Refresh),
+		req.TokenHash, req.New.ID, encodeSession(req.New), req.Device.ID, encodeDevice(req.Device),
+		mode, req.User, req.Realm, msArg(req.Policy.RevokeHold), req.New.IP,
+	).Slice()
+	if err != nil {
+		return SeenResult{}, fmt.Errorf("redis seen: %w", err)
+	}
+	if len(vals) < 6 {
+		return SeenResult{}, fmt.Errorf("redis seen: short reply %v", vals)
+	}
+	res := SeenResult{
+		Status:    str(vals[0]),
+		SessionID: str(vals[1]),
+		StartedAt: fromMS(num(vals[2])),
+		LastSeen:  fromMS(num(vals[3])),
+		Reason:    str(vals[4]),
+		NewDevice: num(vals[5]) == 1,
+	}
+	if res.Status == "device_blocked" {
+		res.Status = StatusRevoked
+	}
+	for _, v := range vals[6:] {
+		if c, err := decodeSession(str(v), req.Realm, req.User); err == nil {
+			res.Closed = append(res.Closed, c)
+		}
+	}
+	if res.Status != StatusRevoked {
+		// Outside the user's slot, so not in the script; a lost update
+		// here only delays the user in the admin users list.
+		s.rdb.ZAdd(ctx, realmUsersKey(req.Realm), redis.Z{Score: float64(now), Member: req.User})
+	}
+	return res, nil
+}
+
+// Touch implements Store: one pipeline for the whole batch, so a flush costs
+// one round trip per Redis node whatever its size.
+func (s *RedisStore) Touch(ctx context.Context, touches []Touch) []TouchResult {
+	out := make([]TouchResult, len(touches))
+	if len(touches) == 0 {
+		return out
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(touches))
+	for i, t := range touches {
+		k := keysFor(t.Realm, t.User)
+		cmds[i] = scriptTouch.EvalSha(ctx, pipe, k.all(), ms(t.Now), t.SessionID, msArg(t.Policy.Idle), msArg(t.Policy.Retention))
+		pipe.ZAdd(ctx, realmUsersKey(t.Realm), redis.Z{Score: float64(ms(t.Now)), Member: t.User})
+	}
+	_, _ = pipe.Exec(ctx)
+	var retry []int
+	for i, c := range cmds {
+		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			retry = append(retry, i)
+		}
+	}
+	if len(retry) > 0 {
+		// The script cache was flushed (restart, failover): load it once
+		// and redo only what failed.
+		pipe := s.rdb.Pipeline()
+		for _, i := range retry {
+			t := touches[i]
+			cmds[i] = scriptTouch.Eval(ctx, pipe, keysFor(t.Realm, t.User).all(), ms(t.Now), t.SessionID, msArg(t.Policy.Idle), msArg(t.Policy.Retention))
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	for i, c := range cmds {
+		vals, err := c.Slice()
+		if err != nil {
+			out[i].Err = fmt.Errorf("redis touch: %w", err)
+			continue
+		}
+		if len(vals) > 0 && str(vals[0]) == "ended" {
+			out[i].Ended = true
+			if len(vals) > 1 {
+				out[i].Reason = str(vals[1])
+			}
+		}
+	}
+	return out
+}
+
+func (s *RedisStore) end(ctx context.Context, realm, user, mode, value, reason string, now time.Time, p Policy) ([]*Session, error) {
+	vals, err := scriptEnd.Run(ctx, s.rdb, keysFor(realm, user).all(), ms(now), mode, value, reason, msArg(p.Idle)).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redis end: %w", err)
+	}
+	out := make([]*Session, 0, len(vals))
+	for _, v := range vals {
+		sess, err := decodeSession(str(v), realm, user)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, sess)
+	}
+	return out, nil
+}
+
+// EndToken implements Store.
+func (s *RedisStore) EndToken(ctx context.Context, realm, user, tokenHash, reason string, now time.Time, p Policy) (*Session, error) {
+	closed, err := s.end(ctx, realm, user, "tok", tokenHash, reason, now, p)
+	if err != nil || len(closed) == 0 {
+		return nil, err
+	}
+	return closed[0], nil
+}
+
+// EndSession implements Store.
+func (s *RedisStore) EndSession(ctx context.Context, realm, user, id, reason string, now time.Time, p Policy) (*Session, error) {
+	closed, err := s.end(ctx, realm, user, "sid", id, reason, now, p)
+	if err != nil {
+		return nil, err
+	}
+	if len(closed) > 0 {
+		return closed[0], nil
+	}
+	return s.session(ctx, realm, user, id, now, p)
+}
+
+func (s *RedisStore) session(ctx context.Context, realm, user, id string, now time.Time, p Policy) (*Session, error) {
+	raw, err := s.rdb.HGet(ctx, keysFor(realm, user).sess, id).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis get session: %w", err)
+	}
+	sess, err := decodeSession(raw, realm, user)
+	if err != nil {
+		return nil, err
+	}
+	normalizeIdle(sess, now, p.Idle)
+	return sess, nil
+}
+
+// EndAll implements Store.
+func (s *RedisStore) EndAll(ctx context.Context, realm, user, except, reason string, now time.Time, p Policy) ([]*Session, error) {
+	return s.end(ctx, realm, user, "all", except, reason, now, p)
+}
+
+// Sessions implements Store.
+func (s *RedisStore) Sessions(ctx context.Context, req ListRequest) ([]*Session, int, error) {
+	k := keysFor(req.Realm, req.User)
+	var ids []string
+	var err error
+	if req.State == "active" {
+		ids, err = s.rdb.ZRevRange(ctx, k.act, 0, -1).Result()
+	} else {
+		ids, err = s.rdb.ZRevRange(ctx, k.hist, 0, -1).Result()
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("redis list sessions: %w", err)
+	}
+	var all []*Session
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		raws, err := s.rdb.HMGet(ctx, k.sess, chunk...).Result()
+		if err != nil {
+			return nil, 0, fmt.Errorf("redis list sessions: %w", err)
+		}
+		for _, raw := range raws {
+			if raw == nil {
+				continue
+			}
+			sess, err := decodeSession(str(raw), req.Realm, req.User)
+			if err != nil {
+				continue
+			}
+			all = append(all, sess)
+		}
+	}
+	page, total := selectSessions(all, req)
+	return page, total, nil
+}
+
+// Devices implements Store.
+func (s *RedisStore) Devices(ctx context.Context, realm, user string) ([]*Device, error) {
+	k := keysFor(realm, user)
+	ids, err := s.rdb.ZRevRange(ctx, k.devz, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis list devices: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	raws, err := s.rdb.HMGet(ctx, k.devs, ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis list devices: %w", err)
+	}
+	var out []*Device
+	for _, raw := range raws {
+		if raw == nil {
+			continue
+		}
+		if d, err := decodeDevice(str(raw), user); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// SweepIdle implements Store.
+func (s *RedisStore) SweepIdle(ctx context.Context, realm string, since, now time.Time, p Policy) ([]*Session, error) {
+	users, err := s.rdb.ZRangeByScore(ctx, realmUsersKey(realm), &redis.ZRangeBy{
+		Min: strconv.FormatInt(ms(since), 10), Max: strconv.FormatInt(ms(now.Add(-p.Idle)), 10),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis sweep: %w", err)
+	}
+	var out []*Session
+	for _, u := range users {
+		closed, err := s.end(ctx, realm, u, "idle", "", EndIdle, now, p)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, closed...)
+	}
+	return out, nil
+}
+
+// BindToken implements Store.
+func (s *RedisStore) BindToken(ctx context.Context, tokenHash, user string, ttl time.Duration) error {
+	if err := s.rdb.Set(ctx, tokenKey(tokenHash), user, ttl).Err(); err != nil {
+		return fmt.Errorf("redis bind token: %w", err)
+	}
+	return nil
+}
+
+// TokenUser implements Store.
+func (s *RedisStore) TokenUser(ctx context.Context, tokenHash string) (string, error) {
+	u, err := s.rdb.Get(ctx, tokenKey(tokenHash)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("redis token lookup: %w", err)
+	}
+	return u, nil
+}
+
+// UnbindToken implements Store.
+func (s *RedisStore) UnbindToken(ctx context.Context, tokenHash string) error {
+	if err := s.rdb.Del(ctx, tokenKey(tokenHash)).Err(); err != nil {
+		return fmt.Errorf("redis unbind token: %w", err)
+	}
+	return nil
+}
+
+// Publish implements Store.
+func (s *RedisStore) Publish(ctx context.Context, inv Invalidation) error {
+	b, _ := json.Marshal(inv)
+	if err := s.rdb.Publish(ctx, invalidationChannel, b).Err(); err != nil {
+		return fmt.Errorf("redis publish: %w", err)
+	}
+	return nil
+}
+
+// Subscribe implements Store. The first subscriber starts one Redis
+// subscription shared by all.
+func (s *RedisStore) Subscribe(fn func(Invalidation), resync func()) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.nextID
+	s.nextID++
+	s.subs[id] = subscriber{fn, resync}
+	if s.cancel == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.cancel, s.done = cancel, make(chan struct{})
+		go s.listen(ctx, s.done)
+	}
+	return func() {
+		s.mu.Lock()
+		delete(s.subs, id)
+		s.mu.Unlock()
+	}
+}
+
+func (s *RedisStore) each(f func(subscriber)) {
+	s.mu.Lock()
+	subs := make([]subscriber, 0, len(s.subs))
+	for _, sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	s.mu.Unlock()
+	for _, sub := range subs {
+		f(sub)
+	}
+}
+
+// listen follows the invalidation channel. go-redis reconnects a broken
+// subscription by itself; every (re)subscription confirmation after the
+// first means messages may have been lost, so subscribers resync.
+func (s *RedisStore) listen(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	ps := s.rdb.Subscribe(ctx, invalidationChannel)
+	defer ps.Close()
+	first := true
+	for {
+		msg, err := ps.Receive(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			// Receive failed: the connection is gone, whatever was
+			// published meanwhile is lost.
+			s.each(func(sub subscriber) {
+				if sub.resync != nil {
+					sub.resync()
+				}
+			})
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if !first {
+				s.each(func(sub subscriber) {
+					if sub.resync != nil {
+						sub.resync()
+					}
+				})
+			}
+			first = false
+		case *redis.Message:
+			var inv Invalidation
+			if json.Unmarshal([]byte(m.Payload), &inv) != nil {
+				continue
+			}
+			s.each(func(sub subscriber) { sub.fn(inv) })
+		}
+	}
+}
+
+// Ping implements Store.
+func (s *RedisStore) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// Close implements Store.
+func (s *RedisStore) Close() error {
+	s.mu.Lock()
+	cancel, done := s.cancel, s.done
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	return s.rdb.Close()
+}
+
+func str(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	}
+	return ""
+}
+
+func num(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case string:
+		n, _ := strconv.ParseInt(x, 10, 64)
+		return n
+	}
+	return 0
+}
+
+// selectSessions normalizes idle sessions, filters by state and pages,
+// newest first, returning the page and the number matched. Shared by both
+// stores so they answer alike.
+func selectSessions(all []*Session, req ListRequest) ([]*Session, int) {
+	var out []*Session
+	for _, sess := range all {
+		normalizeIdle(sess, req.Now, req.Policy.Idle)
+		switch req.State {
+		case "active":
+			if !sess.Active() {
+				continue
+			}
+		case "closed":
+			if sess.Active() {
+				continue
+			}
+		}
+		out = append(out, sess)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].StartedAt.Equal(out[j].StartedAt) {
+			return out[i].StartedAt.After(out[j].StartedAt)
+		}
+		return out[i].ID > out[j].ID
+	})
+	total := len(out)
+	if req.Offset >= total {
+		return nil, total
+	}
+	out = out[req.Offset:]
+	if req.Limit > 0 && len(out) > req.Limit {
+		out = out[:req.Limit]
+	}
+	return out, total
+}

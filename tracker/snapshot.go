@@ -1,0 +1,163 @@
+package tracker
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// snapshotVersion changes when the snapshot layout does.
+const snapshotVersion = 1
+
+type snapshot struct {
+	Version int                   `json:"version"`
+	Users   []snapshotUser        `json:"users"`
+	Tokens  map[string]memBinding `json:"tokens"`
+}
+
+type snapshotUser struct {
+	Realm    string            `json:"realm"`
+	User     string            `json:"user"`
+	Last     time.Time         `json:"last"`
+	ExpireAt time.Time         `json:"expire_at"`
+	Tok      map[string]string `json:"tok"`
+	// Sessions and Devices use the stores' record encoding (record.go).
+	Sessions []string `json:"sessions"`
+	Devices  []string `json:"devices"`
+}
+
+// SaveSnapshot writes the store to path atomically (temp file + rename), if
+// anything changed since the last save.
+func (m *MemoryStore) SaveSnapshot(path string) error {
+	m.mu.Lock()
+	if !m.dirty {
+		m.mu.Unlock()
+		return nil
+	}
+	snap := snapshot{Version: snapshotVersion, Tokens: make(map[string]memBinding, len(m.tokens))}
+	for h, b := range m.tokens {
+		snap.Tokens[h] = b
+	}
+	for _, u := range m.users {
+		su := snapshotUser{Realm: u.Realm, User: u.User, Last: u.Last, ExpireAt: u.ExpireAt, Tok: make(map[string]string, len(u.Tok))}
+		for h, id := range u.Tok {
+			su.Tok[h] = id
+		}
+		for _, s := range u.Sess {
+			su.Sessions = append(su.Sessions, encodeSession(s))
+		}
+		for _, d := range u.Devs {
+			su.Devices = append(su.Devices, encodeDevice(d))
+		}
+		snap.Users = append(snap.Users, su)
+	}
+	m.dirty = false
+	m.mu.Unlock()
+
+	b, err := json.Marshal(snap)
+	if err != nil {
+		return fmt.Errorf("encoding snapshot: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".snapshot-*")
+	if err != nil {
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	return nil
+}
+
+// LoadSnapshot replaces the store's content with the snapshot at path. A
+// missing file is not an error: the store starts empty.
+func (m *MemoryStore) LoadSnapshot(path string) error {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading snapshot: %w", err)
+	}
+	var snap snapshot
+	if err := json.Unmarshal(b, &snap); err != nil {
+		return fmt.Errorf("reading snapshot %q: %w", path, err)
+	}
+	if snap.Version != snapshotVersion {
+		return fmt.Errorf("reading snapshot %q: version %d, want %d", path, snap.Version, snapshotVersion)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.users = map[string]*memUser{}
+	m.realms = map[string]map[string]time.Time{}
+	m.tokens = snap.Tokens
+	if m.tokens == nil {
+		m.tokens = map[string]memBinding{}
+	}
+	for _, su := range snap.Users {
+		u := &memUser{Realm: su.Realm, User: su.User, Last: su.Last, ExpireAt: su.ExpireAt, Tok: su.Tok,
+			Sess: map[string]*Session{}, Devs: map[string]*Device{}}
+		if u.Tok == nil {
+			u.Tok = map[string]string{}
+		}
+		for _, raw := range su.Sessions {
+			s, err := decodeSession(raw, su.Realm, su.User)
+			if err != nil {
+				return fmt.Errorf("reading snapshot %q: %w", path, err)
+			}
+			u.Sess[s.ID] = s
+		}
+		for _, raw := range su.Devices {
+			d, err := decodeDevice(raw, su.User)
+			if err != nil {
+				return fmt.Errorf("reading snapshot %q: %w", path, err)
+			}
+			u.Devs[d.ID] = d
+		}
+		m.users[keysFor(su.Realm, su.User).tag] = u
+		m.realmUser(su.Realm, su.User, su.Last)
+	}
+	return nil
+}
+
+// Maintain expires old data and saves snapshots to path (if not "") every
+// interval until stop is closed, then saves a last time.
+func (m *MemoryStore) Maintain(path string, interval time.Duration, stop <-chan struct{}, onErr func(error)) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	save := func() {
+		if path == "" {
+			return
+		}
+		if err := m.SaveSnapshot(path); err != nil && onErr != nil {
+			onErr(err)
+		}
+	}
+	for {
+		select {
+		case <-stop:
+			m.expire(m.now())
+			save()
+			return
+		case <-tick.C:
+			m.expire(m.now())
+			save()
+		}
+	}
+}

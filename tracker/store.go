@@ -1,0 +1,132 @@
+package tracker
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned for an unknown session, device or user.
+var ErrNotFound = errors.New("not found")
+
+// Policy is the realm configuration every store operation needs.
+type Policy struct {
+	Idle      time.Duration // a session idle this long is closed
+	Retention time.Duration // closed sessions and all history are kept this long
+	Refresh   time.Duration // last_seen is written at most this often
+	// RevokeHold is how long a revoked token keeps being refused.
+	RevokeHold time.Duration
+}
+
+// SeenRequest asks the store to find the active session of a token or open
+// one, in one atomic step for the user.
+type SeenRequest struct {
+	Realm, User string
+	TokenHash   string
+	Now         time.Time
+	Policy      Policy
+	// Login forces a new session even if the token has an active one
+	// (the old one ends as replaced).
+	Login bool
+	// New is the session to open when there is none: ID, IP, device,
+	// agent and location filled in by the caller.
+	New *Session
+	// Device is the device record to create or refresh.
+	Device *Device
+}
+
+// Seen outcomes.
+const (
+	StatusActive  = "active"  // an active session exists
+	StatusOpened  = "opened"  // a new session was opened
+	StatusRevoked = "revoked" // the token's session was revoked or its device blocked
+)
+
+// SeenResult is the answer to a SeenRequest.
+type SeenResult struct {
+	Status    string
+	SessionID string
+	StartedAt time.Time
+	LastSeen  time.Time
+	// Reason is the end reason with StatusRevoked.
+	Reason string
+	// Closed lists sessions this step ended (idle, replaced).
+	Closed []*Session
+	// NewDevice is set when the device was first seen for this user.
+	NewDevice bool
+}
+
+// Touch refreshes last activity of one active session.
+type Touch struct {
+	Realm, User string
+	SessionID   string
+	DeviceID    string
+	Now         time.Time
+	Policy      Policy
+}
+
+// TouchResult reports the session's state after a touch. Ended is set when
+// the session had ended (revoked elsewhere, logged out, idle).
+type TouchResult struct {
+	Ended  bool
+	Reason string
+	Err    error
+}
+
+// ListRequest selects sessions of one user, newest first.
+type ListRequest struct {
+	Realm, User string
+	State       string // "active", "closed" or "all"
+	Offset      int
+	Limit       int
+	Now         time.Time
+	Policy      Policy
+}
+
+// Invalidation tells every instance to forget cached state.
+type Invalidation struct {
+	Realm string `json:"r"`
+	// User, when set, drops every cached session of that user.
+	User string `json:"u,omitempty"`
+	// TokenHash, when set, drops one cached token.
+	TokenHash string `json:"t,omitempty"`
+}
+
+// Store keeps sessions and devices. Every method that changes a user's data
+// is atomic for that user. Implementations: MemoryStore and RedisStore; one
+// conformance suite (store_test.go) runs against both.
+type Store interface {
+	// Seen finds or opens the session of req.TokenHash.
+	Seen(ctx context.Context, req SeenRequest) (SeenResult, error)
+	// Touch refreshes sessions in one batch; results line up with touches.
+	Touch(ctx context.Context, touches []Touch) []TouchResult
+	// EndToken ends the active session bound to tokenHash, if any.
+	EndToken(ctx context.Context, realm, user, tokenHash, reason string, now time.Time, p Policy) (*Session, error)
+	// EndSession ends one session by id; ErrNotFound if there is none.
+	EndSession(ctx context.Context, realm, user, id, reason string, now time.Time, p Policy) (*Session, error)
+	// EndAll ends every active session of a user but except (may be empty).
+	EndAll(ctx context.Context, realm, user, except, reason string, now time.Time, p Policy) ([]*Session, error)
+	// Sessions lists a user's sessions newest first and the total matched.
+	Sessions(ctx context.Context, req ListRequest) ([]*Session, int, error)
+	// Devices lists a user's devices, most recently seen first.
+	Devices(ctx context.Context, realm, user string) ([]*Device, error)
+	// SweepIdle closes sessions idle past p.Idle of users active in
+	// (since, now-p.Idle], returning what it closed.
+	SweepIdle(ctx context.Context, realm string, since, now time.Time, p Policy) ([]*Session, error)
+	// BindToken remembers that tokenHash belongs to user, for apps whose
+	// requests carry only their session cookie.
+	BindToken(ctx context.Context, tokenHash, user string, ttl time.Duration) error
+	// TokenUser is the user a token was bound to, or "".
+	TokenUser(ctx context.Context, tokenHash string) (string, error)
+	// UnbindToken forgets a binding (logout).
+	UnbindToken(ctx context.Context, tokenHash string) error
+	// Publish sends an invalidation to every subscriber on every instance.
+	Publish(ctx context.Context, inv Invalidation) error
+	// Subscribe calls fn for every invalidation. Resync is called after
+	// the subscription was interrupted: cached state may be stale.
+	Subscribe(fn func(Invalidation), resync func()) (cancel func())
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}

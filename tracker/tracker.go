@@ -1,0 +1,442 @@
+package tracker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Hooks are called as sessions and devices change; all optional. They run
+// on request or background goroutines and must not block.
+type Hooks struct {
+	SessionOpened func(*Session)
+	SessionClosed func(*Session)
+	DeviceNew     func(*Device)
+}
+
+// Config sets up a Tracker.
+type Config struct {
+	Policy Policy
+	Store  Store
+	Keys   *Keyring
+	// Geo may be nil: every location is then unknown.
+	Geo *Geo
+	// CacheSize bounds the local cache (entries); default 100000.
+	CacheSize int
+	// Now is the clock; default time.Now.
+	Now   func() time.Time
+	Hooks Hooks
+}
+
+// Tracker runs session tracking on top of a Store, for any number of realms
+// (each call names its realm). A known
+// session on an unchanged IP and device is answered from a local cache; the
+// store sees it again only when its refresh is due (batched, off the request
+// path) or when something changes.
+type Tracker struct {
+	cfg   Config
+	cache *cache
+	now   func() time.Time
+
+	touches chan pendingTouch
+	dropped atomic.Int64
+
+	// realms seen, for the idle sweep; bounded by maxRealms.
+	realms  sync.Map
+	nRealms atomic.Int64
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	unsub  func()
+}
+
+type pendingTouch struct {
+	e   *entry
+	now time.Time
+}
+
+// Request is what the proxy saw of one authenticated request.
+type Request struct {
+	Realm string
+	// Token is the raw session token (the app's cookie, or a per-device
+	// stand-in); it is hashed at once and never kept.
+	Token string
+	// User is the user id, "" when only the token identifies the user.
+	User      string
+	IP        string
+	UserAgent string
+	DeviceID  string
+}
+
+// Result tells the proxy what to do with a request.
+type Result struct {
+	// Tracked is false for anonymous requests.
+	Tracked   bool
+	User      string
+	SessionID string
+	// New is set on the request that opened the session.
+	New bool
+	// Refused is set when the session was revoked or its device blocked.
+	Refused bool
+	Reason  string
+}
+
+// negativeTTL is how long an instance trusts "this token is anonymous".
+// Logins publish an invalidation, so it only bounds a lost message.
+const negativeTTL = 5 * time.Second
+
+// maxRealms bounds the realms one tracker sweeps; realms past it are still
+// tracked, their idle sessions closed lazily.
+const maxRealms = 1024
+
+// touchQueue bounds the refreshes waiting for the store; when it is full
+// (store slow or down) refreshes are dropped, not buffered.
+const touchQueue = 8192
+
+// New creates a tracker; call Start before use and Stop after.
+func New(cfg Config) (*Tracker, error) {
+	if cfg.Store == nil || cfg.Keys == nil {
+		return nil, errors.New("tracker needs a store and a keyring")
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 100000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Tracker{cfg: cfg, cache: newCache(cfg.CacheSize), now: cfg.Now, touches: make(chan pendingTouch, touchQueue)}, nil
+}
+
+// Policy is the tracker's policy.
+func (t *Tracker) Policy() Policy { return t.cfg.Policy }
+
+// Store is the tracker's store.
+func (t *Tracker) Store() Store { return t.cfg.Store }
+
+// TokenHash is the stored form of a raw token in a realm.
+func (t *Tracker) TokenHash(realm, token string) string { return t.cfg.Keys.TokenHash(realm, token) }
+
+// Start begins the background work: batched refreshes, the idle sweep and
+// the invalidation subscription.
+func (t *Tracker) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.cancel = cancel
+	t.unsub = t.cfg.Store.Subscribe(t.invalidate, t.resync)
+	t.wg.Add(2)
+	go t.flushLoop(ctx)
+	go t.sweepLoop(ctx)
+}
+
+// Stop ends the background work, flushing pending refreshes.
+func (t *Tracker) Stop() {
+	if t.cancel == nil {
+		return
+	}
+	t.unsub()
+	t.cancel()
+	t.wg.Wait()
+	t.cancel = nil
+}
+
+// CacheLen is the number of cached tokens.
+func (t *Tracker) CacheLen() int { return t.cache.len() }
+
+// DroppedRefreshes counts refreshes dropped because the queue was full.
+func (t *Tracker) DroppedRefreshes() int64 { return t.dropped.Load() }
+
+func (t *Tracker) invalidate(inv Invalidation) {
+	if inv.TokenHash != "" {
+		t.cache.remove(inv.TokenHash)
+	}
+	if inv.User != "" {
+		t.cache.removeIf(func(e *entry) bool { return e.user == inv.User && e.realm == inv.Realm })
+	}
+}
+
+// resync forgets everything cached: invalidations may have been missed.
+func (t *Tracker) resync() { t.cache.removeIf(func(*entry) bool { return true }) }
+
+// Observe accounts for one request and says whether it may pass.
+func (t *Tracker) Observe(ctx context.Context, r Request) (Result, error) {
+	th := t.TokenHash(r.Realm, r.Token)
+	now := t.now()
+	if e := t.cache.get(th); e != nil && now.UnixNano() < e.expires {
+		if res, ok := t.fromCache(e, r, now); ok {
+			return res, nil
+		}
+	}
+	return t.observeStore(ctx, th, r, now, false)
+}
+
+// fromCache answers from a cached entry when nothing has changed.
+func (t *Tracker) fromCache(e *entry, r Request, now time.Time) (Result, bool) {
+	if r.User != "" && r.User != e.user && !e.anonymous {
+		return Result{}, false
+	}
+	if e.anonymous {
+		if r.User != "" {
+			return Result{}, false
+		}
+		return Result{}, true
+	}
+	if e.revoked {
+		return Result{Tracked: true, User: e.user, SessionID: e.sessionID, Refused: true, Reason: e.reason}, true
+	}
+	n := now.UnixNano()
+	if e.ip != r.IP || e.deviceID != r.DeviceID || n-e.lastSeen.Load() > int64(t.cfg.Policy.Idle) {
+		return Result{}, false
+	}
+	e.lastSeen.Store(n)
+	if last := e.lastWrite.Load(); n-last >= int64(t.cfg.Policy.Refresh) && e.lastWrite.CompareAndSwap(last, n) {
+		select {
+		case t.touches <- pendingTouch{e: e, now: now}:
+		default:
+			t.dropped.Add(1)
+			e.lastWrite.Store(last) // try again on the next request
+		}
+	}
+	return Result{Tracked: true, User: e.user, SessionID: e.sessionID}, true
+}
+
+// AddRealm makes the idle sweep cover realm from now on.
+func (t *Tracker) AddRealm(realm string) {
+	if _, ok := t.realms.Load(realm); !ok && t.nRealms.Load() < maxRealms {
+		if _, loaded := t.realms.LoadOrStore(realm, struct{}{}); !loaded {
+			t.nRealms.Add(1)
+		}
+	}
+}
+
+func (t *Tracker) observeStore(ctx context.Context, th string, r Request, now time.Time, login bool) (Result, error) {
+	t.AddRealm(r.Realm)
+	user := r.User
+	if user == "" {
+		u, err := t.cfg.Store.TokenUser(ctx, th)
+		if err != nil {
+			return Result{}, err
+		}
+		if u == "" {
+			t.cache.put(&entry{tokenHash: th, realm: r.Realm, anonymous: true, expires: now.Add(negativeTTL).UnixNano()})
+			return Result{}, nil
+		}
+		user = u
+	}
+	newSess := &Session{
+		ID: t.cfg.Keys.SessionID(th, now), Realm: r.Realm, User: user, StartedAt: now, LastSeen: now,
+		IP: r.IP, DeviceID: r.DeviceID, Agent: ParseAgent(r.UserAgent), Location: t.cfg.Geo.Lookup(r.IP),
+	}
+	dev := &Device{
+		ID: r.DeviceID, User: user, FirstSeen: now, LastSeen: now, Agent: newSess.Agent, LastIP: r.IP, Location: newSess.Location,
+	}
+	res, err := t.cfg.Store.Seen(ctx, SeenRequest{
+		Realm: r.Realm, User: user, TokenHash: th, Now: now, Policy: t.cfg.Policy, Login: login, New: newSess, Device: dev,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	for _, c := range res.Closed {
+		t.closed(c)
+	}
+	e := &entry{tokenHash: th, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: r.DeviceID,
+		expires: now.Add(t.cfg.Policy.Idle).UnixNano()}
+	e.lastSeen.Store(now.UnixNano())
+	e.lastWrite.Store(res.LastSeen.UnixNano())
+	out := Result{Tracked: true, User: user, SessionID: res.SessionID}
+	switch res.Status {
+	case StatusRevoked:
+		e.revoked, e.reason = true, res.Reason
+		e.expires = now.Add(min(t.cfg.Policy.Refresh, t.cfg.Policy.RevokeHold)).UnixNano()
+		out.Refused, out.Reason = true, res.Reason
+	case StatusOpened:
+		out.New = true
+		if h := t.cfg.Hooks.SessionOpened; h != nil {
+			h(newSess)
+		}
+		if h := t.cfg.Hooks.DeviceNew; res.NewDevice && h != nil {
+			h(dev)
+		}
+	}
+	t.cache.put(e)
+	return out, nil
+}
+
+// Login records an observed successful login: token now belongs to user and
+// a new session starts, replacing one the same token may have had.
+func (t *Tracker) Login(ctx context.Context, r Request) (Result, error) {
+	th := t.TokenHash(r.Realm, r.Token)
+	if err := t.cfg.Store.BindToken(ctx, th, r.User, t.cfg.Policy.Retention); err != nil {
+		return Result{}, err
+	}
+	res, err := t.observeStore(ctx, th, r, t.now(), true)
+	if err == nil {
+		// Other instances may remember this token as anonymous.
+		_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: r.Realm, TokenHash: th})
+	}
+	return res, err
+}
+
+// End ends the session of token (user may be "": the binding tells) for
+// reason, such as EndLogout, and forgets the token.
+func (t *Tracker) End(ctx context.Context, realm, token, user, reason string) (*Session, error) {
+	th := t.TokenHash(realm, token)
+	t.cache.remove(th)
+	if user == "" {
+		u, err := t.cfg.Store.TokenUser(ctx, th)
+		if err != nil || u == "" {
+			return nil, err
+		}
+		user = u
+	}
+	s, err := t.cfg.Store.EndToken(ctx, realm, user, th, reason, t.now(), t.cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.cfg.Store.UnbindToken(ctx, th); err != nil {
+		return s, err
+	}
+	_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: realm, TokenHash: th})
+	if s != nil {
+		t.closed(s)
+	}
+	return s, nil
+}
+
+// Revoke ends one session of user and stops its token on every instance.
+func (t *Tracker) Revoke(ctx context.Context, realm, user, id string) (*Session, error) {
+	s, err := t.cfg.Store.EndSession(ctx, realm, user, id, EndRevoked, t.now(), t.cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	t.afterRevoke(ctx, realm, user, []*Session{s})
+	return s, nil
+}
+
+// RevokeAll ends every active session of user except one (may be "").
+func (t *Tracker) RevokeAll(ctx context.Context, realm, user, except string) ([]*Session, error) {
+	closed, err := t.cfg.Store.EndAll(ctx, realm, user, except, EndRevoked, t.now(), t.cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	t.afterRevoke(ctx, realm, user, closed)
+	return closed, nil
+}
+
+func (t *Tracker) afterRevoke(ctx context.Context, realm, user string, closed []*Session) {
+	inv := Invalidation{Realm: realm, User: user}
+	t.invalidate(inv)
+	_ = t.cfg.Store.Publish(ctx, inv)
+	for _, s := range closed {
+		if s.EndReason == EndRevoked && s.EndedAt != nil && t.now().Sub(*s.EndedAt) < time.Second {
+			t.closed(s)
+		}
+	}
+}
+
+// Sessions lists sessions of user, newest first, and the number matched.
+func (t *Tracker) Sessions(ctx context.Context, realm, user, state string, offset, limit int) ([]*Session, int, error) {
+	return t.cfg.Store.Sessions(ctx, ListRequest{
+		Realm: realm, User: user, State: state, Offset: offset, Limit: limit, Now: t.now(), Policy: t.cfg.Policy,
+	})
+}
+
+// Devices lists devices of user, most recent first.
+func (t *Tracker) Devices(ctx context.Context, realm, user string) ([]*Device, error) {
+	return t.cfg.Store.Devices(ctx, realm, user)
+}
+
+func (t *Tracker) closed(s *Session) {
+	if h := t.cfg.Hooks.SessionClosed; h != nil {
+		h(s)
+	}
+}
+
+// flushLoop sends due refreshes to the store in batches: one pipeline per
+// batch, so the store sees at most one write per session per refresh
+// interval and requests never wait for it.
+func (t *Tracker) flushLoop(ctx context.Context) {
+	defer t.wg.Done()
+	const maxBatch = 512
+	batch := make([]pendingTouch, 0, maxBatch)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		ts := make([]Touch, len(batch))
+		for i, p := range batch {
+			ts[i] = Touch{Realm: p.e.realm, User: p.e.user, SessionID: p.e.sessionID, DeviceID: p.e.deviceID, Now: p.now, Policy: t.cfg.Policy}
+		}
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		results := t.cfg.Store.Touch(fctx, ts)
+		cancel()
+		for i, r := range results {
+			e := batch[i].e
+			switch {
+			case r.Err != nil:
+				e.lastWrite.Store(0) // retry at the next request
+			case r.Ended:
+				// Ended elsewhere (revoked, logged out, idle): the next
+				// request asks the store and gets the truth.
+				t.cache.remove(e.tokenHash)
+			}
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case p := <-t.touches:
+			batch = append(batch, p)
+			if len(batch) == maxBatch {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		case <-ctx.Done():
+			for {
+				select {
+				case p := <-t.touches:
+					batch = append(batch, p)
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+// sweepLoop closes idle sessions in time for their close to be seen (events,
+// lists); readers never depend on it, since stores normalize idle sessions.
+func (t *Tracker) sweepLoop(ctx context.Context) {
+	defer t.wg.Done()
+	p := t.cfg.Policy
+	every := min(max(p.Idle/4, time.Second), time.Minute)
+	since := t.now().Add(-p.Retention)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			now := t.now()
+			ok := true
+			t.realms.Range(func(k, _ any) bool {
+				sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				closed, err := t.cfg.Store.SweepIdle(sctx, k.(string), since, now, p)
+				cancel()
+				ok = ok && err == nil
+				for _, s := range closed {
+					t.closed(s)
+				}
+				return true
+			})
+			if ok {
+				since = now.Add(-p.Idle - 2*every)
+			}
+		}
+	}
+}
