@@ -188,12 +188,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	store, key, err := loadStore(ctx, h.Store, h.logger)
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
+	if !h.Store.isMemory() {
+		if _, err := redisOptions(h.Store); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
 	}
-	h.storeKey = key
-
 	secret, err := h.secret(h.Store.isMemory())
 	if err != nil {
 		return err
@@ -201,6 +200,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.keys, err = tracker.NewKeyring(secret); err != nil {
 		return fmt.Errorf("secret: %w", err)
 	}
+
+	store, key, err := loadStore(ctx, h.Store, h.logger)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	h.storeKey = key
 
 	var geo *tracker.Geo
 	if h.GeoIP != "" {

@@ -36,7 +36,10 @@ type ident struct {
 }
 
 func (h *Handler) identify(r *http.Request, repl *caddy.Replacer) ident {
-	id := ident{realm: h.realmFor(r), ua: r.Header.Get("User-Agent")}
+	id := ident{realm: h.realmFor(r)}
+	if ua := r.Header["User-Agent"]; len(ua) > 0 {
+		id.ua = ua[0]
+	}
 	if h.User != "" {
 		id.user = repl.ReplaceAll(h.User, "")
 	}
@@ -121,7 +124,7 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	if !devValid {
 		h.setDeviceCookie(w, r, dev)
 	}
-	h.setPlaceholders(repl, res, dev)
+	h.setPlaceholders(repl, res)
 	if res.Refused {
 		return h.refuse(w, r, repl, id, res.Reason)
 	}
@@ -207,7 +210,7 @@ func (h *Handler) login(r *http.Request, repl *caddy.Replacer, id ident, user, t
 		h.storeError(err)
 		return
 	}
-	h.setPlaceholders(repl, res, dev)
+	h.setPlaceholders(repl, res)
 }
 
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id ident) error {
@@ -247,10 +250,10 @@ func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, dev st
 	})
 }
 
-func (h *Handler) setPlaceholders(repl *caddy.Replacer, res tracker.Result, dev string) {
-	repl.Set("http.sessions.user", res.User)
-	repl.Set("http.sessions.id", res.SessionID)
-	repl.Set("http.sessions.device", dev)
+func (h *Handler) setPlaceholders(repl *caddy.Replacer, res tracker.Result) {
+	repl.Set("http.sessions.user", res.Vars.User)
+	repl.Set("http.sessions.id", res.Vars.Session)
+	repl.Set("http.sessions.device", res.Vars.Device)
 	repl.Set("http.sessions.new", res.New)
 }
 

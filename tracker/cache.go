@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"hash/maphash"
 	"sync"
 	"sync/atomic"
 )
@@ -9,6 +8,7 @@ import (
 // entry is what an instance remembers about one token. Its identity fields
 // never change; a change of IP, device or state replaces the entry.
 type entry struct {
+	key       TokenKey
 	tokenHash string
 	realm     string
 	sessionID string
@@ -20,6 +20,7 @@ type entry struct {
 	reason  string
 	// anonymous entries remember a token bound to no user.
 	anonymous bool
+	vars Vars
 	// expires (unix ns) bounds how long the entry is trusted at all.
 	expires int64
 
@@ -32,13 +33,12 @@ type entry struct {
 // cache is a bounded LRU of entries keyed by token hash, sharded so that
 // concurrent requests rarely wait on one lock.
 type cache struct {
-	seed   maphash.Seed
 	shards []cacheShard
 }
 
 type cacheShard struct {
 	mu    sync.Mutex
-	m     map[string]*entry
+	m     map[TokenKey]*entry
 	head  entry // sentinel: head.next is most recent
 	limit int
 }
@@ -46,19 +46,20 @@ type cacheShard struct {
 const cacheShards = 32
 
 func newCache(size int) *cache {
-	c := &cache{seed: maphash.MakeSeed(), shards: make([]cacheShard, cacheShards)}
+	c := &cache{shards: make([]cacheShard, cacheShards)}
 	per := max(size/cacheShards, 1)
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.m = make(map[string]*entry)
+		s.m = make(map[TokenKey]*entry)
 		s.head.next, s.head.prev = &s.head, &s.head
 		s.limit = per
 	}
 	return c
 }
 
-func (c *cache) shard(key string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, key)%cacheShards]
+func (c *cache) shard(key TokenKey) *cacheShard {
+	// The key is already an HMAC: its bytes are uniformly spread.
+	return &c.shards[key[0]%cacheShards]
 }
 
 func (s *cacheShard) unlink(e *entry) {
@@ -71,7 +72,7 @@ func (s *cacheShard) pushFront(e *entry) {
 	s.head.next = e
 }
 
-func (c *cache) get(key string) *entry {
+func (c *cache) get(key TokenKey) *entry {
 	s := c.shard(key)
 	s.mu.Lock()
 	e := s.m[key]
@@ -84,22 +85,22 @@ func (c *cache) get(key string) *entry {
 }
 
 func (c *cache) put(e *entry) {
-	s := c.shard(e.tokenHash)
+	s := c.shard(e.key)
 	s.mu.Lock()
-	if old := s.m[e.tokenHash]; old != nil {
+	if old := s.m[e.key]; old != nil {
 		s.unlink(old)
 	}
-	s.m[e.tokenHash] = e
+	s.m[e.key] = e
 	s.pushFront(e)
 	for len(s.m) > s.limit {
 		last := s.head.prev
 		s.unlink(last)
-		delete(s.m, last.tokenHash)
+		delete(s.m, last.key)
 	}
 	s.mu.Unlock()
 }
 
-func (c *cache) remove(key string) {
+func (c *cache) remove(key TokenKey) {
 	s := c.shard(key)
 	s.mu.Lock()
 	if e := s.m[key]; e != nil {

@@ -17,7 +17,15 @@ import (
 // Keyring derives everything the module must not store in the clear from one
 // secret: token hashes, session ids, device cookie signatures.
 type Keyring struct {
-	pool sync.Pool // of keyed HMAC-SHA256 states; New is costly, Reset is not
+	pool sync.Pool // of *macState; hmac.New is costly, Reset is not
+}
+
+// macState is a keyed HMAC and a scratch buffer, so that hashing strings
+// allocates nothing on the request path.
+type macState struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
 }
 
 // NewKeyring returns a keyring for secret, which must be at least 16 bytes.
@@ -27,27 +35,48 @@ func NewKeyring(secret []byte) (*Keyring, error) {
 	}
 	key := append([]byte(nil), secret...)
 	k := &Keyring{}
-	k.pool.New = func() any { return hmac.New(sha256.New, key) }
+	k.pool.New = func() any { return &macState{h: hmac.New(sha256.New, key), buf: make([]byte, 0, 256)} }
 	return k, nil
 }
 
-func (k *Keyring) mac(parts ...string) []byte {
-	h := k.pool.Get().(hash.Hash)
-	h.Reset()
+func (k *Keyring) mac(parts ...string) (sum [sha256.Size]byte) {
+	st := k.pool.Get().(*macState)
+	st.buf = st.buf[:0]
 	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
+		st.buf = append(st.buf, p...)
+		st.buf = append(st.buf, 0)
 	}
-	var buf [sha256.Size]byte
-	sum := h.Sum(buf[:0])
-	k.pool.Put(h)
+	st.h.Reset()
+	st.h.Write(st.buf)
+	copy(sum[:], st.h.Sum(st.sum[:0]))
+	if cap(st.buf) <= 4096 {
+		k.pool.Put(st)
+	}
 	return sum
 }
+
+// TokenKey is the binary form of TokenHash: the local cache's key.
+type TokenKey [16]byte
+
+// TokenKey hashes a session token of a realm without allocating.
+func (k *Keyring) TokenKey(realm, token string) (key TokenKey) {
+	sum := k.mac("tok", realm, token)
+	copy(key[:], sum[:16])
+	return key
+}
+
+func parseTokenKey(s string) (key TokenKey, ok bool) {
+	n, err := base64.RawURLEncoding.Decode(key[:], []byte(s))
+	return key, err == nil && n == len(key) && len(s) == 22
+}
+
+// String is the stored form of the key.
+func (key TokenKey) String() string { return base64.RawURLEncoding.EncodeToString(key[:]) }
 
 // TokenHash is the stored stand-in for a session token of a realm: 128 bits
 // of HMAC, so the raw token is never kept or logged.
 func (k *Keyring) TokenHash(realm, token string) string {
-	return base64.RawURLEncoding.EncodeToString(k.mac("tok", realm, token)[:16])
+	return k.TokenKey(realm, token).String()
 }
 
 var sidEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
@@ -57,7 +86,8 @@ var sidEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPad
 func (k *Keyring) SessionID(tokenHash string, started time.Time) string {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(started.UnixNano()))
-	return sidEncoding.EncodeToString(k.mac("sid", tokenHash, string(b[:]))[:10])
+	sum := k.mac("sid", tokenHash, string(b[:]))
+	return sidEncoding.EncodeToString(sum[:10])
 }
 
 // NewDevice makes a random device id and its signed cookie value.
@@ -72,14 +102,16 @@ func (k *Keyring) NewDevice() (id, cookie string) {
 // derived from what it sends, so a client that keeps no cookies stays one
 // device.
 func (k *Keyring) DerivedDevice(realm, user, userAgent, ip string) string {
-	return base64.RawURLEncoding.EncodeToString(k.mac("newdev", realm, user, userAgent, ip)[:12])
+	sum := k.mac("newdev", realm, user, userAgent, ip)
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
 // DeviceCookie is the signed cookie value of a device id.
 func (k *Keyring) DeviceCookie(id string) string { return id + "." + k.deviceSig(id) }
 
 func (k *Keyring) deviceSig(id string) string {
-	return base64.RawURLEncoding.EncodeToString(k.mac("dev", id)[:16])
+	sum := k.mac("dev", id)
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // VerifyDevice returns the device id of a cookie value, or ok=false for a
@@ -89,8 +121,12 @@ func (k *Keyring) VerifyDevice(cookie string) (id string, ok bool) {
 	if !found || len(id) != 16 || len(sig) != 22 {
 		return "", false
 	}
-	want := k.deviceSig(id)
-	if !hmac.Equal([]byte(sig), []byte(want)) {
+	var got [16]byte
+	if n, err := base64.RawURLEncoding.Decode(got[:], []byte(sig)); err != nil || n != len(got) {
+		return "", false
+	}
+	want := k.mac("dev", id)
+	if !hmac.Equal(got[:], want[:16]) {
 		return "", false
 	}
 	return id, true

@@ -81,7 +81,13 @@ type Result struct {
 	// Refused is set when the session was revoked or its device blocked.
 	Refused bool
 	Reason  string
+	// Vars are User, SessionID and DeviceID boxed once per session, so
+	// that setting them as placeholders allocates nothing per request.
+	Vars Vars
 }
+
+// Vars holds values boxed for placeholders.
+type Vars struct{ User, Session, Device any }
 
 // negativeTTL is how long an instance trusts "this token is anonymous".
 // Logins publish an invalidation, so it only bounds a lost message.
@@ -147,8 +153,8 @@ func (t *Tracker) CacheLen() int { return t.cache.len() }
 func (t *Tracker) DroppedRefreshes() int64 { return t.dropped.Load() }
 
 func (t *Tracker) invalidate(inv Invalidation) {
-	if inv.TokenHash != "" {
-		t.cache.remove(inv.TokenHash)
+	if key, ok := parseTokenKey(inv.TokenHash); ok {
+		t.cache.remove(key)
 	}
 	if inv.User != "" {
 		t.cache.removeIf(func(e *entry) bool { return e.user == inv.User && e.realm == inv.Realm })
@@ -160,14 +166,14 @@ func (t *Tracker) resync() { t.cache.removeIf(func(*entry) bool { return true })
 
 // Observe accounts for one request and says whether it may pass.
 func (t *Tracker) Observe(ctx context.Context, r Request) (Result, error) {
-	th := t.TokenHash(r.Realm, r.Token)
+	key := t.cfg.Keys.TokenKey(r.Realm, r.Token)
 	now := t.now()
-	if e := t.cache.get(th); e != nil && now.UnixNano() < e.expires {
+	if e := t.cache.get(key); e != nil && now.UnixNano() < e.expires {
 		if res, ok := t.fromCache(e, r, now); ok {
 			return res, nil
 		}
 	}
-	return t.observeStore(ctx, th, r, now, false)
+	return t.observeStore(ctx, key, r, now, false)
 }
 
 // fromCache answers from a cached entry when nothing has changed.
@@ -182,7 +188,7 @@ func (t *Tracker) fromCache(e *entry, r Request, now time.Time) (Result, bool) {
 		return Result{}, true
 	}
 	if e.revoked {
-		return Result{Tracked: true, User: e.user, SessionID: e.sessionID, Refused: true, Reason: e.reason}, true
+		return Result{Tracked: true, User: e.user, SessionID: e.sessionID, Refused: true, Reason: e.reason, Vars: e.vars}, true
 	}
 	n := now.UnixNano()
 	if e.ip != r.IP || e.deviceID != r.DeviceID || n-e.lastSeen.Load() > int64(t.cfg.Policy.Idle) {
@@ -197,7 +203,7 @@ func (t *Tracker) fromCache(e *entry, r Request, now time.Time) (Result, bool) {
 			e.lastWrite.Store(last) // try again on the next request
 		}
 	}
-	return Result{Tracked: true, User: e.user, SessionID: e.sessionID}, true
+	return Result{Tracked: true, User: e.user, SessionID: e.sessionID, Vars: e.vars}, true
 }
 
 // AddRealm makes the idle sweep cover realm from now on.
@@ -209,8 +215,9 @@ func (t *Tracker) AddRealm(realm string) {
 	}
 }
 
-func (t *Tracker) observeStore(ctx context.Context, th string, r Request, now time.Time, login bool) (Result, error) {
+func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now time.Time, login bool) (Result, error) {
 	t.AddRealm(r.Realm)
+	th := key.String()
 	user := r.User
 	if user == "" {
 		u, err := t.cfg.Store.TokenUser(ctx, th)
@@ -218,7 +225,7 @@ func (t *Tracker) observeStore(ctx context.Context, th string, r Request, now ti
 			return Result{}, err
 		}
 		if u == "" {
-			t.cache.put(&entry{tokenHash: th, realm: r.Realm, anonymous: true, expires: now.Add(negativeTTL).UnixNano()})
+			t.cache.put(&entry{key: key, tokenHash: th, realm: r.Realm, anonymous: true, expires: now.Add(negativeTTL).UnixNano()})
 			return Result{}, nil
 		}
 		user = u
@@ -239,11 +246,12 @@ func (t *Tracker) observeStore(ctx context.Context, th string, r Request, now ti
 	for _, c := range res.Closed {
 		t.closed(c)
 	}
-	e := &entry{tokenHash: th, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: r.DeviceID,
-		expires: now.Add(t.cfg.Policy.Idle).UnixNano()}
+	e := &entry{key: key, tokenHash: th, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: r.DeviceID,
+		expires: now.Add(t.cfg.Policy.Idle).UnixNano(),
+		vars: Vars{User: user, Session: res.SessionID, Device: r.DeviceID}}
 	e.lastSeen.Store(now.UnixNano())
 	e.lastWrite.Store(res.LastSeen.UnixNano())
-	out := Result{Tracked: true, User: user, SessionID: res.SessionID}
+	out := Result{Tracked: true, User: user, SessionID: res.SessionID, Vars: e.vars}
 	switch res.Status {
 	case StatusRevoked:
 		e.revoked, e.reason = true, res.Reason
@@ -265,11 +273,12 @@ func (t *Tracker) observeStore(ctx context.Context, th string, r Request, now ti
 // Login records an observed successful login: token now belongs to user and
 // a new session starts, replacing one the same token may have had.
 func (t *Tracker) Login(ctx context.Context, r Request) (Result, error) {
-	th := t.TokenHash(r.Realm, r.Token)
+	key := t.cfg.Keys.TokenKey(r.Realm, r.Token)
+	th := key.String()
 	if err := t.cfg.Store.BindToken(ctx, th, r.User, t.cfg.Policy.Retention); err != nil {
 		return Result{}, err
 	}
-	res, err := t.observeStore(ctx, th, r, t.now(), true)
+	res, err := t.observeStore(ctx, key, r, t.now(), true)
 	if err == nil {
 		// Other instances may remember this token as anonymous.
 		_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: r.Realm, TokenHash: th})
@@ -280,8 +289,9 @@ func (t *Tracker) Login(ctx context.Context, r Request) (Result, error) {
 // End ends the session of token (user may be "": the binding tells) for
 // reason, such as EndLogout, and forgets the token.
 func (t *Tracker) End(ctx context.Context, realm, token, user, reason string) (*Session, error) {
-	th := t.TokenHash(realm, token)
-	t.cache.remove(th)
+	key := t.cfg.Keys.TokenKey(realm, token)
+	th := key.String()
+	t.cache.remove(key)
 	if user == "" {
 		u, err := t.cfg.Store.TokenUser(ctx, th)
 		if err != nil || u == "" {
@@ -380,7 +390,7 @@ func (t *Tracker) flushLoop(ctx context.Context) {
 			case r.Ended:
 				// Ended elsewhere (revoked, logged out, idle): the next
 				// request asks the store and gets the truth.
-				t.cache.remove(e.tokenHash)
+				t.cache.remove(e.key)
 			}
 		}
 		batch = batch[:0]

@@ -1,0 +1,192 @@
+package sessions
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+func parse(t *testing.T, input string) (*Handler, error) {
+	t.Helper()
+	// One-line blocks in the table below read better; the Caddyfile
+	// wants braces on their own lines.
+	input = strings.ReplaceAll(strings.ReplaceAll(input, "{ ", "{\n"), " }", "\n}")
+	h := httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(input)}
+	m, err := parseCaddyfile(h)
+	if err != nil {
+		return nil, err
+	}
+	return m.(*Handler), nil
+}
+
+func TestCaddyfileParses(t *testing.T) {
+	m, err := parse(t, `sessions {
+		store redis://127.0.0.1:6379/2
+		realm shop
+		user {http.auth.user.id}
+		session_cookie wordpress_logged_in_*
+		login /wp-login.php
+		user_field log
+		login_success {
+			status 302 303
+			header Location /wp-admin*
+		}
+		logout /logout
+		refresh_interval 10s
+		idle_timeout 1h
+		retention 30d
+		geoip /x.mmdb
+		device_cookie dev
+		secret {env.SECRET}
+		on_revoked /login
+		self_service /me/sessions/
+		fail_closed
+		cache_size 5000
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"store", m.Store.URL, "redis://127.0.0.1:6379/2"},
+		{"realm", m.Realm, "shop"},
+		{"user", m.User, "{http.auth.user.id}"},
+		{"session_cookie", m.SessionCookie, "wordpress_logged_in_*"},
+		{"user_field", m.UserField, "log"},
+		{"login_success status", len(m.LoginSuccess.StatusCode), 2},
+		{"login_success header", m.LoginSuccess.Headers.Get("Location"), "/wp-admin*"},
+		{"login", len(m.Login), 1},
+		{"logout", len(m.Logout), 1},
+		{"refresh_interval", time.Duration(m.RefreshInterval), 10 * time.Second},
+		{"idle_timeout", time.Duration(m.IdleTimeout), time.Hour},
+		{"retention", time.Duration(m.Retention), 30 * 24 * time.Hour},
+		{"geoip", m.GeoIP, "/x.mmdb"},
+		{"device_cookie", m.DeviceCookie, "dev"},
+		{"secret", m.Secret, "{env.SECRET}"},
+		{"on_revoked", m.OnRevoked, "/login"},
+		{"self_service", m.SelfService, "/me/sessions/"},
+		{"fail_closed", m.FailClosed, true},
+		{"cache_size", m.CacheSize, 5000},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestCaddyfileStoreBlock(t *testing.T) {
+	m, err := parse(t, `sessions {
+		user {http.auth.user.id}
+		store {
+			addrs 10.0.0.1:26379 10.0.0.2:26379
+			master_name mymaster
+			username u
+			password {env.P}
+			sentinel_password {env.SP}
+			db 3
+			tls
+			timeout 250ms
+		}
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := m.Store
+	if len(s.Addrs) != 2 || s.MasterName != "mymaster" || s.Username != "u" || s.Password != "{env.P}" ||
+		s.SentinelPassword != "{env.SP}" || s.DB != 3 || !s.TLS || time.Duration(s.Timeout) != 250*time.Millisecond {
+		t.Errorf("store block parsed as %+v", s)
+	}
+}
+
+// TestCaddyfileErrors checks that bad input fails at adapt time with a
+// message naming the subdirective and the value.
+func TestCaddyfileErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, input string
+		want        []string
+	}{
+		{"bad duration", `sessions { idle_timeout nope }`, []string{"idle_timeout", `"nope"`}},
+		{"negative duration", `sessions { refresh_interval -5s }`, []string{"refresh_interval", `"-5s"`}},
+		{"zero duration", `sessions { retention 0s }`, []string{"retention", `"0s"`}},
+		{"unknown subdirective", `sessions { frobnicate yes }`, []string{"unrecognized subdirective", `"frobnicate"`}},
+		{"duplicate", `sessions { realm a
+realm b }`, []string{"realm", "more than once"}},
+		{"missing value", `sessions { realm }`, []string{"realm", "missing value"}},
+		{"extra value", `sessions { realm a b }`, []string{"realm", `"b"`}},
+		{"on_revoked status", `sessions { on_revoked 200 }`, []string{"on_revoked", `"200"`}},
+		{"on_revoked word", `sessions { on_revoked nope }`, []string{"on_revoked", `"nope"`}},
+		{"store scheme", `sessions { store ftp://x }`, []string{"store", `ftp://x`}},
+		{"store block option", `sessions { store { bogus 1 } }`, []string{"store", `"bogus"`}},
+		{"store db", `sessions { store { addrs a:1
+db x } }`, []string{"db", `"x"`}},
+		{"cache_size", `sessions { cache_size -1 }`, []string{"cache_size", `"-1"`}},
+		{"login without matcher", `sessions { login }`, []string{"login", "matcher"}},
+		{"login_success empty", `sessions { login_success { } }`, []string{"login_success"}},
+		{"directive args", `sessions foo`, []string{"wrong argument count"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parse(t, tc.input)
+			if err == nil {
+				t.Fatalf("no error for %s", tc.input)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %s", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestProvisionErrors checks what only Provision can know.
+func TestProvisionErrors(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	for _, tc := range []struct {
+		name string
+		h    Handler
+		want []string
+	}{
+		{"geoip missing", Handler{User: "{x}", GeoIP: "/nonexistent/City.mmdb"}, []string{"geoip", "/nonexistent/City.mmdb"}},
+		{"geoip corrupt", Handler{User: "{x}", GeoIP: "tracker/testdata/geoip/GeoIP2-City-Test-Invalid-Node-Count.mmdb"}, []string{"geoip", "Invalid-Node-Count"}},
+		{"secret short", Handler{User: "{x}", Secret: "short"}, []string{"secret", "16"}},
+		{"secret empty env", Handler{User: "{x}", Secret: "{env.CADDY_SESSIONS_UNSET_TEST_VAR}"}, []string{"secret", "expands to nothing"}},
+		{"redis needs secret", Handler{User: "{x}", Store: &StoreConfig{URL: "redis://127.0.0.1:1/0"}}, []string{"secret", "required"}},
+		{"idle shorter than refresh", Handler{User: "{x}", IdleTimeout: caddy.Duration(time.Second), RefreshInterval: caddy.Duration(time.Minute)}, []string{"idle_timeout", "1s"}},
+		{"store not memory", Handler{User: "{x}", Store: &StoreConfig{URL: "mem"}}, []string{"store", `"mem"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+			defer cancel()
+			h := tc.h
+			err := h.Provision(ctx)
+			_ = h.Cleanup()
+			if err == nil {
+				t.Fatal("Provision succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %s", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := (&Handler{}).Validate(); err == nil || !strings.Contains(err.Error(), "user, session_cookie") {
+		t.Errorf("Validate without identity: %v", err)
+	}
+	if err := (&Handler{User: "{x}", SelfService: "me"}).Validate(); err == nil || !strings.Contains(err.Error(), `"me"`) {
+		t.Errorf("Validate self_service: %v", err)
+	}
+	if err := (&Handler{User: "{x}"}).Validate(); err != nil {
+		t.Errorf("Validate minimal: %v", err)
+	}
+}

@@ -1,0 +1,843 @@
+// Package e2e runs the real Caddy binary (cmd/caddy, built once by
+// TestMain) with caddy-sessions in front of the demo shop, against the
+// memory store, a real redis-server and a real 3-master Redis Cluster.
+// Nothing is mocked: requests go over TCP through Caddy to an upstream in
+// this process, and the admin API is asked over HTTP.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
+	"github.com/caddy-sessions/caddy-sessions/internal/shop"
+)
+
+var (
+	// caddyBin is the Caddy binary built by TestMain.
+	caddyBin string
+	// moduleRoot is the directory of go.mod.
+	moduleRoot string
+	// geoDB is the absolute path of the MaxMind test City database.
+	geoDB string
+	// geoDBCorrupt is a MaxMind test database with a broken search tree.
+	geoDBCorrupt string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	gomod := strings.TrimSpace(string(out))
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		fmt.Fprintf(os.Stderr, "e2e: cannot find the module root (go env GOMOD = %q): %v\n", gomod, err)
+		return 1
+	}
+	moduleRoot = filepath.Dir(gomod)
+	geoDB = filepath.Join(moduleRoot, "tracker", "testdata", "geoip", "GeoIP2-City-Test.mmdb")
+	geoDBCorrupt = filepath.Join(moduleRoot, "tracker", "testdata", "geoip", "GeoIP2-City-Test-Invalid-Node-Count.mmdb")
+	for _, p := range []string{geoDB, geoDBCorrupt} {
+		if _, err := os.Stat(p); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: test database missing: %v\n", err)
+			return 1
+		}
+	}
+
+	dir, err := os.MkdirTemp("", "caddy-sessions-e2e-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	caddyBin = filepath.Join(dir, "caddy")
+	build := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy")
+	build.Dir = moduleRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAILED to build the Caddy binary (go build -o %s ./cmd/caddy in %s): %v\n%s\n",
+			caddyBin, moduleRoot, err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// ---------------------------------------------------------------------------
+// Caddyfile building
+
+const (
+	markAdmin = "{{ADMIN_PORT}}"
+	markSite  = "{{SITE_PORT}}"
+)
+
+// caddyfile is a complete Caddyfile with the global options every test
+// needs; the harness fills in the admin and site ports. globalExtra goes
+// into the global options block, siteBody into the one site block.
+func caddyfile(globalExtra, siteBody string) string {
+	return `{
+	admin 127.0.0.1:` + markAdmin + `
+	auto_https off
+	grace_period 2s
+	servers {
+		trusted_proxies static 127.0.0.0/8
+	}
+` + indent(globalExtra, "\t") + `
+}
+
+http://127.0.0.1:` + markSite + ` {
+` + indent(siteBody, "\t") + `
+}
+`
+}
+
+// shopSite is a site body: the named matchers @login (POST /login) and
+// @logout (any /logout), a sessions block (session_cookie shop_session plus
+// sessionsBody) and reverse_proxy to upstream with proxyExtra inside.
+func shopSite(upstream, sessionsBody, proxyExtra string) string {
+	return `@login method POST path /login
+@logout path /logout
+sessions {
+	session_cookie shop_session
+` + indent(sessionsBody, "\t") + `
+}
+reverse_proxy ` + upstream + ` {
+` + indent(proxyExtra, "\t") + `
+}`
+}
+
+func indent(s, prefix string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		b.WriteString(prefix)
+		b.WriteString(strings.TrimRight(line, " \t"))
+		b.WriteByte('\n')
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// ---------------------------------------------------------------------------
+// Caddy processes
+
+// Caddy is one running `caddy run` process owned by a test.
+type Caddy struct {
+	t testing.TB
+
+	Site  string // http://127.0.0.1:<port>
+	Admin string // http://127.0.0.1:<port>
+
+	sitePort, adminPort int
+	dir                 string // home, data and config live below
+	cfgPath             string
+	logPath             string
+	caddyfile           string // with markers
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	state  *os.ProcessState
+}
+
+// startCaddy starts Caddy with caddyfile (built by caddyfile(); the port
+// markers are filled in) in an isolated home/data/config directory and
+// waits until the site answers. Caddy is stopped when the test ends.
+func startCaddy(t testing.TB, cfg string) *Caddy {
+	t.Helper()
+	c := &Caddy{t: t, dir: t.TempDir(), caddyfile: cfg}
+	c.logPath = filepath.Join(c.dir, "caddy.log")
+	c.cfgPath = filepath.Join(c.dir, "Caddyfile")
+	for _, d := range []string{"home", "data", "config"} {
+		if err := os.MkdirAll(filepath.Join(c.dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("caddy log tail (%s):\n%s", c.logPath, c.LogTail(6000))
+		}
+	})
+	t.Cleanup(c.stop)
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		c.sitePort, c.adminPort = redistest.FreePort(t), redistest.FreePort(t)
+		c.Site = fmt.Sprintf("http://127.0.0.1:%d", c.sitePort)
+		c.Admin = fmt.Sprintf("http://127.0.0.1:%d", c.adminPort)
+		if err = os.WriteFile(c.cfgPath, []byte(c.fill(cfg)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err = c.start(); err == nil {
+			return c
+		}
+		if !strings.Contains(c.LogTail(4000), "address already in use") {
+			break
+		}
+	}
+	t.Fatalf("starting caddy: %v\n--- Caddyfile ---\n%s\n--- log tail ---\n%s", err, c.fill(cfg), c.LogTail(6000))
+	return nil
+}
+
+func (c *Caddy) fill(cfg string) string {
+	cfg = strings.ReplaceAll(cfg, markAdmin, strconv.Itoa(c.adminPort))
+	return strings.ReplaceAll(cfg, markSite, strconv.Itoa(c.sitePort))
+}
+
+func (c *Caddy) env() []string {
+	return append(os.Environ(),
+		"HOME="+filepath.Join(c.dir, "home"),
+		"XDG_DATA_HOME="+filepath.Join(c.dir, "data"),
+		"XDG_CONFIG_HOME="+filepath.Join(c.dir, "config"),
+	)
+}
+
+// DataDir is Caddy's data directory (caddy.AppDataDir()).
+func (c *Caddy) DataDir() string { return filepath.Join(c.dir, "data", "caddy") }
+
+func (c *Caddy) start() error {
+	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(logf, "### e2e: %s run --config %s --adapter caddyfile\n", caddyBin, c.cfgPath)
+	cmd := exec.Command(caddyBin, "run", "--config", c.cfgPath, "--adapter", "caddyfile")
+	cmd.Dir = c.dir
+	cmd.Env = c.env()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	err = startProcess(cmd)
+	_ = logf.Close()
+	if err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	c.mu.Lock()
+	c.cmd, c.exited, c.state = cmd, exited, nil
+	c.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		c.mu.Lock()
+		c.state = cmd.ProcessState
+		c.mu.Unlock()
+		close(exited)
+	}()
+
+	deadline := time.Now().Add(20 * time.Second)
+	hc := &http.Client{Timeout: time.Second}
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("caddy exited during startup (%v)", cmd.ProcessState)
+		default:
+		}
+		resp, err := hc.Get(c.Site + "/")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			hc.CloseIdleConnections()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			c.kill()
+			return fmt.Errorf("site %s did not answer within 20s: %v", c.Site, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// stop sends SIGINT (graceful: modules are cleaned up, the memory store
+// saves its snapshot) and kills the process if it is still there after 10s.
+func (c *Caddy) stop() {
+	c.mu.Lock()
+	cmd, exited := c.cmd, c.exited
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		c.t.Errorf("caddy did not exit within 10s of SIGINT; killing it")
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	c.mu.Lock()
+	c.cmd = nil
+	c.mu.Unlock()
+}
+
+func (c *Caddy) kill() {
+	c.mu.Lock()
+	cmd, exited := c.cmd, c.exited
+	c.cmd = nil
+	c.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// Running reports whether the process is still alive.
+func (c *Caddy) Running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return false
+	}
+	select {
+	case <-c.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Restart stops Caddy (SIGINT) and starts it again with the same ports,
+// config and data directory.
+func (c *Caddy) Restart(t testing.TB) {
+	t.Helper()
+	c.stop()
+	if err := c.start(); err != nil {
+		t.Fatalf("restarting caddy: %v\n%s", err, c.LogTail(6000))
+	}
+}
+
+// Reload loads cfg (markers filled in) through the admin endpoint's /load,
+// forcing a reload even if the config did not change.
+func (c *Caddy) Reload(t testing.TB, cfg string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.Admin+"/load", strings.NewReader(c.fill(cfg)))
+	req.Header.Set("Content-Type", "text/caddyfile")
+	req.Header.Set("Cache-Control", "must-revalidate")
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("POST /load: %v\n%s", err, c.LogTail(4000))
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /load: %d %s\n%s", resp.StatusCode, body, c.LogTail(4000))
+	}
+	c.caddyfile = cfg
+}
+
+// Log is everything Caddy wrote to stdout and stderr so far.
+func (c *Caddy) Log() string {
+	b, _ := os.ReadFile(c.logPath)
+	return string(b)
+}
+
+// LogTail is the last n bytes of the log.
+func (c *Caddy) LogTail(n int) string {
+	s := c.Log()
+	if len(s) > n {
+		s = "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// adminDo sends a request to the admin endpoint and returns status and body.
+func (c *Caddy) adminDo(t testing.TB, method, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, c.Admin+path, nil)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("admin %s %s: %v\n%s", method, path, err, c.LogTail(3000))
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// adminJSON is adminDo that wants status want and decodes the answer.
+func (c *Caddy) adminJSON(t testing.TB, method, path string, want int, v any) []byte {
+	t.Helper()
+	status, b := c.adminDo(t, method, path)
+	if status != want {
+		t.Fatalf("admin %s %s: status %d, want %d: %s", method, path, status, want, b)
+	}
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("admin %s %s: decoding %s: %v", method, path, b, err)
+		}
+	}
+	return b
+}
+
+// Sessions lists a user's sessions through the admin API (state: active,
+// closed or all).
+func (c *Caddy) Sessions(t testing.TB, realm, user, state string) apiList {
+	t.Helper()
+	var l apiList
+	c.adminJSON(t, http.MethodGet, "/sessions/"+url.PathEscape(realm)+"/users/"+url.PathEscape(user)+"/sessions?state="+state, http.StatusOK, &l)
+	return l
+}
+
+// Devices lists a user's devices through the admin API.
+func (c *Caddy) Devices(t testing.TB, realm, user string) []apiDevice {
+	t.Helper()
+	var l struct {
+		Devices []apiDevice `json:"devices"`
+	}
+	c.adminJSON(t, http.MethodGet, "/sessions/"+url.PathEscape(realm)+"/users/"+url.PathEscape(user)+"/devices", http.StatusOK, &l)
+	return l.Devices
+}
+
+// Revoke ends one session through the admin API.
+func (c *Caddy) Revoke(t testing.TB, realm, user, id string) apiSession {
+	t.Helper()
+	var s apiSession
+	c.adminJSON(t, http.MethodDelete, "/sessions/"+url.PathEscape(realm)+"/users/"+url.PathEscape(user)+"/sessions/"+url.PathEscape(id), http.StatusOK, &s)
+	return s
+}
+
+// startProcess starts cmd so that on Linux the child is SIGKILLed when the
+// test binary dies even if cleanups never run. Pdeathsig fires when the
+// forking *thread* exits, so every child is forked from one goroutine locked
+// to a thread that lives as long as the process.
+func startProcess(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	spawnOnce.Do(func() {
+		spawnCh = make(chan spawnReq)
+		go func() {
+			runtime.LockOSThread() // never unlocked: keeps the thread alive
+			for r := range spawnCh {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	r := spawnReq{cmd: cmd, done: make(chan error, 1)}
+	spawnCh <- r
+	return <-r.done
+}
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+var (
+	spawnOnce sync.Once
+	spawnCh   chan spawnReq
+)
+
+// ---------------------------------------------------------------------------
+// Admin API wire format (decoded independently of the tracker package)
+
+type apiAgent struct {
+	Browser        string `json:"browser"`
+	BrowserVersion string `json:"browser_version"`
+	OS             string `json:"os"`
+	OSVersion      string `json:"os_version"`
+	DeviceFamily   string `json:"device_family"`
+	DeviceType     string `json:"device_type"`
+}
+
+type apiLocation struct {
+	City        string `json:"city"`
+	Region      string `json:"region"`
+	Country     string `json:"country"`
+	CountryCode string `json:"country_code"`
+	TimeZone    string `json:"time_zone"`
+}
+
+type apiSession struct {
+	ID        string      `json:"id"`
+	Realm     string      `json:"realm"`
+	User      string      `json:"user"`
+	StartedAt time.Time   `json:"started_at"`
+	LastSeen  time.Time   `json:"last_seen"`
+	EndedAt   *time.Time  `json:"ended_at"`
+	EndReason string      `json:"end_reason"`
+	IP        string      `json:"ip"`
+	DeviceID  string      `json:"device_id"`
+	Agent     apiAgent    `json:"agent"`
+	Location  apiLocation `json:"location"`
+	Current   bool        `json:"current"`
+}
+
+type apiList struct {
+	Sessions []apiSession `json:"sessions"`
+	Total    int          `json:"total"`
+	// Self-service answers only.
+	User    string `json:"user"`
+	Current string `json:"current"`
+}
+
+func (l apiList) byID(id string) *apiSession {
+	for i := range l.Sessions {
+		if l.Sessions[i].ID == id {
+			return &l.Sessions[i]
+		}
+	}
+	return nil
+}
+
+func (l apiList) ids() []string {
+	var out []string
+	for _, s := range l.Sessions {
+		out = append(out, s.ID)
+	}
+	return out
+}
+
+type apiDevice struct {
+	ID        string    `json:"id"`
+	User      string    `json:"user"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Agent     apiAgent  `json:"agent"`
+	LastIP    string    `json:"last_ip"`
+	Blocked   bool      `json:"blocked"`
+}
+
+// ---------------------------------------------------------------------------
+// Browser-like client
+
+const (
+	uaChromeWindows = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+	uaIPhone        = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+	uaFirefoxLinux  = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
+
+	ipLondon = "81.2.69.142"   // London, GB in the MaxMind test database
+	ipMilton = "216.160.83.56" // Milton, WA, US
+	ipOther  = "89.160.20.112" // Linköping, SE
+)
+
+// client is one browser: its own cookie jar, user agent and client IP
+// (sent as X-Forwarded-For, which Caddy trusts from 127.0.0.0/8). It never
+// follows redirects.
+type client struct {
+	t   testing.TB
+	UA  string
+	IP  string
+	jar *cookiejar.Jar
+	hc  *http.Client // with the jar
+	raw *http.Client // without it
+}
+
+func newClient(t testing.TB, ua, ip string) *client {
+	jar, _ := cookiejar.New(nil)
+	tr := &http.Transport{MaxIdleConnsPerHost: 32, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &client{
+		t: t, UA: ua, IP: ip, jar: jar,
+		hc:  &http.Client{Jar: jar, Transport: tr, CheckRedirect: noRedirect, Timeout: 15 * time.Second},
+		raw: &http.Client{Transport: tr, CheckRedirect: noRedirect, Timeout: 15 * time.Second},
+	}
+}
+
+// reply is a fully read response.
+type reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r *reply) String() string {
+	body := string(r.Body)
+	if len(body) > 300 {
+		body = body[:300] + "..."
+	}
+	return fmt.Sprintf("%d %v %q", r.Status, r.Header, body)
+}
+
+// setCookie returns the Set-Cookie of name in the answer, or nil.
+func (r *reply) setCookie(name string) *http.Cookie {
+	var found *http.Cookie
+	for _, line := range r.Header.Values("Set-Cookie") {
+		ck, err := http.ParseSetCookie(line)
+		if err == nil && ck.Name == name {
+			found = ck
+		}
+	}
+	return found
+}
+
+// expires reports whether the answer tells the browser to drop cookie name.
+func (r *reply) expires(name string) bool {
+	ck := r.setCookie(name)
+	return ck != nil && (ck.MaxAge < 0 || (!ck.Expires.IsZero() && ck.Expires.Before(time.Now())))
+}
+
+// do sends a request; mod may adjust it. With jar=false the cookie jar is
+// neither read nor updated.
+func (c *client) send(useJar bool, method, u string, body io.Reader, mod func(*http.Request)) (*reply, error) {
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.UA != "" {
+		req.Header.Set("User-Agent", c.UA)
+	}
+	if c.IP != "" {
+		req.Header.Set("X-Forwarded-For", c.IP)
+	}
+	if mod != nil {
+		mod(req)
+	}
+	hc := c.hc
+	if !useJar {
+		hc = c.raw
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &reply{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+func (c *client) do(method, u string, body io.Reader, mod func(*http.Request)) *reply {
+	c.t.Helper()
+	r, err := c.send(true, method, u, body, mod)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, u, err)
+	}
+	return r
+}
+
+func (c *client) get(u string) *reply { c.t.Helper(); return c.do(http.MethodGet, u, nil, nil) }
+
+// form posts an urlencoded form.
+func (c *client) form(u string, vals url.Values) *reply {
+	c.t.Helper()
+	return c.do(http.MethodPost, u, strings.NewReader(vals.Encode()), func(r *http.Request) {
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	})
+}
+
+// login posts the shop's login form and wants the shop's success answer.
+func (c *client) login(site, user, password string) *reply {
+	c.t.Helper()
+	r := c.form(site+"/login", url.Values{"username": {user}, "password": {password}})
+	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/account" {
+		c.t.Fatalf("login %s: got %s, want 303 to /account", user, r)
+	}
+	return r
+}
+
+// cookie is the value of cookie name the jar holds for site, or "".
+func (c *client) cookie(site, name string) string {
+	u, _ := url.Parse(site)
+	for _, ck := range c.jar.Cookies(u) {
+		if ck.Name == name {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// cookieHeader renders the jar's cookies for site as a Cookie header.
+func (c *client) cookieHeader(site string) string {
+	u, _ := url.Parse(site)
+	var parts []string
+	for _, ck := range c.jar.Cookies(u) {
+		parts = append(parts, ck.Name+"="+ck.Value)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ---------------------------------------------------------------------------
+// Upstreams
+
+// startShop serves a demo shop on a loopback port and returns it and its
+// host:port.
+func startShop(t testing.TB, rotate bool) (*shop.Shop, string) {
+	s := shop.New(shop.Options{Rotate: rotate})
+	return s, serve(t, s)
+}
+
+func serve(t testing.TB, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// recorder records what reached the upstream.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []recorded
+}
+
+type recorded struct {
+	Method, Path string
+	Header       http.Header
+	BodyLen      int
+}
+
+func (rc *recorder) add(r recorded) {
+	rc.mu.Lock()
+	rc.reqs = append(rc.reqs, r)
+	rc.mu.Unlock()
+}
+
+func (rc *recorder) last(method, path string) (recorded, bool) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for i := len(rc.reqs) - 1; i >= 0; i-- {
+		if rc.reqs[i].Method == method && rc.reqs[i].Path == path {
+			return rc.reqs[i], true
+		}
+	}
+	return recorded{}, false
+}
+
+// recordingShop is the shop with every request's headers recorded.
+func recordingShop(t testing.TB, rotate bool) (*recorder, string) {
+	s := shop.New(shop.Options{Rotate: rotate})
+	rc := &recorder{}
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc.add(recorded{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), BodyLen: -1})
+		s.ServeHTTP(w, r)
+	}))
+	return rc, addr
+}
+
+// ---------------------------------------------------------------------------
+// Stores
+
+// storeEnv is one session store to run a suite against.
+type storeEnv struct {
+	name string
+	// fragment goes into the sessions block: store (and secret).
+	fragment string
+	// scriptCalls sums EVALSHA and EVAL calls over every Redis node
+	// (INFO commandstats); nil for the memory store.
+	scriptCalls func(t testing.TB) int64
+}
+
+const e2eSecret = "e2e-shared-secret-0123456789abcdef"
+
+func memoryStore() storeEnv {
+	return storeEnv{name: "memory", fragment: "store memory"}
+}
+
+func redisStore(t testing.TB) storeEnv {
+	srv := redistest.Start(t)
+	cl := srv.Client(t)
+	return storeEnv{
+		name:        "redis",
+		fragment:    "store " + srv.URL() + "\nsecret " + e2eSecret,
+		scriptCalls: func(t testing.TB) int64 { return scriptCalls(t, cl) },
+	}
+}
+
+func clusterStore(t testing.TB) storeEnv {
+	cl := redistest.StartCluster(t)
+	var nodes []*redis.Client
+	for _, n := range cl.Nodes {
+		nodes = append(nodes, n.Client(t))
+	}
+	return storeEnv{
+		name:     "cluster",
+		fragment: "store {\n\taddrs " + strings.Join(cl.Addrs, " ") + "\n\tcluster\n}\nsecret " + e2eSecret,
+		scriptCalls: func(t testing.TB) int64 {
+			var sum int64
+			for _, n := range nodes {
+				sum += scriptCalls(t, n)
+			}
+			return sum
+		},
+	}
+}
+
+// scriptCalls is calls of EVALSHA plus EVAL on one Redis server.
+func scriptCalls(t testing.TB, c *redis.Client) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := c.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats on %s: %v", c.Options().Addr, err)
+	}
+	var sum int64
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || (name != "cmdstat_evalsha" && name != "cmdstat_eval") {
+			continue
+		}
+		for _, kv := range strings.Split(rest, ",") {
+			if k, v, _ := strings.Cut(kv, "="); k == "calls" {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				sum += n
+			}
+		}
+	}
+	return sum
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+// eventually polls cond every interval until it holds or timeout passes,
+// and returns how long that took. On timeout it fails with cond's last
+// message.
+func eventually(t testing.TB, timeout, interval time.Duration, cond func() (bool, string)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var msg string
+	for {
+		var ok bool
+		ok, msg = cond()
+		if ok {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("not within %v: %s", timeout, msg)
+		}
+		time.Sleep(interval)
+	}
+}
+
+// sessionBy finds the one active session whose IP is ip.
+func activeByIP(t testing.TB, l apiList, ip string) apiSession {
+	t.Helper()
+	var found []apiSession
+	for _, s := range l.Sessions {
+		if s.IP == ip && s.EndedAt == nil {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("want exactly one active session from %s, got %d in %s", ip, len(found), dump(l))
+	}
+	return found[0]
+}
+
+func dump(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}
+
+// freeAddr is a free loopback host:port.
+func freeAddr(t testing.TB) string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
+}
