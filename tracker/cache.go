@@ -20,7 +20,7 @@ type entry struct {
 	reason  string
 	// anonymous entries remember a token bound to no user.
 	anonymous bool
-	vars Vars
+	vars      Vars
 	// expires (unix ns) bounds how long the entry is trusted at all.
 	expires int64
 

@@ -248,7 +248,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	}
 	e := &entry{key: key, tokenHash: th, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: r.DeviceID,
 		expires: now.Add(t.cfg.Policy.Idle).UnixNano(),
-		vars: Vars{User: user, Session: res.SessionID, Device: r.DeviceID}}
+		vars:    Vars{User: user, Session: res.SessionID, Device: r.DeviceID}}
 	e.lastSeen.Store(now.UnixNano())
 	e.lastWrite.Store(res.LastSeen.UnixNano())
 	out := Result{Tracked: true, User: user, SessionID: res.SessionID, Vars: e.vars}
