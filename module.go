@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-sessions/caddy-sessions/admin"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
@@ -107,6 +107,9 @@ type Handler struct {
 	// CacheSize bounds the local cache of known sessions. Default: 100000.
 	CacheSize int `json:"cache_size,omitempty"`
 
+	// Restrict sets the account-sharing limits of the realm.
+	Restrict *RestrictConfig `json:"restrict,omitempty"`
+
 	tracker      *tracker.Tracker
 	keys         *tracker.Keyring
 	loginM       caddyhttp.MatcherSets
@@ -120,6 +123,11 @@ type Handler struct {
 	cookieWild   bool
 	logger       *zap.Logger
 	breaker      *breaker
+	metrics      *metrics
+	events       *caddyevents.App
+	// ctx is kept, as Caddy's own handlers do, to emit events from
+	// background work (idle sweep) as this module.
+	ctx caddy.Context
 }
 
 // CaddyModule returns the Caddy module information.
@@ -142,7 +150,10 @@ const (
 // Provision sets up the handler.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.ctx = ctx
 	h.breaker = new(breaker)
+	h.metrics = newMetrics(ctx.GetMetricsRegistry())
+	h.events = loadEvents(ctx)
 	if h.RefreshInterval == 0 {
 		h.RefreshInterval = caddy.Duration(defaultRefresh)
 	}
@@ -167,6 +178,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if err := h.checkDurations(); err != nil {
 		return err
+	}
+	if err := h.Restrict.validate(); err != nil {
+		return fmt.Errorf("restrict: %w", err)
 	}
 
 	if h.Login != nil {
@@ -221,6 +235,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Idle: time.Duration(h.IdleTimeout), Retention: time.Duration(h.Retention),
 			Refresh: time.Duration(h.RefreshInterval), RevokeHold: h.revokeHold(),
 		},
+		Limits: h.Restrict.limits(), Prefix: h.Restrict.prefix(),
 		Store: tracker.Guard(store, time.Second), Keys: h.keys, Geo: geo, CacheSize: h.CacheSize,
 		Hooks: h.hooks(),
 	})
@@ -322,21 +337,6 @@ func (h *Handler) Cleanup() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func (h *Handler) hooks() tracker.Hooks {
-	return tracker.Hooks{
-		SessionOpened: func(s *tracker.Session) {
-			if c := h.logger.Check(zapcore.DebugLevel, "session opened"); c != nil {
-				c.Write(zap.String("session", s.ID), zap.String("realm", s.Realm))
-			}
-		},
-		SessionClosed: func(s *tracker.Session) {
-			if c := h.logger.Check(zapcore.DebugLevel, "session closed"); c != nil {
-				c.Write(zap.String("session", s.ID), zap.String("realm", s.Realm), zap.String("reason", s.EndReason))
-			}
-		},
-	}
 }
 
 // Interface guards

@@ -150,8 +150,14 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	return err
 }
 
+// refuse answers a refused request as a Caddy error, so handle_errors can
+// style it. A revoked (or evicted) session gets on_revoked and its app
+// cookie expired; a blocked device or a limit gets 403.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, id ident, reason string) error {
 	repl.Set("http.sessions.block_reason", reason)
+	if reason != tracker.EndRevoked && reason != tracker.EndEvicted {
+		return caddyhttp.Error(http.StatusForbidden, fmt.Errorf("request refused: %s", reason))
+	}
 	if id.cookieName != "" {
 		expireCookie(w, r, id.cookieName)
 	}

@@ -83,21 +83,38 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
 	if t == nil {
 		return apiErr(http.StatusNotFound, "unknown realm %q", seg[0])
 	}
-	switch {
-	case len(seg) >= 4 && seg[1] == "users" && seg[3] == "sessions":
-		return a.sessions(w, r, t, seg[0], seg[2], seg[4:])
-	case len(seg) == 4 && seg[1] == "users" && seg[3] == "devices":
+	realm := seg[0]
+	if len(seg) == 2 && seg[1] == "users" {
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(r, http.MethodGet)
 		}
-		devs, err := t.Devices(r.Context(), seg[0], seg[2])
+		return a.users(w, r, t, realm)
+	}
+	if len(seg) < 3 || seg[1] != "users" {
+		return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
+	}
+	user, rest := seg[2], seg[3:]
+	if len(rest) == 0 {
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(r, http.MethodGet)
+		}
+		sum, err := t.User(r.Context(), realm, user)
 		if err != nil {
-			return storeErr(err)
+			return storeErr(err, "user")
 		}
-		if devs == nil {
-			devs = []*tracker.Device{}
-		}
-		return writeJSON(w, http.StatusOK, map[string]any{"devices": devs})
+		return writeJSON(w, http.StatusOK, sum)
+	}
+	switch rest[0] {
+	case "sessions":
+		return a.sessions(w, r, t, realm, user, rest[1:])
+	case "devices":
+		return a.devices(w, r, t, realm, user, rest[1:])
+	case "violations":
+		return a.violations(w, r, t, realm, user, rest[1:])
+	case "exempt":
+		return a.exempt(w, r, t, realm, user, rest[1:])
+	case "limits":
+		return a.limits(w, r, t, realm, user, rest[1:])
 	}
 	return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
 }
@@ -112,13 +129,13 @@ func (a *API) sessions(w http.ResponseWriter, r *http.Request, t *tracker.Tracke
 		}
 		list, total, err := t.Sessions(ctx, realm, user, q.state, q.offset, q.limit)
 		if err != nil {
-			return storeErr(err)
+			return storeErr(err, "session")
 		}
 		return writeJSON(w, http.StatusOK, page(list, total, q))
 	case len(rest) == 0 && r.Method == http.MethodDelete:
 		closed, err := t.RevokeAll(ctx, realm, user, "")
 		if err != nil {
-			return storeErr(err)
+			return storeErr(err, "session")
 		}
 		if closed == nil {
 			closed = []*tracker.Session{}
@@ -127,7 +144,7 @@ func (a *API) sessions(w http.ResponseWriter, r *http.Request, t *tracker.Tracke
 	case len(rest) == 1 && r.Method == http.MethodDelete:
 		s, err := t.Revoke(ctx, realm, user, rest[0])
 		if err != nil {
-			return storeErr(err)
+			return storeErr(err, "session")
 		}
 		return writeJSON(w, http.StatusOK, s)
 	case len(rest) <= 1:
@@ -183,9 +200,11 @@ func page(list []*tracker.Session, total int, q listQuery) map[string]any {
 	return out
 }
 
-func storeErr(err error) error {
+// storeErr turns a store error into an API error; what names the thing
+// that was not found.
+func storeErr(err error, what string) error {
 	if errors.Is(err, tracker.ErrNotFound) {
-		return apiErr(http.StatusNotFound, "not found")
+		return apiErr(http.StatusNotFound, "%s not found", what)
 	}
 	return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err, Message: "session store unavailable"}
 }

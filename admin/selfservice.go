@@ -42,7 +42,7 @@ func (s Self) Serve(w http.ResponseWriter, r *http.Request, user, current string
 		}
 		list, total, err := s.Tracker.Sessions(ctx, s.Realm, user, q.state, q.offset, q.limit)
 		if err != nil {
-			writeAPIError(w, storeErr(err))
+			writeAPIError(w, storeErr(err, "session"))
 			return
 		}
 		for _, sess := range list {
@@ -70,7 +70,7 @@ func (s Self) Serve(w http.ResponseWriter, r *http.Request, user, current string
 	// user, so another user's id is simply not found.
 	sess, err := s.Tracker.Revoke(ctx, s.Realm, user, id)
 	if err != nil {
-		writeAPIError(w, storeErr(err))
+		writeAPIError(w, storeErr(err, "session"))
 		return
 	}
 	_ = writeJSON(w, http.StatusOK, sess)

@@ -18,6 +18,8 @@ type entry struct {
 	// revoked entries answer "refused" without asking the store.
 	revoked bool
 	reason  string
+	// limited: refused by a limit for this IP and device only.
+	limited bool
 	// anonymous entries remember a token bound to no user.
 	anonymous bool
 	vars      Vars

@@ -16,18 +16,21 @@ const invalidationChannel = keyPrefix + "inval"
 // hash of realm and user: client-chosen user names can hold any byte and must
 // not shape keys.
 type userKeys struct {
-	tag  string
-	meta string // HASH user, realm, last activity
-	tok  string // HASH token hash -> session id
-	sess string // HASH session id -> session record
-	act  string // ZSET active session id -> last seen (ms)
-	hist string // ZSET session id -> started (ms), all sessions in retention
-	devs string // HASH device id -> device record
-	devz string // ZSET device id -> last seen (ms)
+	tag   string
+	meta  string // HASH user, realm, last activity
+	tok   string // HASH token hash -> session id
+	sess  string // HASH session id -> session record
+	act   string // ZSET active session id -> last seen (ms)
+	hist  string // ZSET session id -> started (ms), all sessions in retention
+	devs  string // HASH device id -> device record
+	devz  string // ZSET device id -> last seen (ms)
+	ips   string // ZSET counted IP (prefix) -> last seen (ms), for max_ips
+	viol  string // HASH violation id -> violation record
+	violz string // ZSET violation id -> time (ms)
 }
 
 func (k userKeys) all() []string {
-	return []string{k.meta, k.tok, k.sess, k.act, k.hist, k.devs, k.devz}
+	return []string{k.meta, k.tok, k.sess, k.act, k.hist, k.devs, k.devz, k.ips, k.viol, k.violz}
 }
 
 func tagOf(parts ...string) string {
@@ -44,13 +47,18 @@ func keysFor(realm, user string) userKeys {
 	p := keyPrefix + tag + ":"
 	return userKeys{
 		tag: tag, meta: p + "u", tok: p + "tok", sess: p + "s", act: p + "act",
-		hist: p + "hist", devs: p + "d", devz: p + "dz",
+		hist: p + "hist", devs: p + "d", devz: p + "dz", ips: p + "ips", viol: p + "v", violz: p + "vz",
 	}
 }
 
 // realmUsersKey is the realm's index of users by last activity.
 func realmUsersKey(realm string) string {
 	return keyPrefix + "{r" + tagOf(realm) + "}:users"
+}
+
+// realmFlaggedKey indexes the realm's users with unviewed violations.
+func realmFlaggedKey(realm string) string {
+	return keyPrefix + "{r" + tagOf(realm) + "}:flagged"
 }
 
 // tokenKey binds a session token hash (already realm-specific) to its user.

@@ -2,9 +2,13 @@ package tracker
 
 import (
 	"context"
+	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
 
 // MemoryStore keeps everything in this process: the embedded default for a
@@ -16,6 +20,7 @@ type MemoryStore struct {
 	users  map[string]*memUser             // keysFor(realm,user).tag -> data
 	tokens map[string]memBinding           // token hash -> user
 	realms map[string]map[string]time.Time // realm -> user -> last activity
+	flags  map[string]map[string]time.Time // realm -> user -> last violation
 	dirty  bool
 
 	subMu  sync.Mutex
@@ -27,13 +32,19 @@ type MemoryStore struct {
 }
 
 type memUser struct {
-	Realm    string              `json:"realm"`
-	User     string              `json:"user"`
-	Last     time.Time           `json:"last"`
-	ExpireAt time.Time           `json:"expire_at"`
-	Tok      map[string]string   `json:"tok"`      // token hash -> session id
-	Sess     map[string]*Session `json:"sessions"` // session id -> session
-	Devs     map[string]*Device  `json:"devices"`
+	Realm    string
+	User     string
+	Last     time.Time
+	ExpireAt time.Time
+	Tok      map[string]string   // token hash -> session id
+	Sess     map[string]*Session // session id -> session
+	Devs     map[string]*Device
+	IPs      map[string]time.Time // counted IP -> last seen
+	Viol     map[string]*restrict.Violation
+	VSeq     int
+	Unviewed int
+	Exempt   bool
+	Limits   restrict.Limits // overrides
 }
 
 type memBinding struct {
@@ -47,6 +58,7 @@ func NewMemoryStore() *MemoryStore {
 		users:  map[string]*memUser{},
 		tokens: map[string]memBinding{},
 		realms: map[string]map[string]time.Time{},
+		flags:  map[string]map[string]time.Time{},
 		subs:   map[int]func(Invalidation){},
 		now:    time.Now,
 	}
@@ -62,7 +74,7 @@ func (m *MemoryStore) user(realm, user string, create bool, now time.Time) *memU
 		u = nil
 	}
 	if u == nil && create {
-		u = &memUser{Realm: realm, User: user, Tok: map[string]string{}, Sess: map[string]*Session{}, Devs: map[string]*Device{}}
+		u = newMemUser(realm, user)
 		m.users[tag] = u
 	}
 	return u
@@ -82,9 +94,22 @@ func (u *memUser) closeSession(s *Session, at time.Time, reason string) *Session
 	return clone(s)
 }
 
+func newMemUser(realm, user string) *memUser {
+	return &memUser{Realm: realm, User: user, Tok: map[string]string{}, Sess: map[string]*Session{}, Devs: map[string]*Device{},
+		IPs: map[string]time.Time{}, Viol: map[string]*restrict.Violation{}}
+}
+
 // trim mirrors trim() in prelude.lua.
 func (u *memUser) trim(now time.Time, p Policy) {
 	cut := now.Add(-p.Retention)
+	for id, v := range u.Viol {
+		if v.Time.Before(cut) {
+			if !v.Viewed {
+				u.Unviewed--
+			}
+			delete(u.Viol, id)
+		}
+	}
 	for id, s := range u.Sess {
 		if s.EndedAt != nil && s.EndedAt.Before(cut) {
 			if u.Tok[s.tokenHash] == id {
@@ -127,10 +152,79 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 	defer m.mu.Unlock()
 	now, p := req.Now.Truncate(time.Millisecond), req.Policy
 	u := m.user(req.Realm, req.User, true, now)
-	if d := u.Devs[req.Device.ID]; d != nil && d.Blocked {
-		return SeenResult{Status: StatusRevoked, Reason: EndDeviceBlocked}, nil
-	}
 	var res SeenResult
+	refuse := func(sid string, s *Session, reason string) (SeenResult, error) {
+		res.Status, res.SessionID, res.Reason = StatusRefused, sid, reason
+		if s != nil {
+			res.StartedAt, res.LastSeen = s.StartedAt, s.LastSeen
+		}
+		if len(res.Violations) > 0 {
+			m.touched(u, now, p)
+			m.flag(req.Realm, req.User, now)
+		}
+		return res, nil
+	}
+	dev := u.Devs[req.Device.ID]
+	if dev != nil && dev.Blocked {
+		return refuse("", nil, EndDeviceBlocked)
+	}
+	lim := u.limits(req.Limits)
+	loc := req.New.Location.String()
+	violation := func(policy string, l *restrict.Limit, observed int, sid string) bool {
+		action := l.Action
+		if action == "" {
+			action = restrict.ActionBlock
+		}
+		u.VSeq++
+		v := &restrict.Violation{
+			ID: fmt.Sprintf("%d-%d", ms(now), u.VSeq), Time: now, User: req.User, Policy: policy, Limit: l.Max,
+			Observed: observed, IP: req.New.IP, Location: loc, Device: req.Device.ID, Session: sid, Action: action,
+		}
+		u.Viol[v.ID] = v
+		u.Unviewed++
+		c := *v
+		res.Violations = append(res.Violations, &c)
+		return action != restrict.ActionBlock
+	}
+	ipOK := func(sid string) bool {
+		l := lim.IPs
+		if req.IPKey == "" || l == nil || l.Max == 0 {
+			return true
+		}
+		for k, t := range u.IPs {
+			if t.Before(now.Add(-time.Duration(l.Window))) {
+				delete(u.IPs, k)
+			}
+		}
+		if _, ok := u.IPs[req.IPKey]; ok || len(u.IPs) < l.Max {
+			return true
+		}
+		return violation(restrict.PolicyIPs, l, len(u.IPs)+1, sid)
+	}
+	deviceOK := func(sid string) bool {
+		l := lim.Devices
+		if dev != nil || l == nil || l.Max == 0 {
+			return true
+		}
+		n := 0
+		for _, d := range u.Devs {
+			if d.LastSeen.After(now.Add(-time.Duration(l.Window))) {
+				n++
+			}
+		}
+		if n < l.Max {
+			return true
+		}
+		return violation(restrict.PolicyDevices, l, n+1, sid)
+	}
+	useDevice := func() {
+		if !u.touchDevice(req.Device.ID, now, req.New.IP) {
+			d := *req.Device
+			d.User, d.FirstSeen, d.LastSeen = req.User, now, now
+			u.Devs[d.ID] = &d
+			res.NewDevice = true
+		}
+	}
 	if sid, ok := u.Tok[req.TokenHash]; ok {
 		if s := u.Sess[sid]; s != nil {
 			switch {
@@ -140,40 +234,99 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 				res.Closed = append(res.Closed, u.closeSession(s, now, EndReplaced))
 			case s.EndedAt == nil:
 				changed := false
+				if req.New.IP != "" && s.IP != req.New.IP {
+					if !ipOK(sid) {
+						return refuse(sid, s, restrict.PolicyIPs)
+					}
+					s.IP, s.ipKey, changed = req.New.IP, req.IPKey, true
+				}
+				if req.Device.ID != s.DeviceID {
+					if !deviceOK(sid) {
+						return refuse(sid, s, restrict.PolicyDevices)
+					}
+					useDevice()
+				}
 				if now.Sub(s.LastSeen) >= p.Refresh {
 					s.LastSeen, changed = now, true
 				}
-				if req.New.IP != "" && s.IP != req.New.IP {
-					s.IP, changed = req.New.IP, true
-				}
 				if changed {
 					u.Last = s.LastSeen
+					if s.ipKey != "" {
+						u.IPs[s.ipKey] = now
+					}
 					u.touchDevice(s.DeviceID, s.LastSeen, req.New.IP)
 					m.touched(u, now, p)
+					m.realmUser(req.Realm, req.User, now)
 				}
-				return SeenResult{Status: StatusActive, SessionID: sid, StartedAt: s.StartedAt, LastSeen: s.LastSeen}, nil
-			case blocksToken(s.EndReason) && !req.Login && now.Sub(*s.EndedAt) < p.RevokeHold:
-				return SeenResult{Status: StatusRevoked, SessionID: sid, StartedAt: s.StartedAt, LastSeen: s.LastSeen, Reason: s.EndReason}, nil
+				if len(res.Violations) > 0 {
+					m.flag(req.Realm, req.User, now)
+				}
+				res.Status, res.SessionID, res.StartedAt, res.LastSeen = StatusActive, sid, s.StartedAt, s.LastSeen
+				return res, nil
+			case holdsToken(s.EndReason) && !req.Login && now.Sub(*s.EndedAt) < p.RevokeHold:
+				return refuse(sid, s, s.EndReason)
+			}
+		}
+	}
+	if !ipOK("") {
+		return refuse("", nil, restrict.PolicyIPs)
+	}
+	if !deviceOK("") {
+		return refuse("", nil, restrict.PolicyDevices)
+	}
+	var active []*Session
+	for _, s := range u.Sess {
+		if s.EndedAt != nil {
+			continue
+		}
+		if now.Sub(s.LastSeen) > p.Idle {
+			res.Closed = append(res.Closed, u.closeSession(s, s.LastSeen, EndIdle))
+			continue
+		}
+		active = append(active, s)
+	}
+	if l := lim.Sessions; l != nil && l.Max > 0 && len(active) >= l.Max {
+		if !violation(restrict.PolicySessions, l, len(active)+1, "") {
+			return refuse("", nil, restrict.PolicySessions)
+		}
+		if l.Action == restrict.ActionEvictOldest {
+			sort.Slice(active, func(i, j int) bool {
+				if !active[i].LastSeen.Equal(active[j].LastSeen) {
+					return active[i].LastSeen.Before(active[j].LastSeen)
+				}
+				return active[i].ID < active[j].ID
+			})
+			for _, s := range active[:len(active)-l.Max+1] {
+				res.Closed = append(res.Closed, u.closeSession(s, now, EndEvicted))
 			}
 		}
 	}
 	s := clone(req.New)
-	s.Realm, s.User, s.tokenHash = req.Realm, req.User, req.TokenHash
+	s.Realm, s.User, s.tokenHash, s.ipKey = req.Realm, req.User, req.TokenHash, req.IPKey
 	s.StartedAt, s.LastSeen, s.EndedAt, s.EndReason = now, now, nil, ""
 	u.Sess[s.ID] = s
 	u.Tok[req.TokenHash] = s.ID
 	u.Last = now
-	if !u.touchDevice(req.Device.ID, now, req.New.IP) {
-		d := *req.Device
-		d.User, d.FirstSeen, d.LastSeen = req.User, now, now
-		u.Devs[d.ID] = &d
-		res.NewDevice = true
+	if req.IPKey != "" {
+		u.IPs[req.IPKey] = now
 	}
+	useDevice()
 	u.trim(now, p)
 	m.touched(u, now, p)
 	m.realmUser(req.Realm, req.User, now)
+	if len(res.Violations) > 0 {
+		m.flag(req.Realm, req.User, now)
+	}
 	res.Status, res.SessionID, res.StartedAt, res.LastSeen = StatusOpened, s.ID, now, now
 	return res, nil
+}
+
+// limits mirrors limits() in prelude.lua.
+func (u *memUser) limits(realm restrict.Limits) restrict.Limits {
+	if u.Exempt {
+		return restrict.Limits{}
+	}
+	return realm.Merge(u.Limits)
 }
 
 func (m *MemoryStore) realmUser(realm, user string, now time.Time) {
@@ -208,6 +361,9 @@ func (m *MemoryStore) Touch(_ context.Context, touches []Touch) []TouchResult {
 			out[i] = TouchResult{Ended: true, Reason: EndIdle}
 		case now.After(s.LastSeen):
 			s.LastSeen, u.Last = now, now
+			if s.ipKey != "" {
+				u.IPs[s.ipKey] = now
+			}
 			u.touchDevice(s.DeviceID, now, "")
 			m.touched(u, now, t.Policy)
 			m.realmUser(t.Realm, t.User, now)
@@ -426,4 +582,150 @@ func (m *MemoryStore) expire(now time.Time) {
 			m.dirty = true
 		}
 	}
+}
+
+func (m *MemoryStore) flag(realm, user string, now time.Time) {
+	f := m.flags[realm]
+	if f == nil {
+		f = map[string]time.Time{}
+		m.flags[realm] = f
+	}
+	f[user] = now
+}
+
+// SetDeviceBlocked implements Store, mirroring device.lua.
+func (m *MemoryStore) SetDeviceBlocked(_ context.Context, realm, user, device string, blocked bool, now time.Time, p Policy) ([]*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now = now.Truncate(time.Millisecond)
+	u := m.user(realm, user, false, now)
+	if u == nil || u.Devs[device] == nil {
+		return nil, ErrNotFound
+	}
+	u.Devs[device].Blocked = blocked
+	var out []*Session
+	if blocked {
+		for _, s := range u.Sess {
+			if s.EndedAt == nil && s.DeviceID == device {
+				out = append(out, u.closeSession(s, now, EndDeviceBlocked))
+			}
+		}
+	}
+	m.touched(u, now, p)
+	return out, nil
+}
+
+// Violations implements Store.
+func (m *MemoryStore) Violations(_ context.Context, realm, user string, offset, limit int) ([]*restrict.Violation, int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.user(realm, user, false, m.now())
+	if u == nil {
+		return nil, 0, nil
+	}
+	all := make([]*restrict.Violation, 0, len(u.Viol))
+	for _, v := range u.Viol {
+		c := *v
+		all = append(all, &c)
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if !all[i].Time.Equal(all[j].Time) {
+			return all[i].Time.After(all[j].Time)
+		}
+		return all[i].ID > all[j].ID
+	})
+	total := len(all)
+	if offset >= total {
+		return nil, total, nil
+	}
+	all = all[offset:]
+	if limit > 0 && len(all) > limit {
+		all = all[:limit]
+	}
+	return all, total, nil
+}
+
+// MarkViewed implements Store, mirroring viewed.lua.
+func (m *MemoryStore) MarkViewed(_ context.Context, realm, user, id string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.user(realm, user, false, m.now())
+	if u == nil || (id != "" && u.Viol[id] == nil) {
+		return 0, ErrNotFound
+	}
+	for vid, v := range u.Viol {
+		if (id == "" || vid == id) && !v.Viewed {
+			v.Viewed = true
+			u.Unviewed--
+		}
+	}
+	u.Unviewed = max(u.Unviewed, 0)
+	if u.Unviewed == 0 {
+		delete(m.flags[realm], user)
+	}
+	m.dirty = true
+	return u.Unviewed, nil
+}
+
+// SetExempt implements Store.
+func (m *MemoryStore) SetExempt(_ context.Context, realm, user string, exempt bool, p Policy) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	u := m.user(realm, user, true, now)
+	u.Exempt = exempt
+	m.touched(u, now, p)
+	return nil
+}
+
+// SetLimits implements Store.
+func (m *MemoryStore) SetLimits(_ context.Context, realm, user string, l restrict.Limits, p Policy) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	u := m.user(realm, user, true, now)
+	u.Limits = l
+	m.touched(u, now, p)
+	return nil
+}
+
+func (m *MemoryStore) summary(u *memUser, now time.Time, p Policy) *UserSummary {
+	s := &UserSummary{User: u.User, LastActivity: u.Last, Devices: len(u.Devs), UnviewedViolations: u.Unviewed, Exempt: u.Exempt}
+	for _, sess := range u.Sess {
+		if sess.EndedAt == nil && now.Sub(sess.LastSeen) <= p.Idle {
+			s.ActiveSessions++
+		}
+	}
+	if !u.Limits.IsZero() {
+		l := u.Limits
+		s.Limits = &l
+	}
+	return s
+}
+
+// User implements Store.
+func (m *MemoryStore) User(_ context.Context, realm, user string, now time.Time, p Policy) (*UserSummary, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.user(realm, user, false, now)
+	if u == nil || (len(u.Sess) == 0 && len(u.Devs) == 0 && len(u.Viol) == 0 && !u.Exempt && u.Limits.IsZero()) {
+		return nil, ErrNotFound
+	}
+	return m.summary(u, now, p), nil
+}
+
+// Users implements Store.
+func (m *MemoryStore) Users(_ context.Context, req UsersRequest) ([]*UserSummary, int, error) {
+	m.mu.Lock()
+	var sums []*UserSummary
+	for name := range m.realms[req.Realm] {
+		if !strings.HasPrefix(name, req.Prefix) {
+			continue
+		}
+		if u := m.user(req.Realm, name, false, req.Now); u != nil {
+			sums = append(sums, m.summary(u, req.Now, req.Policy))
+		}
+	}
+	m.mu.Unlock()
+	return pageUsers(filterUsers(sums, req), req)
 }

@@ -12,14 +12,19 @@ const (
 	EndRevoked       = "revoked"
 	EndReplaced      = "replaced"
 	EndDeviceBlocked = "device_blocked"
+	EndEvicted       = "evicted" // by max_sessions evict_oldest
 	EndErased        = "erased"
 )
 
-// blocksToken reports whether a session that ended for reason must keep
-// refusing its token, instead of letting the token open a new session.
+// blocksToken reports whether a session that ended for reason keeps its
+// token mapping, so that the token is found and refused (revoked, evicted)
+// or checked again (device_blocked), instead of silently opening anew.
 func blocksToken(reason string) bool {
-	return reason == EndRevoked || reason == EndDeviceBlocked
+	return reason == EndRevoked || reason == EndDeviceBlocked || reason == EndEvicted
 }
+
+// holdsToken reports whether the token stays refused for the revoke hold.
+func holdsToken(reason string) bool { return reason == EndRevoked || reason == EndEvicted }
 
 // Session is one login session of a user, as recorded by the proxy.
 type Session struct {
@@ -39,6 +44,7 @@ type Session struct {
 	Current bool `json:"current,omitempty"`
 
 	tokenHash string
+	ipKey     string
 }
 
 // Active reports whether the session has not ended.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
 
 // Sessions and devices are stored as positional JSON arrays: both stores and
@@ -32,6 +34,7 @@ const (
 	sTimeZone
 	sLatitude
 	sLongitude
+	sIPKey // the IP as counted by max_ips
 	sessionFields
 )
 
@@ -68,7 +71,7 @@ func encodeSession(s *Session) string {
 		s.ID, ms(s.StartedAt), ms(s.LastSeen), ended, s.EndReason, s.IP, s.DeviceID, s.tokenHash,
 		s.Agent.Browser, s.Agent.BrowserVersion, s.Agent.OS, s.Agent.OSVersion, s.Agent.DeviceFamily, s.Agent.DeviceType,
 		s.Location.City, s.Location.Region, s.Location.Country, s.Location.CountryCode, s.Location.TimeZone,
-		s.Location.Latitude, s.Location.Longitude,
+		s.Location.Latitude, s.Location.Longitude, s.ipKey,
 	}
 	b, _ := json.Marshal(rec) // only strings, numbers and nil: cannot fail
 	return string(b)
@@ -93,7 +96,7 @@ func decodeSession(raw, realm, user string) (*Session, error) {
 		{sBrowser, &s.Agent.Browser}, {sBrowserVersion, &s.Agent.BrowserVersion}, {sOS, &s.Agent.OS},
 		{sOSVersion, &s.Agent.OSVersion}, {sDeviceFamily, &s.Agent.DeviceFamily}, {sDeviceType, &s.Agent.DeviceType},
 		{sCity, &s.Location.City}, {sRegion, &s.Location.Region}, {sCountry, &s.Location.Country},
-		{sCountryCode, &s.Location.CountryCode}, {sTimeZone, &s.Location.TimeZone},
+		{sCountryCode, &s.Location.CountryCode}, {sTimeZone, &s.Location.TimeZone}, {sIPKey, &s.ipKey},
 	}
 	for _, f := range strs {
 		if err := json.Unmarshal(rec[f.i], f.dst); err != nil {
@@ -170,4 +173,32 @@ func normalizeIdle(s *Session, now time.Time, idle time.Duration) {
 		t := s.LastSeen
 		s.EndedAt, s.EndReason = &t, EndIdle
 	}
+}
+
+// Violation records: [id, time, policy, limit, observed, ip, location,
+// device, session, action, viewed].
+func decodeViolation(raw, user string) (*restrict.Violation, error) {
+	var rec []json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil || len(rec) < 11 {
+		return nil, fmt.Errorf("decoding violation record: %v", err)
+	}
+	v := &restrict.Violation{User: user}
+	var at float64
+	var viewed int
+	for i, dst := range []any{&v.ID, &at, &v.Policy, &v.Limit, &v.Observed, &v.IP, &v.Location, &v.Device, &v.Session, &v.Action, &viewed} {
+		if err := json.Unmarshal(rec[i], dst); err != nil {
+			return nil, fmt.Errorf("decoding violation field %d: %w", i, err)
+		}
+	}
+	v.Time, v.Viewed = fromMS(int64(at)), viewed != 0
+	return v, nil
+}
+
+func encodeViolation(v *restrict.Violation) string {
+	viewed := 0
+	if v.Viewed {
+		viewed = 1
+	}
+	b, _ := json.Marshal([]any{v.ID, ms(v.Time), v.Policy, v.Limit, v.Observed, v.IP, v.Location, v.Device, v.Session, v.Action, viewed})
+	return string(b)
 }

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
 
 var (
@@ -23,10 +26,16 @@ var (
 	luaTouch string
 	//go:embed lua/end.lua
 	luaEnd string
+	//go:embed lua/device.lua
+	luaDevice string
+	//go:embed lua/viewed.lua
+	luaViewed string
 
-	scriptSeen  = redis.NewScript(luaPrelude + luaSeen)
-	scriptTouch = redis.NewScript(luaPrelude + luaTouch)
-	scriptEnd   = redis.NewScript(luaPrelude + luaEnd)
+	scriptSeen   = redis.NewScript(luaPrelude + luaSeen)
+	scriptTouch  = redis.NewScript(luaPrelude + luaTouch)
+	scriptEnd    = redis.NewScript(luaPrelude + luaEnd)
+	scriptDevice = redis.NewScript(luaPrelude + luaDevice)
+	scriptViewed = redis.NewScript(luaPrelude + luaViewed)
 )
 
 // RedisStore keeps sessions in Redis, standalone, Sentinel or Cluster. All
@@ -66,16 +75,17 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 	if req.Login {
 		mode = "login"
 	}
-	req.New.tokenHash = req.TokenHash
+	req.New.tokenHash, req.New.ipKey = req.TokenHash, req.IPKey
 	vals, err := scriptSeen.Run(ctx, s.rdb, k.all(),
 		now, msArg(req.Policy.Idle), msArg(req.Policy.Retention), msArg(req.Policy.Refresh),
 		req.TokenHash, req.New.ID, encodeSession(req.New), req.Device.ID, encodeDevice(req.Device),
 		mode, req.User, req.Realm, msArg(req.Policy.RevokeHold), req.New.IP,
+		limitsArg(req.Limits), req.IPKey, req.New.Location.String(),
 	).Slice()
 	if err != nil {
 		return SeenResult{}, fmt.Errorf("redis seen: %w", err)
 	}
-	if len(vals) < 6 {
+	if len(vals) < 7 {
 		return SeenResult{}, fmt.Errorf("redis seen: short reply %v", vals)
 	}
 	res := SeenResult{
@@ -86,19 +96,27 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 		Reason:    str(vals[4]),
 		NewDevice: num(vals[5]) == 1,
 	}
-	if res.Status == "device_blocked" {
-		res.Status = StatusRevoked
-	}
-	for _, v := range vals[6:] {
-		if c, err := decodeSession(str(v), req.Realm, req.User); err == nil {
-			res.Closed = append(res.Closed, c)
+	nclosed := int(num(vals[6]))
+	for i, v := range vals[7:] {
+		if i < nclosed {
+			if c, err := decodeSession(str(v), req.Realm, req.User); err == nil {
+				res.Closed = append(res.Closed, c)
+			}
+		} else if vi, err := decodeViolation(str(v), req.User); err == nil {
+			res.Violations = append(res.Violations, vi)
 		}
 	}
-	if res.Status != StatusRevoked {
-		// Outside the user's slot, so not in the script; a lost update
-		// here only delays the user in the admin users list.
-		s.rdb.ZAdd(ctx, realmUsersKey(req.Realm), redis.Z{Score: float64(now), Member: req.User})
+	// The realm indexes are outside the user's slot, so not in the script;
+	// a lost update only delays the user in the admin users list.
+	pipe := s.rdb.Pipeline()
+	if res.Status != StatusRefused {
+		pipe.ZAdd(ctx, realmUsersKey(req.Realm), redis.Z{Score: float64(now), Member: req.User})
 	}
+	if len(res.Violations) > 0 {
+		pipe.ZAdd(ctx, realmUsersKey(req.Realm), redis.Z{Score: float64(now), Member: req.User})
+		pipe.ZAdd(ctx, realmFlaggedKey(req.Realm), redis.Z{Score: float64(now), Member: req.User})
+	}
+	_, _ = pipe.Exec(ctx)
 	return res, nil
 }
 
@@ -474,4 +492,209 @@ func selectSessions(all []*Session, req ListRequest) ([]*Session, int) {
 		out = out[:req.Limit]
 	}
 	return out, total
+}
+
+// limitsArg is the limits as the scripts read them: windows in ms.
+func limitsArg(l restrict.Limits) string {
+	m := map[string]any{}
+	for name, p := range map[string]*restrict.Limit{restrict.PolicyIPs: l.IPs, restrict.PolicyDevices: l.Devices, restrict.PolicySessions: l.Sessions} {
+		if p == nil {
+			continue
+		}
+		action := p.Action
+		if action == "" {
+			action = restrict.ActionBlock
+		}
+		m[name] = map[string]any{"max": p.Max, "window": time.Duration(p.Window).Milliseconds(), "action": action}
+	}
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// SetDeviceBlocked implements Store.
+func (s *RedisStore) SetDeviceBlocked(ctx context.Context, realm, user, device string, blocked bool, now time.Time, p Policy) ([]*Session, error) {
+	flag := 0
+	if blocked {
+		flag = 1
+	}
+	vals, err := scriptDevice.Run(ctx, s.rdb, keysFor(realm, user).all(), ms(now), device, flag, msArg(p.Retention)).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redis block device: %w", err)
+	}
+	if len(vals) == 0 || str(vals[0]) == "missing" {
+		return nil, ErrNotFound
+	}
+	var out []*Session
+	for _, v := range vals[1:] {
+		if sess, err := decodeSession(str(v), realm, user); err == nil {
+			out = append(out, sess)
+		}
+	}
+	return out, nil
+}
+
+// Violations implements Store.
+func (s *RedisStore) Violations(ctx context.Context, realm, user string, offset, limit int) ([]*restrict.Violation, int, error) {
+	k := keysFor(realm, user)
+	total, err := s.rdb.ZCard(ctx, k.violz).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("redis violations: %w", err)
+	}
+	ids, err := s.rdb.ZRevRange(ctx, k.violz, int64(offset), int64(offset+limit-1)).Result()
+	if err != nil || len(ids) == 0 {
+		return nil, int(total), err
+	}
+	raws, err := s.rdb.HMGet(ctx, k.viol, ids...).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("redis violations: %w", err)
+	}
+	var out []*restrict.Violation
+	for _, raw := range raws {
+		if raw == nil {
+			continue
+		}
+		if v, err := decodeViolation(str(raw), user); err == nil {
+			out = append(out, v)
+		}
+	}
+	return out, int(total), nil
+}
+
+// MarkViewed implements Store.
+func (s *RedisStore) MarkViewed(ctx context.Context, realm, user, id string) (int, error) {
+	vals, err := scriptViewed.Run(ctx, s.rdb, keysFor(realm, user).all(), id).Slice()
+	if err != nil {
+		return 0, fmt.Errorf("redis mark viewed: %w", err)
+	}
+	if len(vals) < 3 {
+		return 0, ErrNotFound
+	}
+	left := int(num(vals[2]))
+	if left == 0 {
+		s.rdb.ZRem(ctx, realmFlaggedKey(realm), user)
+	}
+	return left, nil
+}
+
+// SetExempt implements Store.
+func (s *RedisStore) SetExempt(ctx context.Context, realm, user string, exempt bool, p Policy) error {
+	k := keysFor(realm, user)
+	pipe := s.rdb.TxPipeline()
+	if exempt {
+		pipe.HSet(ctx, k.meta, "exempt", "1")
+	} else {
+		pipe.HDel(ctx, k.meta, "exempt")
+	}
+	pipe.PExpire(ctx, k.meta, p.Retention)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("redis set exempt: %w", err)
+	}
+	return nil
+}
+
+// SetLimits implements Store.
+func (s *RedisStore) SetLimits(ctx context.Context, realm, user string, l restrict.Limits, p Policy) error {
+	k := keysFor(realm, user)
+	pipe := s.rdb.TxPipeline()
+	if l.IsZero() {
+		pipe.HDel(ctx, k.meta, "limits", "limits_json")
+	} else {
+		b, _ := json.Marshal(l)
+		pipe.HSet(ctx, k.meta, "limits", limitsArg(l), "limits_json", string(b))
+	}
+	pipe.PExpire(ctx, k.meta, p.Retention)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("redis set limits: %w", err)
+	}
+	return nil
+}
+
+// User implements Store.
+func (s *RedisStore) User(ctx context.Context, realm, user string, now time.Time, p Policy) (*UserSummary, error) {
+	list, err := s.summaries(ctx, realm, []string{user}, now, p)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, ErrNotFound
+	}
+	return list[0], nil
+}
+
+// summaries reads the summary of each user in one pipeline; users the
+// store holds nothing of are left out.
+func (s *RedisStore) summaries(ctx context.Context, realm string, users []string, now time.Time, p Policy) ([]*UserSummary, error) {
+	pipe := s.rdb.Pipeline()
+	type cmds struct {
+		meta *redis.SliceCmd
+		act  *redis.IntCmd
+		devs *redis.IntCmd
+	}
+	cs := make([]cmds, len(users))
+	idleFrom := "(" + strconv.FormatInt(ms(now.Add(-p.Idle)), 10)
+	for i, u := range users {
+		k := keysFor(realm, u)
+		cs[i] = cmds{
+			meta: pipe.HMGet(ctx, k.meta, "user", "last", "unviewed", "exempt", "limits_json"),
+			act:  pipe.ZCount(ctx, k.act, idleFrom, "+inf"),
+			devs: pipe.ZCard(ctx, k.devz),
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redis users: %w", err)
+	}
+	var out []*UserSummary
+	for i, c := range cs {
+		m := c.meta.Val()
+		if len(m) < 5 || m[0] == nil {
+			continue
+		}
+		sum := &UserSummary{
+			User: users[i], LastActivity: fromMS(num(m[1])), ActiveSessions: int(c.act.Val()), Devices: int(c.devs.Val()),
+			UnviewedViolations: int(num(m[2])), Exempt: str(m[3]) == "1",
+		}
+		if raw := str(m[4]); raw != "" {
+			var l restrict.Limits
+			if json.Unmarshal([]byte(raw), &l) == nil {
+				sum.Limits = &l
+			}
+		}
+		out = append(out, sum)
+	}
+	return out, nil
+}
+
+// Users implements Store. It walks the realm's index newest first, in
+// chunks, keeping users that pass the filters.
+func (s *RedisStore) Users(ctx context.Context, req UsersRequest) ([]*UserSummary, int, error) {
+	index := realmUsersKey(req.Realm)
+	if req.Unviewed {
+		index = realmFlaggedKey(req.Realm)
+	}
+	var matched []*UserSummary
+	const chunk = 500
+	for start := int64(0); ; start += chunk {
+		users, err := s.rdb.ZRevRange(ctx, index, start, start+chunk-1).Result()
+		if err != nil {
+			return nil, 0, fmt.Errorf("redis users: %w", err)
+		}
+		var want []string
+		for _, u := range users {
+			if strings.HasPrefix(u, req.Prefix) {
+				want = append(want, u)
+			}
+		}
+		sums, err := s.summaries(ctx, req.Realm, want, req.Now, req.Policy)
+		if err != nil {
+			return nil, 0, err
+		}
+		matched = append(matched, filterUsers(sums, req)...)
+		if len(users) < chunk {
+			break
+		}
+	}
+	return pageUsers(matched, req)
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
 
 // snapshotVersion changes when the snapshot layout does.
@@ -26,6 +28,12 @@ type snapshotUser struct {
 	// Sessions and Devices use the stores' record encoding (record.go).
 	Sessions []string `json:"sessions"`
 	Devices  []string `json:"devices"`
+	// Restriction state.
+	IPs        map[string]time.Time `json:"ips,omitempty"`
+	Violations []string             `json:"violations,omitempty"`
+	VSeq       int                  `json:"vseq,omitempty"`
+	Exempt     bool                 `json:"exempt,omitempty"`
+	Limits     restrict.Limits      `json:"limits"`
 }
 
 // SaveSnapshot writes the store to path atomically (temp file + rename), if
@@ -41,7 +49,14 @@ func (m *MemoryStore) SaveSnapshot(path string) error {
 		snap.Tokens[h] = b
 	}
 	for _, u := range m.users {
-		su := snapshotUser{Realm: u.Realm, User: u.User, Last: u.Last, ExpireAt: u.ExpireAt, Tok: make(map[string]string, len(u.Tok))}
+		su := snapshotUser{Realm: u.Realm, User: u.User, Last: u.Last, ExpireAt: u.ExpireAt, Tok: make(map[string]string, len(u.Tok)),
+			IPs: make(map[string]time.Time, len(u.IPs)), VSeq: u.VSeq, Exempt: u.Exempt, Limits: u.Limits}
+		for k, t := range u.IPs {
+			su.IPs[k] = t
+		}
+		for _, v := range u.Viol {
+			su.Violations = append(su.Violations, encodeViolation(v))
+		}
 		for h, id := range u.Tok {
 			su.Tok[h] = id
 		}
@@ -106,15 +121,29 @@ func (m *MemoryStore) LoadSnapshot(path string) error {
 	defer m.mu.Unlock()
 	m.users = map[string]*memUser{}
 	m.realms = map[string]map[string]time.Time{}
+	m.flags = map[string]map[string]time.Time{}
 	m.tokens = snap.Tokens
 	if m.tokens == nil {
 		m.tokens = map[string]memBinding{}
 	}
 	for _, su := range snap.Users {
-		u := &memUser{Realm: su.Realm, User: su.User, Last: su.Last, ExpireAt: su.ExpireAt, Tok: su.Tok,
-			Sess: map[string]*Session{}, Devs: map[string]*Device{}}
-		if u.Tok == nil {
-			u.Tok = map[string]string{}
+		u := newMemUser(su.Realm, su.User)
+		u.Last, u.ExpireAt, u.VSeq, u.Exempt, u.Limits = su.Last, su.ExpireAt, su.VSeq, su.Exempt, su.Limits
+		for h, id := range su.Tok {
+			u.Tok[h] = id
+		}
+		for k, t := range su.IPs {
+			u.IPs[k] = t
+		}
+		for _, raw := range su.Violations {
+			v, err := decodeViolation(raw, su.User)
+			if err != nil {
+				return fmt.Errorf("reading snapshot %q: %w", path, err)
+			}
+			u.Viol[v.ID] = v
+			if !v.Viewed {
+				u.Unviewed++
+			}
 		}
 		for _, raw := range su.Sessions {
 			s, err := decodeSession(raw, su.Realm, su.User)
@@ -132,6 +161,9 @@ func (m *MemoryStore) LoadSnapshot(path string) error {
 		}
 		m.users[keysFor(su.Realm, su.User).tag] = u
 		m.realmUser(su.Realm, su.User, su.Last)
+		if u.Unviewed > 0 {
+			m.flag(su.Realm, su.User, su.Last)
+		}
 	}
 	return nil
 }

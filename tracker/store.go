@@ -3,7 +3,10 @@ package tracker
 import (
 	"context"
 	"errors"
+	"sort"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
 
 // ErrNotFound is returned for an unknown session, device or user.
@@ -33,14 +36,22 @@ type SeenRequest struct {
 	New *Session
 	// Device is the device record to create or refresh.
 	Device *Device
+	// Limits are the realm's limits; the user's overrides and exemption,
+	// kept in the store, apply on top.
+	Limits restrict.Limits
+	// IPKey is the IP as max_ips counts it (see restrict.Prefix).
+	IPKey string
 }
 
 // Seen outcomes.
 const (
 	StatusActive  = "active"  // an active session exists
 	StatusOpened  = "opened"  // a new session was opened
-	StatusRevoked = "revoked" // the token's session was revoked or its device blocked
+	StatusRefused = "refused" // the request may not pass; Reason says why
 )
+
+// Refusal reasons besides the end reasons revoked, evicted and
+// device_blocked are the policy names of package restrict.
 
 // SeenResult is the answer to a SeenRequest.
 type SeenResult struct {
@@ -48,12 +59,14 @@ type SeenResult struct {
 	SessionID string
 	StartedAt time.Time
 	LastSeen  time.Time
-	// Reason is the end reason with StatusRevoked.
+	// Reason is why, with StatusRefused.
 	Reason string
 	// Closed lists sessions this step ended (idle, replaced).
 	Closed []*Session
 	// NewDevice is set when the device was first seen for this user.
 	NewDevice bool
+	// Violations lists limits this step went past.
+	Violations []*restrict.Violation
 }
 
 // Touch refreshes last activity of one active session.
@@ -125,8 +138,84 @@ type Store interface {
 	// Subscribe calls fn for every invalidation. Resync is called after
 	// the subscription was interrupted: cached state may be stale.
 	Subscribe(fn func(Invalidation), resync func()) (cancel func())
+	// SetDeviceBlocked blocks or unblocks a device (ErrNotFound if the
+	// user has no such device); blocking ends its active sessions.
+	SetDeviceBlocked(ctx context.Context, realm, user, device string, blocked bool, now time.Time, p Policy) ([]*Session, error)
+	// Violations lists a user's violations, newest first, and the total.
+	Violations(ctx context.Context, realm, user string, offset, limit int) ([]*restrict.Violation, int, error)
+	// MarkViewed marks one violation (id) or all (id "") viewed and
+	// returns how many unviewed are left. ErrNotFound for an unknown id.
+	MarkViewed(ctx context.Context, realm, user, id string) (int, error)
+	// User returns a user's summary; ErrNotFound if the store holds
+	// nothing of the user.
+	User(ctx context.Context, realm, user string, now time.Time, p Policy) (*UserSummary, error)
+	// Users lists a realm's users by last activity, newest first.
+	Users(ctx context.Context, req UsersRequest) ([]*UserSummary, int, error)
+	// SetExempt turns all limit checks off or on for a user.
+	SetExempt(ctx context.Context, realm, user string, exempt bool, p Policy) error
+	// SetLimits stores a user's limit overrides (zero Limits: none).
+	SetLimits(ctx context.Context, realm, user string, l restrict.Limits, p Policy) error
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store.
 	Close() error
+}
+
+// UserSummary is one row of the admin users list.
+type UserSummary struct {
+	User               string           `json:"user"`
+	LastActivity       time.Time        `json:"last_activity"`
+	ActiveSessions     int              `json:"active_sessions"`
+	Devices            int              `json:"devices"`
+	UnviewedViolations int              `json:"unviewed_violations"`
+	Exempt             bool             `json:"exempt"`
+	Limits             *restrict.Limits `json:"limits,omitempty"`
+}
+
+// UsersRequest selects users of a realm.
+type UsersRequest struct {
+	Realm string
+	// Prefix keeps users whose id starts with it.
+	Prefix string
+	// Unviewed keeps users with unviewed violations.
+	Unviewed bool
+	// Active keeps users with an active session.
+	Active        bool
+	Offset, Limit int
+	Now           time.Time
+	Policy        Policy
+}
+
+// filterUsers keeps the summaries that pass req's filters.
+func filterUsers(sums []*UserSummary, req UsersRequest) []*UserSummary {
+	var out []*UserSummary
+	for _, s := range sums {
+		if req.Unviewed && s.UnviewedViolations == 0 {
+			continue
+		}
+		if req.Active && s.ActiveSessions == 0 {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// pageUsers sorts by last activity, newest first, and pages.
+func pageUsers(all []*UserSummary, req UsersRequest) ([]*UserSummary, int, error) {
+	sort.SliceStable(all, func(i, j int) bool {
+		if !all[i].LastActivity.Equal(all[j].LastActivity) {
+			return all[i].LastActivity.After(all[j].LastActivity)
+		}
+		return all[i].User < all[j].User
+	})
+	total := len(all)
+	if req.Offset >= total {
+		return nil, total, nil
+	}
+	all = all[req.Offset:]
+	if req.Limit > 0 && len(all) > req.Limit {
+		all = all[:req.Limit]
+	}
+	return all, total, nil
 }

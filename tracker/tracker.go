@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
 
 // Hooks are called as sessions and devices change; all optional. They run
@@ -14,11 +16,20 @@ type Hooks struct {
 	SessionOpened func(*Session)
 	SessionClosed func(*Session)
 	DeviceNew     func(*Device)
+	Violation     func(realm string, v *restrict.Violation)
+	// Refused is called for every refused request, with the reason.
+	Refused func(realm, reason string)
+	// DeviceBlocked is called when an admin blocks or unblocks a device.
+	DeviceBlocked func(realm, user, device string, blocked bool)
 }
 
 // Config sets up a Tracker.
 type Config struct {
 	Policy Policy
+	// Limits are the realm defaults of the account-sharing limits.
+	Limits restrict.Limits
+	// Prefix says how IPs are counted for max_ips.
+	Prefix restrict.Prefix
 	Store  Store
 	Keys   *Keyring
 	// Geo may be nil: every location is then unknown.
@@ -187,6 +198,9 @@ func (t *Tracker) fromCache(e *entry, r Request, now time.Time) (Result, bool) {
 		}
 		return Result{}, true
 	}
+	if e.revoked && e.limited && (e.ip != r.IP || e.deviceID != r.DeviceID) {
+		return Result{}, false
+	}
 	if e.revoked {
 		return Result{Tracked: true, User: e.user, SessionID: e.sessionID, Refused: true, Reason: e.reason, Vars: e.vars}, true
 	}
@@ -239,12 +253,18 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	}
 	res, err := t.cfg.Store.Seen(ctx, SeenRequest{
 		Realm: r.Realm, User: user, TokenHash: th, Now: now, Policy: t.cfg.Policy, Login: login, New: newSess, Device: dev,
+		Limits: t.cfg.Limits, IPKey: t.ipKey(r.IP),
 	})
 	if err != nil {
 		return Result{}, err
 	}
 	for _, c := range res.Closed {
 		t.closed(c)
+	}
+	if h := t.cfg.Hooks.Violation; h != nil {
+		for _, v := range res.Violations {
+			h(r.Realm, v)
+		}
 	}
 	e := &entry{key: key, tokenHash: th, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: r.DeviceID,
 		expires: now.Add(t.cfg.Policy.Idle).UnixNano(),
@@ -253,10 +273,17 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	e.lastWrite.Store(res.LastSeen.UnixNano())
 	out := Result{Tracked: true, User: user, SessionID: res.SessionID, Vars: e.vars}
 	switch res.Status {
-	case StatusRevoked:
+	case StatusRefused:
+		out.Refused, out.Reason = true, res.Reason
+		if h := t.cfg.Hooks.Refused; h != nil {
+			h(r.Realm, res.Reason)
+		}
 		e.revoked, e.reason = true, res.Reason
 		e.expires = now.Add(min(t.cfg.Policy.Refresh, t.cfg.Policy.RevokeHold)).UnixNano()
-		out.Refused, out.Reason = true, res.Reason
+		// A limit refuses this IP or device, not the token (see
+		// fromCache); remembering it for a refresh interval keeps a
+		// refused client from recording a violation per request.
+		e.limited = !holdsToken(res.Reason) && res.Reason != EndDeviceBlocked
 	case StatusOpened:
 		out.New = true
 		if h := t.cfg.Hooks.SessionOpened; h != nil {
@@ -342,6 +369,66 @@ func (t *Tracker) afterRevoke(ctx context.Context, realm, user string, closed []
 			t.closed(s)
 		}
 	}
+}
+
+func (t *Tracker) ipKey(ip string) string {
+	if ip == "" || t.cfg.Limits.IPs == nil {
+		return ""
+	}
+	return t.cfg.Prefix.Key(ip)
+}
+
+// BlockDevice blocks or unblocks a device of user on every instance at
+// once; blocking ends its sessions.
+func (t *Tracker) BlockDevice(ctx context.Context, realm, user, device string, blocked bool) ([]*Session, error) {
+	closed, err := t.cfg.Store.SetDeviceBlocked(ctx, realm, user, device, blocked, t.now(), t.cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	inv := Invalidation{Realm: realm, User: user}
+	t.invalidate(inv)
+	_ = t.cfg.Store.Publish(ctx, inv)
+	for _, s := range closed {
+		t.closed(s)
+	}
+	if h := t.cfg.Hooks.DeviceBlocked; h != nil {
+		h(realm, user, device, blocked)
+	}
+	return closed, nil
+}
+
+// Violations lists violations of user, newest first, and the total.
+func (t *Tracker) Violations(ctx context.Context, realm, user string, offset, limit int) ([]*restrict.Violation, int, error) {
+	return t.cfg.Store.Violations(ctx, realm, user, offset, limit)
+}
+
+// MarkViewed marks one violation (or all, id "") viewed.
+func (t *Tracker) MarkViewed(ctx context.Context, realm, user, id string) (int, error) {
+	return t.cfg.Store.MarkViewed(ctx, realm, user, id)
+}
+
+// SetExempt turns limit checks off (true) or on for user.
+func (t *Tracker) SetExempt(ctx context.Context, realm, user string, exempt bool) error {
+	return t.cfg.Store.SetExempt(ctx, realm, user, exempt, t.cfg.Policy)
+}
+
+// SetLimits stores user's limit overrides.
+func (t *Tracker) SetLimits(ctx context.Context, realm, user string, l restrict.Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	return t.cfg.Store.SetLimits(ctx, realm, user, l, t.cfg.Policy)
+}
+
+// User is user's summary, ErrNotFound if nothing is held about them.
+func (t *Tracker) User(ctx context.Context, realm, user string) (*UserSummary, error) {
+	return t.cfg.Store.User(ctx, realm, user, t.now(), t.cfg.Policy)
+}
+
+// Users lists users of a realm.
+func (t *Tracker) Users(ctx context.Context, req UsersRequest) ([]*UserSummary, int, error) {
+	req.Now, req.Policy = t.now(), t.cfg.Policy
+	return t.cfg.Store.Users(ctx, req)
 }
 
 // Sessions lists sessions of user, newest first, and the number matched.

@@ -1,12 +1,23 @@
 -- Shared by every user script. Prepended by redis.go; not a script alone.
--- KEYS (all of one user, one hash tag): 1 meta, 2 tok, 3 sess, 4 act, 5 hist, 6 devs, 7 devz.
+-- KEYS (all of one user, one hash tag): 1 meta, 2 tok, 3 sess, 4 act, 5 hist,
+-- 6 devs, 7 devz, 8 ips, 9 violations, 10 violations by time.
 -- Records are the positional arrays of record.go (1-based here).
 local K_META, K_TOK, K_SESS, K_ACT, K_HIST, K_DEVS, K_DEVZ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local K_IPS, K_V, K_VZ = KEYS[8], KEYS[9], KEYS[10]
 local S_ID, S_START, S_LAST, S_END, S_REASON, S_IP, S_DEV, S_TOK = 1, 2, 3, 4, 5, 6, 7, 8
+local S_IPKEY = 22
 local D_LAST, D_BLOCKED, D_IP = 3, 4, 5
+local V_VIEWED = 11
 
+-- blocks_token: a session ended so keeps its token mapping, so that the
+-- token is found and refused (or, for device_blocked, checked again).
 local function blocks_token(reason)
-  return reason == 'revoked' or reason == 'device_blocked'
+  return reason == 'revoked' or reason == 'device_blocked' or reason == 'evicted'
+end
+
+-- holds: the token stays refused for the revoke hold.
+local function holds(reason)
+  return reason == 'revoked' or reason == 'evicted'
 end
 
 -- close ends session sid (record r) at time at and returns its encoding.
@@ -44,6 +55,15 @@ local function trim(now, ret)
       redis.call('ZREM', K_ACT, sid)
     end
   end
+  local oldv = redis.call('ZRANGEBYSCORE', K_VZ, '-inf', '(' .. cut, 'LIMIT', 0, 50)
+  for _, id in ipairs(oldv) do
+    local raw = redis.call('HGET', K_V, id)
+    if raw and cjson.decode(raw)[V_VIEWED] == 0 then
+      redis.call('HINCRBY', K_META, 'unviewed', -1)
+    end
+    redis.call('HDEL', K_V, id)
+    redis.call('ZREM', K_VZ, id)
+  end
   local olddev = redis.call('ZRANGEBYSCORE', K_DEVZ, '-inf', '(' .. cut, 'LIMIT', 0, 50)
   for _, id in ipairs(olddev) do
     local raw = redis.call('HGET', K_DEVS, id)
@@ -56,7 +76,7 @@ local function trim(now, ret)
 end
 
 local function expire_all(ret)
-  for i = 1, 7 do
+  for i = 1, 10 do
     redis.call('PEXPIRE', KEYS[i], ret)
   end
 end
@@ -75,4 +95,31 @@ local function touch_device(id, now, ip)
   redis.call('HSET', K_DEVS, id, cjson.encode(d))
   redis.call('ZADD', K_DEVZ, now, id)
   return d
+end
+
+-- limits returns the user's effective limits: the realm's (arg), with the
+-- user's overrides; none for an exempt user.
+local function limits(arg)
+  if redis.call('HGET', K_META, 'exempt') == '1' then
+    return {}
+  end
+  local l = cjson.decode(arg)
+  local ov = redis.call('HGET', K_META, 'limits')
+  if ov then
+    for k, v in pairs(cjson.decode(ov)) do
+      l[k] = v
+    end
+  end
+  return l
+end
+
+-- violation records one violation and returns its encoding.
+local function violation(now, policy, p, observed, ip, loc, dev, sid, action)
+  local seq = redis.call('HINCRBY', K_META, 'vseq', 1)
+  local id = string.format('%.0f-%d', now, seq)
+  local rec = cjson.encode({id, now, policy, p.max, observed, ip, loc, dev, sid, action, 0})
+  redis.call('HSET', K_V, id, rec)
+  redis.call('ZADD', K_VZ, now, id)
+  redis.call('HINCRBY', K_META, 'unviewed', 1)
+  return rec
 end

@@ -1,15 +1,74 @@
--- seen: find the token's active session or open one.
+-- seen: find the token's active session or open one, enforcing the limits.
 -- ARGV: 1 now, 2 idle, 3 retention, 4 refresh, 5 token hash, 6 new session id,
 -- 7 new session record, 8 device id, 9 device record, 10 mode (sight|login),
--- 11 user, 12 realm, 13 revoke hold, 14 ip
--- Returns {status, session id, started, last seen, reason, new device (0/1), closed...}.
+-- 11 user, 12 realm, 13 revoke hold, 14 ip, 15 limits (JSON), 16 ip key,
+-- 17 location text
+-- Returns {status, session id, started, last seen, reason, new device (0/1),
+-- number of closed, closed..., violations...}.
 local now, idle, ret, refresh = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local tokh, devid, ip, login = ARGV[5], ARGV[8], ARGV[14], ARGV[10] == 'login'
-local closed = {}
+local ipkey, loc = ARGV[16], ARGV[17]
+local closed, viol = {}, {}
+
+local function reply(status, sid, started, last, reason, newdev)
+  local out = {status, sid, started, last, reason, newdev, #closed}
+  for _, c in ipairs(closed) do
+    table.insert(out, c)
+  end
+  for _, v in ipairs(viol) do
+    table.insert(out, v)
+  end
+  return out
+end
 
 local draw = redis.call('HGET', K_DEVS, devid)
 if draw and cjson.decode(draw)[D_BLOCKED] == 1 then
-  return {'device_blocked', '', 0, 0, 'device_blocked', 0}
+  return reply('refused', '', 0, 0, 'device_blocked', 0)
+end
+
+local lim = limits(ARGV[15])
+
+-- ip_ok: may this request's IP (counted by its key) be used?
+local function ip_ok(sid)
+  local p = lim['max_ips']
+  if ipkey == '' or not p or p.max == 0 then
+    return true
+  end
+  redis.call('ZREMRANGEBYSCORE', K_IPS, '-inf', '(' .. (now - p.window))
+  if redis.call('ZSCORE', K_IPS, ipkey) then
+    return true
+  end
+  local n = redis.call('ZCARD', K_IPS)
+  if n < p.max then
+    return true
+  end
+  local action = p.action or 'block'
+  table.insert(viol, violation(now, 'max_ips', p, n + 1, ip, loc, devid, sid, action))
+  return action ~= 'block'
+end
+
+-- device_ok: may this request's device be used?
+local function device_ok(sid)
+  local p = lim['max_devices']
+  if draw or not p or p.max == 0 then
+    return true
+  end
+  local n = redis.call('ZCOUNT', K_DEVZ, '(' .. (now - p.window), '+inf')
+  if n < p.max then
+    return true
+  end
+  local action = p.action or 'block'
+  table.insert(viol, violation(now, 'max_devices', p, n + 1, ip, loc, devid, sid, action))
+  return action ~= 'block'
+end
+
+local newdev = 0
+local function use_device()
+  if not touch_device(devid, now, ip) then
+    redis.call('HSET', K_DEVS, devid, ARGV[9])
+    redis.call('ZADD', K_DEVZ, now, devid)
+    newdev = 1
+  end
 end
 
 local sid = redis.call('HGET', K_TOK, tokh)
@@ -24,45 +83,88 @@ if sid then
         table.insert(closed, close(sid, r, now, 'replaced'))
       else
         local changed = false
-        if now - r[S_LAST] >= refresh then
-          r[S_LAST] = now
+        if ip ~= '' and r[S_IP] ~= ip then
+          if not ip_ok(sid) then
+            return reply('refused', sid, r[S_START], r[S_LAST], 'max_ips', 0)
+          end
+          r[S_IP] = ip
+          r[S_IPKEY] = ipkey
           changed = true
         end
-        if ip ~= '' and r[S_IP] ~= ip then
-          r[S_IP] = ip
+        if devid ~= r[S_DEV] then
+          -- the session's token in another browser
+          if not device_ok(sid) then
+            return reply('refused', sid, r[S_START], r[S_LAST], 'max_devices', 0)
+          end
+          use_device()
+        end
+        if now - r[S_LAST] >= refresh then
+          r[S_LAST] = now
           changed = true
         end
         if changed then
           redis.call('HSET', K_SESS, sid, cjson.encode(r))
           redis.call('ZADD', K_ACT, r[S_LAST], sid)
           redis.call('HSET', K_META, 'last', r[S_LAST])
+          if r[S_IPKEY] ~= '' then
+            redis.call('ZADD', K_IPS, now, r[S_IPKEY])
+          end
           touch_device(r[S_DEV], r[S_LAST], ip)
           expire_all(ret)
         end
-        return {'active', sid, r[S_START], r[S_LAST], '', 0}
+        return reply('active', sid, r[S_START], r[S_LAST], '', newdev)
       end
-    elseif blocks_token(r[S_REASON]) and not login and now - r[S_END] < tonumber(ARGV[13]) then
-      return {'revoked', sid, r[S_START], r[S_LAST], r[S_REASON], 0}
+    elseif holds(r[S_REASON]) and not login and now - r[S_END] < tonumber(ARGV[13]) then
+      return reply('refused', sid, r[S_START], r[S_LAST], r[S_REASON], 0)
     end
   end
 end
 
 local nsid = ARGV[6]
+if not ip_ok('') then
+  return reply('refused', '', 0, 0, 'max_ips', 0)
+end
+if not device_ok('') then
+  return reply('refused', '', 0, 0, 'max_devices', 0)
+end
+-- Idle sessions do not count against max_sessions.
+for _, s in ipairs(redis.call('ZRANGEBYSCORE', K_ACT, '-inf', '(' .. (now - idle), 'LIMIT', 0, 100)) do
+  local raw = redis.call('HGET', K_SESS, s)
+  if raw then
+    local r = cjson.decode(raw)
+    if r[S_END] == 0 then
+      table.insert(closed, close(s, r, r[S_LAST], 'idle'))
+    end
+  else
+    redis.call('ZREM', K_ACT, s)
+  end
+end
+local p = lim['max_sessions']
+if p and p.max > 0 then
+  local n = redis.call('ZCARD', K_ACT)
+  if n >= p.max then
+    local action = p.action or 'block'
+    table.insert(viol, violation(now, 'max_sessions', p, n + 1, ip, loc, devid, '', action))
+    if action == 'block' then
+      return reply('refused', '', 0, 0, 'max_sessions', 0)
+    elseif action == 'evict_oldest' then
+      for _, s in ipairs(redis.call('ZRANGE', K_ACT, 0, n - p.max)) do
+        local r = cjson.decode(redis.call('HGET', K_SESS, s))
+        table.insert(closed, close(s, r, now, 'evicted'))
+      end
+    end
+  end
+end
+
 redis.call('HSET', K_SESS, nsid, ARGV[7])
 redis.call('HSET', K_TOK, tokh, nsid)
 redis.call('ZADD', K_ACT, now, nsid)
 redis.call('ZADD', K_HIST, now, nsid)
 redis.call('HSET', K_META, 'user', ARGV[11], 'realm', ARGV[12], 'last', now)
-local newdev = 0
-if not touch_device(devid, now, ip) then
-  redis.call('HSET', K_DEVS, devid, ARGV[9])
-  redis.call('ZADD', K_DEVZ, now, devid)
-  newdev = 1
+if ipkey ~= '' then
+  redis.call('ZADD', K_IPS, now, ipkey)
 end
+use_device()
 trim(now, ret)
 expire_all(ret)
-local out = {'opened', nsid, now, now, '', newdev}
-for _, c in ipairs(closed) do
-  table.insert(out, c)
-end
-return out
+return reply('opened', nsid, now, now, '', newdev)
