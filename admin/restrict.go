@@ -223,4 +223,3 @@ func (a *API) limits(w http.ResponseWriter, r *http.Request, t *tracker.Tracker,
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"user": user, "limits": l})
 }
-

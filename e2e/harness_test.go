@@ -79,7 +79,9 @@ func runMain(m *testing.M) int {
 			caddyBin, moduleRoot, err, out)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	backgroundStops.Wait()
+	return code
 }
 
 // ---------------------------------------------------------------------------
@@ -165,7 +167,11 @@ type Caddy struct {
 // waits until the site answers. Caddy is stopped when the test ends.
 func startCaddy(t testing.TB, cfg string) *Caddy {
 	t.Helper()
-	c := &Caddy{t: t, dir: t.TempDir(), caddyfile: cfg}
+	dir, err := os.MkdirTemp("", "e2e-caddy-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Caddy{t: t, dir: dir, caddyfile: cfg}
 	c.logPath = filepath.Join(c.dir, "caddy.log")
 	c.cfgPath = filepath.Join(c.dir, "Caddyfile")
 	for _, d := range []string{"home", "data", "config"} {
@@ -178,8 +184,7 @@ func startCaddy(t testing.TB, cfg string) *Caddy {
 			t.Logf("caddy log tail (%s):\n%s", c.logPath, c.LogTail(6000))
 		}
 	})
-	t.Cleanup(c.stop)
-	var err error
+	t.Cleanup(c.stopInBackground)
 	for attempt := 0; attempt < 3; attempt++ {
 		c.sitePort, c.adminPort = redistest.FreePort(t), redistest.FreePort(t)
 		c.Site = fmt.Sprintf("http://127.0.0.1:%d", c.sitePort)
@@ -264,26 +269,65 @@ func (c *Caddy) start() error {
 	}
 }
 
-// stop sends SIGINT (graceful: modules are cleaned up, the memory store
-// saves its snapshot) and kills the process if it is still there after 10s.
-func (c *Caddy) stop() {
+// backgroundStops tracks Caddy processes still shutting down after their
+// test ended; TestMain waits for them.
+var backgroundStops sync.WaitGroup
+
+// stopInBackground is the end-of-test cleanup: graceful stop (SIGINT),
+// killed after 3s, without holding up the next test. A hanging graceful
+// stop is reported by TestGracefulShutdown, not by every test.
+func (c *Caddy) stopInBackground() {
+	backgroundStops.Add(1)
+	go func() {
+		defer backgroundStops.Done()
+		c.stopWithin(3*time.Second, false)
+		_ = os.RemoveAll(c.dir)
+	}()
+}
+
+// stopWithin sends SIGINT (graceful: modules are cleaned up, the memory
+// store saves its snapshot) and waits up to timeout for the exit. If Caddy
+// is still there it is killed (with dump, first SIGABRT so that the Go
+// runtime writes every goroutine into the log) and stopWithin returns
+// false.
+func (c *Caddy) stopWithin(timeout time.Duration, dump bool) bool {
 	c.mu.Lock()
 	cmd, exited := c.cmd, c.exited
 	c.mu.Unlock()
 	if cmd == nil {
-		return
+		return true
 	}
+	clean := true
 	_ = cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-exited:
-	case <-time.After(10 * time.Second):
-		c.t.Errorf("caddy did not exit within 10s of SIGINT; killing it")
+	case <-time.After(timeout):
+		clean = false
+		if dump {
+			// Caddy traps SIGINT, SIGTERM and SIGQUIT but not SIGABRT.
+			_ = cmd.Process.Signal(syscall.SIGABRT)
+			select {
+			case <-exited:
+			case <-time.After(3 * time.Second):
+			}
+		}
 		_ = cmd.Process.Kill()
 		<-exited
 	}
 	c.mu.Lock()
 	c.cmd = nil
 	c.mu.Unlock()
+	return clean
+}
+
+// ExitCode is the exit code of the last process, -1 if killed or running.
+func (c *Caddy) ExitCode() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == nil {
+		return -1
+	}
+	return c.state.ExitCode()
 }
 
 func (c *Caddy) kill() {
@@ -316,7 +360,9 @@ func (c *Caddy) Running() bool {
 // config and data directory.
 func (c *Caddy) Restart(t testing.TB) {
 	t.Helper()
-	c.stop()
+	if !c.stopWithin(10*time.Second, true) {
+		t.Errorf("caddy did not stop within 10s of SIGINT; killed it. Goroutines of this module:\n%s", c.hangDump())
+	}
 	if err := c.start(); err != nil {
 		t.Fatalf("restarting caddy: %v\n%s", err, c.LogTail(6000))
 	}
@@ -339,6 +385,38 @@ func (c *Caddy) Reload(t testing.TB, cfg string) {
 		t.Fatalf("POST /load: %d %s\n%s", resp.StatusCode, body, c.LogTail(4000))
 	}
 	c.caddyfile = cfg
+}
+
+// hangDump condenses the SIGABRT goroutine dump to the goroutines that run
+// this module's code: their header and this module's frames.
+func (c *Caddy) hangDump() string {
+	log := c.Log()
+	i := strings.Index(log, "SIGABRT")
+	if i < 0 {
+		return "(no goroutine dump)"
+	}
+	var out []string
+	for _, g := range strings.Split(log[i:], "\n\n") {
+		if !strings.Contains(g, "caddy-sessions/") {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(g), "\n")
+		keep := []string{lines[0]}
+		for j := 1; j < len(lines); j++ {
+			if strings.Contains(lines[j], "caddy-sessions/") && !strings.HasPrefix(strings.TrimSpace(lines[j]), "/") {
+				keep = append(keep, "  "+strings.TrimSpace(lines[j]))
+				if j+1 < len(lines) {
+					f := strings.TrimSpace(lines[j+1])
+					if k := strings.Index(f, " +0x"); k > 0 {
+						f = f[:k]
+					}
+					keep = append(keep, "      "+f)
+				}
+			}
+		}
+		out = append(out, strings.Join(keep, "\n"))
+	}
+	return strings.Join(out, "\n")
 }
 
 // Log is everything Caddy wrote to stdout and stderr so far.
