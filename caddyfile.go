@@ -3,6 +3,7 @@ package sessions
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -59,6 +60,15 @@ func init() {
 //			max_devices <n> <window> [block|log]
 //			max_sessions <n> [block|log|evict_oldest]
 //		}
+//		tracking on|off
+//		geolocation on|off
+//		ip_precision full|truncated|none
+//		activity_trail {
+//			paths <n>
+//			consent <placeholder>
+//		}
+//		impersonation <placeholder>
+//		time_zone <IANA zone>
 //	}
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
@@ -162,6 +172,28 @@ func (m *Handler) unmarshal(d *caddyfile.Dispenser, matcher func(sub string) (ca
 				m.Login = raw
 			} else {
 				m.Logout = raw
+			}
+		case "tracking":
+			m.Tracking, err = onOff(d)
+		case "geolocation":
+			m.Geolocation, err = onOff(d)
+		case "ip_precision":
+			if err = oneArg(d, &m.IPPrecision); err == nil {
+				switch m.IPPrecision {
+				case "full", "truncated", "none":
+				default:
+					return d.Errf("ip_precision: %q is not full, truncated or none", m.IPPrecision)
+				}
+			}
+		case "activity_trail":
+			m.ActivityTrail, err = parseTrail(d)
+		case "impersonation":
+			err = oneArg(d, &m.Impersonation)
+		case "time_zone":
+			if err = oneArg(d, &m.TimeZone); err == nil {
+				if _, lerr := time.LoadLocation(m.TimeZone); lerr != nil || m.TimeZone == "Local" {
+					return d.Errf("time_zone: %q is not an IANA time zone", m.TimeZone)
+				}
 			}
 		case "restrict":
 			m.Restrict, err = parseRestrict(d)
@@ -354,4 +386,52 @@ func parseLimit(d *caddyfile.Dispenser, policy, n string, action []string) (*res
 		l.Action = action[0]
 	}
 	return l, nil
+}
+
+func onOff(d *caddyfile.Dispenser) (*bool, error) {
+	sub := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return nil, err
+	}
+	switch v {
+	case "on":
+		b := true
+		return &b, nil
+	case "off":
+		b := false
+		return &b, nil
+	}
+	return nil, d.Errf("%s: %q is not on or off", sub, v)
+}
+
+func parseTrail(d *caddyfile.Dispenser) (*TrailConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	cfg := &TrailConfig{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "paths":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return nil, err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				return nil, d.Errf("activity_trail paths: %q is not a number from 1 to 1000", v)
+			}
+			cfg.Paths = n
+		case "consent":
+			if err := oneArg(d, &cfg.Consent); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.Errf("activity_trail: unrecognized option %q", sub)
+		}
+	}
+	if cfg.Consent == "" {
+		return nil, d.Err("activity_trail: consent <placeholder> is required: paths are kept only with the user's consent")
+	}
+	return cfg, nil
 }

@@ -110,6 +110,31 @@ type Handler struct {
 	// Restrict sets the account-sharing limits of the realm.
 	Restrict *RestrictConfig `json:"restrict,omitempty"`
 
+	// Tracking off records nothing new and enforces nothing (requests
+	// pass untouched). Default: on. Changeable at runtime (admin API).
+	Tracking *bool `json:"tracking,omitempty"`
+
+	// Geolocation off gives new entries "Unknown location" and stores no
+	// coordinates. Not retroactive. Default: on.
+	Geolocation *bool `json:"geolocation,omitempty"`
+
+	// IPPrecision is full (default), truncated (/24, /48) or none. The
+	// location is looked up before truncation.
+	IPPrecision string `json:"ip_precision,omitempty"`
+
+	// ActivityTrail keeps the last paths of each session, for requests
+	// whose consent placeholder says yes. Default: off.
+	ActivityTrail *TrailConfig `json:"activity_trail,omitempty"`
+
+	// Impersonation is a placeholder that is non-empty (and not 0, false,
+	// no or off) on requests of staff acting as a customer: those are not
+	// recorded, counted or refreshed; one audit event is emitted instead.
+	Impersonation string `json:"impersonation,omitempty"`
+
+	// TimeZone is the realm's default user time zone (IANA), for
+	// sessions whose location has none. Default: UTC.
+	TimeZone string `json:"time_zone,omitempty"`
+
 	tracker      *tracker.Tracker
 	keys         *tracker.Keyring
 	loginM       caddyhttp.MatcherSets
@@ -124,6 +149,7 @@ type Handler struct {
 	logger       *zap.Logger
 	breaker      *breaker
 	metrics      *metrics
+	audits       *auditLimiter
 	events       *caddyevents.App
 	// ctx is kept, as Caddy's own handlers do, to emit events from
 	// background work (idle sweep) as this module.
@@ -152,6 +178,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.ctx = ctx
 	h.breaker = new(breaker)
+	h.audits = new(auditLimiter)
 	h.metrics = newMetrics(ctx.GetMetricsRegistry())
 	h.events = loadEvents(ctx)
 	if h.RefreshInterval == 0 {
@@ -230,12 +257,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.geoKey = path
 	}
 
+	var tz *time.Location
+	if h.TimeZone != "" {
+		if tz, err = time.LoadLocation(h.TimeZone); err != nil || h.TimeZone == "Local" {
+			return fmt.Errorf("time_zone: %q is not an IANA time zone", h.TimeZone)
+		}
+	}
+	switch h.IPPrecision {
+	case "", tracker.IPFull, tracker.IPTruncated, tracker.IPNone:
+	default:
+		return fmt.Errorf("ip_precision: %q is not full, truncated or none", h.IPPrecision)
+	}
 	t, err := tracker.New(tracker.Config{
 		Policy: tracker.Policy{
 			Idle: time.Duration(h.IdleTimeout), Retention: time.Duration(h.Retention),
 			Refresh: time.Duration(h.RefreshInterval), RevokeHold: h.revokeHold(),
 		},
 		Limits: h.Restrict.limits(), Prefix: h.Restrict.prefix(),
+		Settings: h.defaultSettings(), TimeZone: tz, TrailLen: h.ActivityTrail.paths(),
 		Store: tracker.Guard(store, time.Second), Keys: h.keys, Geo: geo, CacheSize: h.CacheSize,
 		Hooks: h.hooks(),
 	})
@@ -252,6 +291,37 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.unregister = admin.Register(realm, t)
 	return nil
+}
+
+// TrailConfig is the extended activity trail.
+type TrailConfig struct {
+	// Paths is how many paths each session keeps. Default: 20.
+	Paths int `json:"paths,omitempty"`
+	// Consent is a placeholder (a cookie or header the app sets) that is
+	// 1, true, yes or on when the user agreed.
+	Consent string `json:"consent,omitempty"`
+}
+
+func (c *TrailConfig) paths() int {
+	if c == nil || c.Paths <= 0 {
+		return 20
+	}
+	return c.Paths
+}
+
+func (h *Handler) defaultSettings() tracker.Settings {
+	st := tracker.DefaultSettings()
+	if h.Tracking != nil {
+		st.Tracking = *h.Tracking
+	}
+	if h.Geolocation != nil {
+		st.Geolocation = *h.Geolocation
+	}
+	if h.IPPrecision != "" {
+		st.IPPrecision = h.IPPrecision
+	}
+	st.ActivityTrail = h.ActivityTrail != nil
+	return st
 }
 
 // revokeHold is how long a revoked token stays refused. An app cookie is

@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-sessions/caddy-sessions/admin"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
@@ -54,6 +55,16 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer) ident {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	id := h.identify(r, repl)
+	if id.user == "" && id.token == "" && len(h.loginM) == 0 {
+		return next.ServeHTTP(w, r) // anonymous: nothing to do
+	}
+	if h.Impersonation != "" && truthy(repl.ReplaceAll(h.Impersonation, "")) {
+		h.impersonated(r, id, repl)
+		return next.ServeHTTP(w, r)
+	}
+	if !h.tracker.Settings(r.Context(), id.realm).Tracking {
+		return next.ServeHTTP(w, r)
+	}
 	if len(h.loginM) > 0 {
 		match, err := h.loginM.AnyMatchWithError(r)
 		if err != nil {
@@ -110,6 +121,7 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	dev, devValid := h.deviceFor(r, id, id.user)
 	res, err := h.tracker.Observe(r.Context(), tracker.Request{
 		Realm: id.realm, Token: material(id, id.user, dev), User: id.user, IP: id.ip, UserAgent: id.ua, DeviceID: dev,
+		Path: r.URL.Path, Consent: h.consent(repl),
 	})
 	if err != nil {
 		if h.FailClosed {
@@ -211,6 +223,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyh
 func (h *Handler) login(r *http.Request, repl *caddy.Replacer, id ident, user, token, dev string) {
 	res, err := h.tracker.Login(r.Context(), tracker.Request{
 		Realm: id.realm, Token: token, User: user, IP: id.ip, UserAgent: id.ua, DeviceID: dev,
+		Path: r.URL.Path, Consent: h.consent(repl),
 	})
 	if err != nil {
 		h.storeError(err)
@@ -323,4 +336,33 @@ func loginName(r *http.Request, field string) (string, bool) {
 type readCloser struct {
 	io.Reader
 	io.Closer
+}
+
+// truthy reads a consent or impersonation value.
+func truthy(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "0", "false", "no", "off":
+		return false
+	}
+	return true
+}
+
+func (h *Handler) consent(repl *caddy.Replacer) bool {
+	return h.ActivityTrail != nil && h.ActivityTrail.Consent != "" && truthy(repl.ReplaceAll(h.ActivityTrail.Consent, ""))
+}
+
+// impersonated emits one audit event per impersonated token and refresh
+// interval; the request itself leaves no trace in the customer's data.
+func (h *Handler) impersonated(r *http.Request, id ident, repl *caddy.Replacer) {
+	key := id.realm + "\x00" + id.user + "\x00" + id.token
+	if !h.audits.due(h.keys.TokenHash(id.realm, key), time.Duration(h.RefreshInterval)) {
+		return
+	}
+	h.emit(EventImpersonation, map[string]any{
+		"realm": id.realm, "user": id.user, "by": repl.ReplaceAll(h.Impersonation, ""),
+		"ip": id.ip, "method": r.Method, "path": r.URL.Path,
+	})
+	if c := h.logger.Check(zapcore.InfoLevel, "impersonated request not recorded"); c != nil {
+		c.Write(zap.String("realm", id.realm), zap.String("user", id.user))
+	}
 }

@@ -84,6 +84,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, "unknown realm %q", seg[0])
 	}
 	realm := seg[0]
+	if len(seg) == 2 && seg[1] == "settings" {
+		return a.settings(w, r, t, realm)
+	}
 	if len(seg) == 2 && seg[1] == "users" {
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(r, http.MethodGet)
@@ -95,14 +98,24 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	user, rest := seg[2], seg[3:]
 	if len(rest) == 0 {
-		if r.Method != http.MethodGet {
-			return methodNotAllowed(r, http.MethodGet)
+		switch r.Method {
+		case http.MethodGet:
+			sum, err := t.User(r.Context(), realm, user)
+			if err != nil {
+				return storeErr(err, "user")
+			}
+			return writeJSON(w, http.StatusOK, sum)
+		case http.MethodDelete:
+			if err := needUser(r, t, realm, user); err != nil {
+				return err
+			}
+			n, err := t.Erase(r.Context(), realm, user)
+			if err != nil {
+				return storeErr(err, "user")
+			}
+			return writeJSON(w, http.StatusOK, map[string]any{"user": user, "erased": true, "revoked_sessions": n})
 		}
-		sum, err := t.User(r.Context(), realm, user)
-		if err != nil {
-			return storeErr(err, "user")
-		}
-		return writeJSON(w, http.StatusOK, sum)
+		return methodNotAllowed(r, http.MethodGet, http.MethodDelete)
 	}
 	switch rest[0] {
 	case "sessions":
@@ -115,6 +128,16 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
 		return a.exempt(w, r, t, realm, user, rest[1:])
 	case "limits":
 		return a.limits(w, r, t, realm, user, rest[1:])
+	case "activity":
+		return a.activity(w, r, t, realm, user, rest[1:])
+	case "sessions.csv":
+		if len(rest) == 1 {
+			return a.sessionsCSV(w, r, t, realm, user)
+		}
+	case "export":
+		if len(rest) == 1 {
+			return a.export(w, r, t, realm, user)
+		}
 	}
 	return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
 }

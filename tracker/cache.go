@@ -3,6 +3,7 @@ package tracker
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // entry is what an instance remembers about one token. Its identity fields
@@ -20,6 +21,10 @@ type entry struct {
 	reason  string
 	// limited: refused by a limit for this IP and device only.
 	limited bool
+	// tz is the time zone the session's days are counted in.
+	tz *time.Location
+	// trail: the realm kept an activity trail when the entry was made.
+	trail bool
 	// anonymous entries remember a token bound to no user.
 	anonymous bool
 	vars      Vars

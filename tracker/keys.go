@@ -27,10 +27,12 @@ type userKeys struct {
 	ips   string // ZSET counted IP (prefix) -> last seen (ms), for max_ips
 	viol  string // HASH violation id -> violation record
 	violz string // ZSET violation id -> time (ms)
+	days  string // HASH local date -> active ms; date#n -> sessions
+	trail string // HASH session id -> recent paths (extended activity trail)
 }
 
 func (k userKeys) all() []string {
-	return []string{k.meta, k.tok, k.sess, k.act, k.hist, k.devs, k.devz, k.ips, k.viol, k.violz}
+	return []string{k.meta, k.tok, k.sess, k.act, k.hist, k.devs, k.devz, k.ips, k.viol, k.violz, k.days, k.trail}
 }
 
 func tagOf(parts ...string) string {
@@ -48,6 +50,7 @@ func keysFor(realm, user string) userKeys {
 	return userKeys{
 		tag: tag, meta: p + "u", tok: p + "tok", sess: p + "s", act: p + "act",
 		hist: p + "hist", devs: p + "d", devz: p + "dz", ips: p + "ips", viol: p + "v", violz: p + "vz",
+		days: p + "days", trail: p + "trail",
 	}
 }
 
@@ -59,6 +62,11 @@ func realmUsersKey(realm string) string {
 // realmFlaggedKey indexes the realm's users with unviewed violations.
 func realmFlaggedKey(realm string) string {
 	return keyPrefix + "{r" + tagOf(realm) + "}:flagged"
+}
+
+// realmSettingsKey holds the realm's runtime switches.
+func realmSettingsKey(realm string) string {
+	return keyPrefix + "{r" + tagOf(realm) + "}:settings"
 }
 
 // tokenKey binds a session token hash (already realm-specific) to its user.

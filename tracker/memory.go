@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -16,12 +17,13 @@ import (
 // (the conformance suite holds them to the same answers) and can snapshot
 // itself to a file so history survives restarts (see snapshot.go).
 type MemoryStore struct {
-	mu     sync.Mutex
-	users  map[string]*memUser             // keysFor(realm,user).tag -> data
-	tokens map[string]memBinding           // token hash -> user
-	realms map[string]map[string]time.Time // realm -> user -> last activity
-	flags  map[string]map[string]time.Time // realm -> user -> last violation
-	dirty  bool
+	mu       sync.Mutex
+	users    map[string]*memUser             // keysFor(realm,user).tag -> data
+	tokens   map[string]memBinding           // token hash -> user
+	realms   map[string]map[string]time.Time // realm -> user -> last activity
+	settings map[string]Settings
+	flags    map[string]map[string]time.Time // realm -> user -> last violation
+	dirty    bool
 
 	subMu  sync.Mutex
 	subs   map[int]func(Invalidation)
@@ -44,7 +46,10 @@ type memUser struct {
 	VSeq     int
 	Unviewed int
 	Exempt   bool
-	Limits   restrict.Limits // overrides
+	Limits   restrict.Limits  // overrides
+	Days     map[string]int64 // local date -> active ms
+	DayN     map[string]int   // local date -> sessions
+	Trail    map[string][]TrailEntry
 }
 
 type memBinding struct {
@@ -55,12 +60,13 @@ type memBinding struct {
 // NewMemoryStore returns an empty store.
 func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{
-		users:  map[string]*memUser{},
-		tokens: map[string]memBinding{},
-		realms: map[string]map[string]time.Time{},
-		flags:  map[string]map[string]time.Time{},
-		subs:   map[int]func(Invalidation){},
-		now:    time.Now,
+		users:    map[string]*memUser{},
+		tokens:   map[string]memBinding{},
+		realms:   map[string]map[string]time.Time{},
+		flags:    map[string]map[string]time.Time{},
+		settings: map[string]Settings{},
+		subs:     map[int]func(Invalidation){},
+		now:      time.Now,
 	}
 }
 
@@ -96,12 +102,25 @@ func (u *memUser) closeSession(s *Session, at time.Time, reason string) *Session
 
 func newMemUser(realm, user string) *memUser {
 	return &memUser{Realm: realm, User: user, Tok: map[string]string{}, Sess: map[string]*Session{}, Devs: map[string]*Device{},
-		IPs: map[string]time.Time{}, Viol: map[string]*restrict.Violation{}}
+		IPs: map[string]time.Time{}, Viol: map[string]*restrict.Violation{},
+		Days: map[string]int64{}, DayN: map[string]int{}, Trail: map[string][]TrailEntry{}}
 }
 
 // trim mirrors trim() in prelude.lua.
-func (u *memUser) trim(now time.Time, p Policy) {
+func (u *memUser) trim(now time.Time, p Policy, cutDay string) {
 	cut := now.Add(-p.Retention)
+	if cutDay != "" {
+		for d := range u.Days {
+			if d < cutDay {
+				delete(u.Days, d)
+			}
+		}
+		for d := range u.DayN {
+			if d < cutDay {
+				delete(u.DayN, d)
+			}
+		}
+	}
 	for id, v := range u.Viol {
 		if v.Time.Before(cut) {
 			if !v.Viewed {
@@ -116,6 +135,7 @@ func (u *memUser) trim(now time.Time, p Policy) {
 				delete(u.Tok, s.tokenHash)
 			}
 			delete(u.Sess, id)
+			delete(u.Trail, id)
 		}
 	}
 	for id, d := range u.Devs {
@@ -152,6 +172,7 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 	defer m.mu.Unlock()
 	now, p := req.Now.Truncate(time.Millisecond), req.Policy
 	u := m.user(req.Realm, req.User, true, now)
+	days := parseDaysArg(req.Activity.Days)
 	var res SeenResult
 	refuse := func(sid string, s *Session, reason string) (SeenResult, error) {
 		res.Status, res.SessionID, res.Reason = StatusRefused, sid, reason
@@ -247,6 +268,8 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 					useDevice()
 				}
 				if now.Sub(s.LastSeen) >= p.Refresh {
+					u.addActivity(s, s.LastSeen, now, days)
+					u.addTrail(sid, now, req.Activity)
 					s.LastSeen, changed = now, true
 				}
 				if changed {
@@ -304,6 +327,8 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 	s := clone(req.New)
 	s.Realm, s.User, s.tokenHash, s.ipKey = req.Realm, req.User, req.TokenHash, req.IPKey
 	s.StartedAt, s.LastSeen, s.EndedAt, s.EndReason = now, now, nil, ""
+	u.addActivity(s, now, now, days)
+	u.addTrail(s.ID, now, req.Activity)
 	u.Sess[s.ID] = s
 	u.Tok[req.TokenHash] = s.ID
 	u.Last = now
@@ -311,7 +336,7 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 		u.IPs[req.IPKey] = now
 	}
 	useDevice()
-	u.trim(now, p)
+	u.trim(now, p, days.Cut)
 	m.touched(u, now, p)
 	m.realmUser(req.Realm, req.User, now)
 	if len(res.Violations) > 0 {
@@ -360,6 +385,8 @@ func (m *MemoryStore) Touch(_ context.Context, touches []Touch) []TouchResult {
 			m.dirty = true
 			out[i] = TouchResult{Ended: true, Reason: EndIdle}
 		case now.After(s.LastSeen):
+			u.addActivity(s, s.LastSeen, now, parseDaysArg(t.Activity.Days))
+			u.addTrail(s.ID, now, t.Activity)
 			s.LastSeen, u.Last = now, now
 			if s.ipKey != "" {
 				u.IPs[s.ipKey] = now
@@ -729,3 +756,139 @@ func (m *MemoryStore) Users(_ context.Context, req UsersRequest) ([]*UserSummary
 	m.mu.Unlock()
 	return pageUsers(filterUsers(sums, req), req)
 }
+
+func parseDaysArg(raw string) daysArg {
+	var a daysArg
+	if raw != "" {
+		_ = json.Unmarshal([]byte(raw), &a)
+	}
+	return a
+}
+
+// addDay mirrors add_day() in prelude.lua.
+func (u *memUser) addDay(s *Session, date string, dur time.Duration) {
+	if dur > 0 {
+		u.Days[date] += dur.Milliseconds()
+	}
+	if s.day != date {
+		u.DayN[date]++
+		s.day = date
+	}
+}
+
+// addActivity mirrors add_activity() in prelude.lua.
+func (u *memUser) addActivity(s *Session, from, to time.Time, days daysArg) {
+	if days.Base == "" {
+		return
+	}
+	date, cur := days.Base, ms(from)
+	end := ms(to)
+	for _, b := range days.Bound {
+		if len(b) < 2 {
+			continue
+		}
+		atF, _ := b[0].(float64)
+		d, _ := b[1].(string)
+		at := int64(atF)
+		if at <= cur {
+			date = d
+		} else if at < end {
+			u.addDay(s, date, time.Duration(at-cur)*time.Millisecond)
+			cur, date = at, d
+		}
+	}
+	u.addDay(s, date, time.Duration(end-cur)*time.Millisecond)
+}
+
+// addTrail mirrors add_trail() in prelude.lua.
+func (u *memUser) addTrail(id string, now time.Time, a Activity) {
+	if a.Path == "" || a.TrailLen <= 0 {
+		return
+	}
+	t := append(u.Trail[id], TrailEntry{Time: now, Path: a.Path})
+	if len(t) > a.TrailLen {
+		t = append([]TrailEntry(nil), t[len(t)-a.TrailLen:]...)
+	}
+	u.Trail[id] = t
+}
+
+// Days implements Store.
+func (m *MemoryStore) Days(_ context.Context, realm, user string, dates []string) (map[string]DayTotal, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]DayTotal{}
+	u := m.user(realm, user, false, m.now())
+	if u == nil {
+		return out, nil
+	}
+	if dates == nil {
+		for d := range u.DayN {
+			dates = append(dates, d)
+		}
+		for d := range u.Days {
+			if _, ok := u.DayN[d]; !ok {
+				dates = append(dates, d)
+			}
+		}
+	}
+	for _, d := range dates {
+		if a, n := u.Days[d], u.DayN[d]; a > 0 || n > 0 {
+			out[d] = DayTotal{Active: time.Duration(a) * time.Millisecond, Sessions: n}
+		}
+	}
+	return out, nil
+}
+
+// Trail implements Store.
+func (m *MemoryStore) Trail(_ context.Context, realm, user, id string) ([]TrailEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.user(realm, user, false, m.now())
+	if u == nil {
+		return nil, nil
+	}
+	return append([]TrailEntry(nil), u.Trail[id]...), nil
+}
+
+// Erase implements Store.
+func (m *MemoryStore) Erase(_ context.Context, realm, user string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	tag := keysFor(realm, user).tag
+	u := m.users[tag]
+	var toks []string
+	if u != nil {
+		for h := range u.Tok {
+			toks = append(toks, h)
+			delete(m.tokens, h)
+		}
+	}
+	delete(m.users, tag)
+	delete(m.realms[realm], user)
+	delete(m.flags[realm], user)
+	m.dirty = true
+	return toks, nil
+}
+
+// Settings implements Store.
+func (m *MemoryStore) Settings(_ context.Context, realm string) (Settings, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.settings[realm]
+	return s, ok, nil
+}
+
+// SetSettings implements Store.
+func (m *MemoryStore) SetSettings(_ context.Context, realm string, s Settings) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.settings[realm] = s
+	m.dirty = true
+	return nil
+}
+
+// Interface guards
+var (
+	_ Store = (*MemoryStore)(nil)
+	_ Store = (*RedisStore)(nil)
+)

@@ -45,6 +45,7 @@ type Session struct {
 
 	tokenHash string
 	ipKey     string
+	day       string
 }
 
 // Active reports whether the session has not ended.

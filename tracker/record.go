@@ -35,6 +35,7 @@ const (
 	sLatitude
 	sLongitude
 	sIPKey // the IP as counted by max_ips
+	sDay   // the last local date this session was counted on
 	sessionFields
 )
 
@@ -71,7 +72,7 @@ func encodeSession(s *Session) string {
 		s.ID, ms(s.StartedAt), ms(s.LastSeen), ended, s.EndReason, s.IP, s.DeviceID, s.tokenHash,
 		s.Agent.Browser, s.Agent.BrowserVersion, s.Agent.OS, s.Agent.OSVersion, s.Agent.DeviceFamily, s.Agent.DeviceType,
 		s.Location.City, s.Location.Region, s.Location.Country, s.Location.CountryCode, s.Location.TimeZone,
-		s.Location.Latitude, s.Location.Longitude, s.ipKey,
+		s.Location.Latitude, s.Location.Longitude, s.ipKey, s.day,
 	}
 	b, _ := json.Marshal(rec) // only strings, numbers and nil: cannot fail
 	return string(b)
@@ -96,7 +97,7 @@ func decodeSession(raw, realm, user string) (*Session, error) {
 		{sBrowser, &s.Agent.Browser}, {sBrowserVersion, &s.Agent.BrowserVersion}, {sOS, &s.Agent.OS},
 		{sOSVersion, &s.Agent.OSVersion}, {sDeviceFamily, &s.Agent.DeviceFamily}, {sDeviceType, &s.Agent.DeviceType},
 		{sCity, &s.Location.City}, {sRegion, &s.Location.Region}, {sCountry, &s.Location.Country},
-		{sCountryCode, &s.Location.CountryCode}, {sTimeZone, &s.Location.TimeZone}, {sIPKey, &s.ipKey},
+		{sCountryCode, &s.Location.CountryCode}, {sTimeZone, &s.Location.TimeZone}, {sIPKey, &s.ipKey}, {sDay, &s.day},
 	}
 	for _, f := range strs {
 		if err := json.Unmarshal(rec[f.i], f.dst); err != nil {
@@ -201,4 +202,25 @@ func encodeViolation(v *restrict.Violation) string {
 	}
 	b, _ := json.Marshal([]any{v.ID, ms(v.Time), v.Policy, v.Limit, v.Observed, v.IP, v.Location, v.Device, v.Session, v.Action, viewed})
 	return string(b)
+}
+
+// decodeTrail reads a trail: [[ms, path], ...].
+func decodeTrail(raw string) []TrailEntry {
+	var rec [][]json.RawMessage
+	if json.Unmarshal([]byte(raw), &rec) != nil {
+		return nil
+	}
+	out := make([]TrailEntry, 0, len(rec))
+	for _, e := range rec {
+		if len(e) < 2 {
+			continue
+		}
+		var at float64
+		var path string
+		if json.Unmarshal(e[0], &at) != nil || json.Unmarshal(e[1], &path) != nil {
+			continue
+		}
+		out = append(out, TrailEntry{Time: fromMS(int64(at)), Path: path})
+	}
+	return out
 }

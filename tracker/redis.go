@@ -81,6 +81,7 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 		req.TokenHash, req.New.ID, encodeSession(req.New), req.Device.ID, encodeDevice(req.Device),
 		mode, req.User, req.Realm, msArg(req.Policy.RevokeHold), req.New.IP,
 		limitsArg(req.Limits), req.IPKey, req.New.Location.String(),
+		daysOrEmpty(req.Activity.Days), req.Activity.Path, req.Activity.TrailLen,
 	).Slice()
 	if err != nil {
 		return SeenResult{}, fmt.Errorf("redis seen: %w", err)
@@ -131,7 +132,7 @@ func (s *RedisStore) Touch(ctx context.Context, touches []Touch) []TouchResult {
 	cmds := make([]*redis.Cmd, len(touches))
 	for i, t := range touches {
 		k := keysFor(t.Realm, t.User)
-		cmds[i] = scriptTouch.EvalSha(ctx, pipe, k.all(), ms(t.Now), t.SessionID, msArg(t.Policy.Idle), msArg(t.Policy.Retention))
+		cmds[i] = scriptTouch.EvalSha(ctx, pipe, k.all(), touchArgs(t)...)
 		pipe.ZAdd(ctx, realmUsersKey(t.Realm), redis.Z{Score: float64(ms(t.Now)), Member: t.User})
 	}
 	_, _ = pipe.Exec(ctx)
@@ -147,7 +148,7 @@ func (s *RedisStore) Touch(ctx context.Context, touches []Touch) []TouchResult {
 		pipe := s.rdb.Pipeline()
 		for _, i := range retry {
 			t := touches[i]
-			cmds[i] = scriptTouch.Eval(ctx, pipe, keysFor(t.Realm, t.User).all(), ms(t.Now), t.SessionID, msArg(t.Policy.Idle), msArg(t.Policy.Retention))
+			cmds[i] = scriptTouch.Eval(ctx, pipe, keysFor(t.Realm, t.User).all(), touchArgs(t)...)
 		}
 		_, _ = pipe.Exec(ctx)
 	}
@@ -228,6 +229,10 @@ func (s *RedisStore) EndAll(ctx context.Context, realm, user, except, reason str
 // Sessions implements Store.
 func (s *RedisStore) Sessions(ctx context.Context, req ListRequest) ([]*Session, int, error) {
 	k := keysFor(req.Realm, req.User)
+	if req.State == "all" && req.Limit > 0 {
+		// Idle normalization changes no membership: page in Redis.
+		return s.sessionsPage(ctx, k, req)
+	}
 	var ids []string
 	var err error
 	if req.State == "active" {
@@ -697,4 +702,147 @@ func (s *RedisStore) Users(ctx context.Context, req UsersRequest) ([]*UserSummar
 		}
 	}
 	return pageUsers(matched, req)
+}
+
+func touchArgs(t Touch) []any {
+	return []any{ms(t.Now), t.SessionID, msArg(t.Policy.Idle), msArg(t.Policy.Retention),
+		daysOrEmpty(t.Activity.Days), t.Activity.Path, t.Activity.TrailLen}
+}
+
+// daysOrEmpty: without day data the scripts keep no per-day totals.
+func daysOrEmpty(days string) string {
+	if days == "" {
+		return `{"base":"","b":[],"cut":""}`
+	}
+	return days
+}
+
+// Days implements Store.
+func (s *RedisStore) Days(ctx context.Context, realm, user string, dates []string) (map[string]DayTotal, error) {
+	if dates == nil {
+		all, err := s.rdb.HGetAll(ctx, keysFor(realm, user).days).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redis days: %w", err)
+		}
+		out := map[string]DayTotal{}
+		for f, v := range all {
+			date, count := strings.CutSuffix(f, "#n")
+			d := out[date]
+			if count {
+				d.Sessions = int(num(v))
+			} else {
+				d.Active = time.Duration(num(v)) * time.Millisecond
+			}
+			out[date] = d
+		}
+		return out, nil
+	}
+	if len(dates) == 0 {
+		return map[string]DayTotal{}, nil
+	}
+	fields := make([]string, 0, 2*len(dates))
+	for _, d := range dates {
+		fields = append(fields, d, d+"#n")
+	}
+	vals, err := s.rdb.HMGet(ctx, keysFor(realm, user).days, fields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis days: %w", err)
+	}
+	out := map[string]DayTotal{}
+	for i, d := range dates {
+		active, n := num(vals[2*i]), num(vals[2*i+1])
+		if active > 0 || n > 0 {
+			out[d] = DayTotal{Active: time.Duration(active) * time.Millisecond, Sessions: int(n)}
+		}
+	}
+	return out, nil
+}
+
+// Trail implements Store.
+func (s *RedisStore) Trail(ctx context.Context, realm, user, id string) ([]TrailEntry, error) {
+	raw, err := s.rdb.HGet(ctx, keysFor(realm, user).trail, id).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis trail: %w", err)
+	}
+	return decodeTrail(raw), nil
+}
+
+// Erase implements Store.
+func (s *RedisStore) Erase(ctx context.Context, realm, user string) ([]string, error) {
+	k := keysFor(realm, user)
+	toks, err := s.rdb.HKeys(ctx, k.tok).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis erase: %w", err)
+	}
+	// One DEL for the user's keys: they share a slot, so it is atomic
+	// on a cluster too.
+	if err := s.rdb.Del(ctx, k.all()...).Err(); err != nil {
+		return nil, fmt.Errorf("redis erase: %w", err)
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.ZRem(ctx, realmUsersKey(realm), user)
+	pipe.ZRem(ctx, realmFlaggedKey(realm), user)
+	for _, t := range toks {
+		pipe.Del(ctx, tokenKey(t))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return toks, fmt.Errorf("redis erase: %w", err)
+	}
+	return toks, nil
+}
+
+// Settings implements Store.
+func (s *RedisStore) Settings(ctx context.Context, realm string) (Settings, bool, error) {
+	raw, err := s.rdb.Get(ctx, realmSettingsKey(realm)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Settings{}, false, nil
+	}
+	if err != nil {
+		return Settings{}, false, fmt.Errorf("redis settings: %w", err)
+	}
+	var st Settings
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		return Settings{}, false, fmt.Errorf("redis settings: %w", err)
+	}
+	return st, true, nil
+}
+
+// SetSettings implements Store.
+func (s *RedisStore) SetSettings(ctx context.Context, realm string, st Settings) error {
+	b, _ := json.Marshal(st)
+	if err := s.rdb.Set(ctx, realmSettingsKey(realm), b, 0).Err(); err != nil {
+		return fmt.Errorf("redis settings: %w", err)
+	}
+	return nil
+}
+
+func (s *RedisStore) sessionsPage(ctx context.Context, k userKeys, req ListRequest) ([]*Session, int, error) {
+	pipe := s.rdb.Pipeline()
+	card := pipe.ZCard(ctx, k.hist)
+	page := pipe.ZRevRange(ctx, k.hist, int64(req.Offset), int64(req.Offset+req.Limit-1))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, 0, fmt.Errorf("redis list sessions: %w", err)
+	}
+	ids := page.Val()
+	if len(ids) == 0 {
+		return nil, int(card.Val()), nil
+	}
+	raws, err := s.rdb.HMGet(ctx, k.sess, ids...).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("redis list sessions: %w", err)
+	}
+	out := make([]*Session, 0, len(raws))
+	for _, raw := range raws {
+		if raw == nil {
+			continue
+		}
+		if sess, err := decodeSession(str(raw), req.Realm, req.User); err == nil {
+			normalizeIdle(sess, req.Now, req.Policy.Idle)
+			out = append(out, sess)
+		}
+	}
+	return out, int(card.Val()), nil
 }

@@ -14,9 +14,10 @@ import (
 const snapshotVersion = 1
 
 type snapshot struct {
-	Version int                   `json:"version"`
-	Users   []snapshotUser        `json:"users"`
-	Tokens  map[string]memBinding `json:"tokens"`
+	Version  int                   `json:"version"`
+	Users    []snapshotUser        `json:"users"`
+	Tokens   map[string]memBinding `json:"tokens"`
+	Settings map[string]Settings   `json:"settings,omitempty"`
 }
 
 type snapshotUser struct {
@@ -34,6 +35,10 @@ type snapshotUser struct {
 	VSeq       int                  `json:"vseq,omitempty"`
 	Exempt     bool                 `json:"exempt,omitempty"`
 	Limits     restrict.Limits      `json:"limits"`
+	// Activity.
+	Days  map[string]int64        `json:"days,omitempty"`
+	DayN  map[string]int          `json:"day_sessions,omitempty"`
+	Trail map[string][]TrailEntry `json:"trail,omitempty"`
 }
 
 // SaveSnapshot writes the store to path atomically (temp file + rename), if
@@ -44,13 +49,26 @@ func (m *MemoryStore) SaveSnapshot(path string) error {
 		m.mu.Unlock()
 		return nil
 	}
-	snap := snapshot{Version: snapshotVersion, Tokens: make(map[string]memBinding, len(m.tokens))}
+	snap := snapshot{Version: snapshotVersion, Tokens: make(map[string]memBinding, len(m.tokens)), Settings: map[string]Settings{}}
+	for r, st := range m.settings {
+		snap.Settings[r] = st
+	}
 	for h, b := range m.tokens {
 		snap.Tokens[h] = b
 	}
 	for _, u := range m.users {
 		su := snapshotUser{Realm: u.Realm, User: u.User, Last: u.Last, ExpireAt: u.ExpireAt, Tok: make(map[string]string, len(u.Tok)),
-			IPs: make(map[string]time.Time, len(u.IPs)), VSeq: u.VSeq, Exempt: u.Exempt, Limits: u.Limits}
+			IPs: make(map[string]time.Time, len(u.IPs)), VSeq: u.VSeq, Exempt: u.Exempt, Limits: u.Limits,
+			Days: map[string]int64{}, DayN: map[string]int{}, Trail: map[string][]TrailEntry{}}
+		for d, v := range u.Days {
+			su.Days[d] = v
+		}
+		for d, v := range u.DayN {
+			su.DayN[d] = v
+		}
+		for id, t := range u.Trail {
+			su.Trail[id] = append([]TrailEntry(nil), t...)
+		}
 		for k, t := range u.IPs {
 			su.IPs[k] = t
 		}
@@ -122,6 +140,10 @@ func (m *MemoryStore) LoadSnapshot(path string) error {
 	m.users = map[string]*memUser{}
 	m.realms = map[string]map[string]time.Time{}
 	m.flags = map[string]map[string]time.Time{}
+	m.settings = map[string]Settings{}
+	for r, st := range snap.Settings {
+		m.settings[r] = st
+	}
 	m.tokens = snap.Tokens
 	if m.tokens == nil {
 		m.tokens = map[string]memBinding{}
@@ -134,6 +156,15 @@ func (m *MemoryStore) LoadSnapshot(path string) error {
 		}
 		for k, t := range su.IPs {
 			u.IPs[k] = t
+		}
+		for d, v := range su.Days {
+			u.Days[d] = v
+		}
+		for d, v := range su.DayN {
+			u.DayN[d] = v
+		}
+		for id, t := range su.Trail {
+			u.Trail[id] = t
 		}
 		for _, raw := range su.Violations {
 			v, err := decodeViolation(raw, su.User)

@@ -41,6 +41,17 @@ type SeenRequest struct {
 	Limits restrict.Limits
 	// IPKey is the IP as max_ips counts it (see restrict.Prefix).
 	IPKey string
+	// Activity carries what per-day totals and the trail need.
+	Activity Activity
+}
+
+// Activity is what a write needs to keep per-day totals and the trail.
+type Activity struct {
+	// Days is a script argument from makeDaysArg.
+	Days string
+	// Path, when set, is added to the session's trail of TrailLen.
+	Path     string
+	TrailLen int
 }
 
 // Seen outcomes.
@@ -76,6 +87,7 @@ type Touch struct {
 	DeviceID    string
 	Now         time.Time
 	Policy      Policy
+	Activity    Activity
 }
 
 // TouchResult reports the session's state after a touch. Ended is set when
@@ -103,6 +115,10 @@ type Invalidation struct {
 	User string `json:"u,omitempty"`
 	// TokenHash, when set, drops one cached token.
 	TokenHash string `json:"t,omitempty"`
+	// Settings drops the cached switches of the realm.
+	Settings bool `json:"s,omitempty"`
+	// Origin is the publishing tracker, which applied it already.
+	Origin string `json:"o,omitempty"`
 }
 
 // Store keeps sessions and devices. Every method that changes a user's data
@@ -155,6 +171,19 @@ type Store interface {
 	SetExempt(ctx context.Context, realm, user string, exempt bool, p Policy) error
 	// SetLimits stores a user's limit overrides (zero Limits: none).
 	SetLimits(ctx context.Context, realm, user string, l restrict.Limits, p Policy) error
+	// Days returns per-day totals of a user for the given local dates
+	// (nil: all dates held).
+	Days(ctx context.Context, realm, user string, dates []string) (map[string]DayTotal, error)
+	// Trail returns the recent paths of a session (oldest first).
+	Trail(ctx context.Context, realm, user, id string) ([]TrailEntry, error)
+	// Erase deletes everything held about a user and returns the token
+	// hashes the user had, so callers can keep refusing them.
+	Erase(ctx context.Context, realm, user string) ([]string, error)
+	// Settings returns a realm's runtime switches; ok is false when none
+	// were set at runtime.
+	Settings(ctx context.Context, realm string) (s Settings, ok bool, err error)
+	// SetSettings stores a realm's runtime switches.
+	SetSettings(ctx context.Context, realm string, s Settings) error
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store.
@@ -218,4 +247,41 @@ func pageUsers(all []*UserSummary, req UsersRequest) ([]*UserSummary, int, error
 		all = all[:req.Limit]
 	}
 	return all, total, nil
+}
+
+// DayTotal is one local date of a user's activity.
+type DayTotal struct {
+	Active   time.Duration
+	Sessions int
+}
+
+// TrailEntry is one visited path of the extended activity trail.
+type TrailEntry struct {
+	Time time.Time `json:"time"`
+	Path string    `json:"path"`
+}
+
+// IP precisions.
+const (
+	IPFull      = "full"
+	IPTruncated = "truncated"
+	IPNone      = "none"
+)
+
+// Settings are a realm's privacy switches. Their zero value is not the
+// default: see DefaultSettings.
+type Settings struct {
+	// Tracking off: nothing new is recorded or enforced.
+	Tracking bool `json:"tracking"`
+	// Geolocation off: new entries get no location.
+	Geolocation bool `json:"geolocation"`
+	// IPPrecision: full, truncated (/24, /48) or none.
+	IPPrecision string `json:"ip_precision"`
+	// ActivityTrail on: sessions keep recent paths, with consent.
+	ActivityTrail bool `json:"activity_trail"`
+}
+
+// DefaultSettings are on, on, full, off.
+func DefaultSettings() Settings {
+	return Settings{Tracking: true, Geolocation: true, IPPrecision: IPFull}
 }

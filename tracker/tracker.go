@@ -30,8 +30,17 @@ type Config struct {
 	Limits restrict.Limits
 	// Prefix says how IPs are counted for max_ips.
 	Prefix restrict.Prefix
-	Store  Store
-	Keys   *Keyring
+	// Settings are the realm defaults of the privacy switches; runtime
+	// changes (SetSettings) are kept in the store and win.
+	Settings Settings
+	// TimeZone is the user time zone when a session's location has none.
+	// Default UTC.
+	TimeZone *time.Location
+	// TrailLen is how many paths the extended activity trail keeps per
+	// session. Default 20.
+	TrailLen int
+	Store    Store
+	Keys     *Keyring
 	// Geo may be nil: every location is then unknown.
 	Geo *Geo
 	// CacheSize bounds the local cache (entries); default 100000.
@@ -54,6 +63,9 @@ type Tracker struct {
 	touches chan pendingTouch
 	dropped atomic.Int64
 
+	// settings caches each realm's switches (*cachedSettings).
+	settings sync.Map
+
 	// realms seen, for the idle sweep; bounded by maxRealms.
 	realms  sync.Map
 	nRealms atomic.Int64
@@ -61,11 +73,14 @@ type Tracker struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	unsub  func()
+	// id tells this tracker's own invalidations from others'.
+	id string
 }
 
 type pendingTouch struct {
-	e   *entry
-	now time.Time
+	e    *entry
+	now  time.Time
+	path string // for the trail; "" when not kept
 }
 
 // Request is what the proxy saw of one authenticated request.
@@ -79,6 +94,10 @@ type Request struct {
 	IP        string
 	UserAgent string
 	DeviceID  string
+	// Path and Consent feed the extended activity trail: the path is
+	// kept only when the trail is on and Consent is set.
+	Path    string
+	Consent bool
 }
 
 // Result tells the proxy what to do with a request.
@@ -123,7 +142,17 @@ func New(cfg Config) (*Tracker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Tracker{cfg: cfg, cache: newCache(cfg.CacheSize), now: cfg.Now, touches: make(chan pendingTouch, touchQueue)}, nil
+	if cfg.TimeZone == nil {
+		cfg.TimeZone = time.UTC
+	}
+	if cfg.TrailLen <= 0 {
+		cfg.TrailLen = 20
+	}
+	if cfg.Settings == (Settings{}) {
+		cfg.Settings = DefaultSettings()
+	}
+	id, _ := cfg.Keys.NewDevice() // any random id will do
+	return &Tracker{cfg: cfg, cache: newCache(cfg.CacheSize), now: cfg.Now, touches: make(chan pendingTouch, touchQueue), id: id}, nil
 }
 
 // Policy is the tracker's policy.
@@ -140,7 +169,11 @@ func (t *Tracker) TokenHash(realm, token string) string { return t.cfg.Keys.Toke
 func (t *Tracker) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
-	t.unsub = t.cfg.Store.Subscribe(t.invalidate, t.resync)
+	t.unsub = t.cfg.Store.Subscribe(func(inv Invalidation) {
+		if inv.Origin != t.id {
+			t.invalidate(inv)
+		}
+	}, t.resync)
 	t.wg.Add(2)
 	go t.flushLoop(ctx)
 	go t.sweepLoop(ctx)
@@ -164,6 +197,9 @@ func (t *Tracker) CacheLen() int { return t.cache.len() }
 func (t *Tracker) DroppedRefreshes() int64 { return t.dropped.Load() }
 
 func (t *Tracker) invalidate(inv Invalidation) {
+	if inv.Settings {
+		t.settings.Delete(inv.Realm)
+	}
 	if key, ok := parseTokenKey(inv.TokenHash); ok {
 		t.cache.remove(key)
 	}
@@ -211,7 +247,7 @@ func (t *Tracker) fromCache(e *entry, r Request, now time.Time) (Result, bool) {
 	e.lastSeen.Store(n)
 	if last := e.lastWrite.Load(); n-last >= int64(t.cfg.Policy.Refresh) && e.lastWrite.CompareAndSwap(last, n) {
 		select {
-		case t.touches <- pendingTouch{e: e, now: now}:
+		case t.touches <- pendingTouch{e: e, now: now, path: t.trailPath(e.trail, r)}:
 		default:
 			t.dropped.Add(1)
 			e.lastWrite.Store(last) // try again on the next request
@@ -244,16 +280,28 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 		}
 		user = u
 	}
+	if user == erasedUser {
+		// The user was erased; the token stays refused.
+		return Result{Tracked: true, Refused: true, Reason: EndRevoked}, nil
+	}
+	st := t.Settings(ctx, r.Realm)
+	var loc Location
+	if st.Geolocation {
+		loc = t.cfg.Geo.Lookup(r.IP) // before the IP is truncated
+	}
+	ip := truncateIP(r.IP, st.IPPrecision)
 	newSess := &Session{
 		ID: t.cfg.Keys.SessionID(th, now), Realm: r.Realm, User: user, StartedAt: now, LastSeen: now,
-		IP: r.IP, DeviceID: r.DeviceID, Agent: ParseAgent(r.UserAgent), Location: t.cfg.Geo.Lookup(r.IP),
+		IP: ip, DeviceID: r.DeviceID, Agent: ParseAgent(r.UserAgent), Location: loc,
 	}
 	dev := &Device{
-		ID: r.DeviceID, User: user, FirstSeen: now, LastSeen: now, Agent: newSess.Agent, LastIP: r.IP, Location: newSess.Location,
+		ID: r.DeviceID, User: user, FirstSeen: now, LastSeen: now, Agent: newSess.Agent, LastIP: ip, Location: newSess.Location,
 	}
+	tz := t.userZone(loc)
 	res, err := t.cfg.Store.Seen(ctx, SeenRequest{
 		Realm: r.Realm, User: user, TokenHash: th, Now: now, Policy: t.cfg.Policy, Login: login, New: newSess, Device: dev,
-		Limits: t.cfg.Limits, IPKey: t.ipKey(r.IP),
+		Limits: t.cfg.Limits, IPKey: t.ipKey(r.IP, st.IPPrecision),
+		Activity: Activity{Days: t.daysArg(now, tz), Path: t.trailPath(st.ActivityTrail, r), TrailLen: t.cfg.TrailLen},
 	})
 	if err != nil {
 		return Result{}, err
@@ -267,6 +315,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 		}
 	}
 	e := &entry{key: key, tokenHash: th, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: r.DeviceID,
+		tz: tz, trail: st.ActivityTrail,
 		expires: now.Add(t.cfg.Policy.Idle).UnixNano(),
 		vars:    Vars{User: user, Session: res.SessionID, Device: r.DeviceID}}
 	e.lastSeen.Store(now.UnixNano())
@@ -308,7 +357,7 @@ func (t *Tracker) Login(ctx context.Context, r Request) (Result, error) {
 	res, err := t.observeStore(ctx, key, r, t.now(), true)
 	if err == nil {
 		// Other instances may remember this token as anonymous.
-		_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: r.Realm, TokenHash: th})
+		_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: r.Realm, TokenHash: th, Origin: t.id})
 	}
 	return res, err
 }
@@ -333,7 +382,7 @@ func (t *Tracker) End(ctx context.Context, realm, token, user, reason string) (*
 	if err := t.cfg.Store.UnbindToken(ctx, th); err != nil {
 		return s, err
 	}
-	_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: realm, TokenHash: th})
+	_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: realm, TokenHash: th, Origin: t.id})
 	if s != nil {
 		t.closed(s)
 	}
@@ -361,7 +410,7 @@ func (t *Tracker) RevokeAll(ctx context.Context, realm, user, except string) ([]
 }
 
 func (t *Tracker) afterRevoke(ctx context.Context, realm, user string, closed []*Session) {
-	inv := Invalidation{Realm: realm, User: user}
+	inv := Invalidation{Realm: realm, User: user, Origin: t.id}
 	t.invalidate(inv)
 	_ = t.cfg.Store.Publish(ctx, inv)
 	for _, s := range closed {
@@ -371,11 +420,44 @@ func (t *Tracker) afterRevoke(ctx context.Context, realm, user string, closed []
 	}
 }
 
-func (t *Tracker) ipKey(ip string) string {
+// ipKey is what max_ips counts. Unless IPs are kept in full, it is keyed
+// by the secret, so the store holds no address the settings forbid.
+func (t *Tracker) ipKey(ip, precision string) string {
 	if ip == "" || t.cfg.Limits.IPs == nil {
 		return ""
 	}
-	return t.cfg.Prefix.Key(ip)
+	k := t.cfg.Prefix.Key(ip)
+	if precision != IPFull {
+		return "h:" + t.cfg.Keys.TokenHash("ip", k)
+	}
+	return k
+}
+
+// userZone is the time zone days are counted in for a session at loc.
+func (t *Tracker) userZone(loc Location) *time.Location {
+	if z := zone(loc.TimeZone); z != nil {
+		return z
+	}
+	return t.cfg.TimeZone
+}
+
+// daysArg covers the longest gap a refresh can close: a session idle
+// longer has ended.
+func (t *Tracker) daysArg(now time.Time, tz *time.Location) string {
+	return makeDaysArg(now.Add(-t.cfg.Policy.Idle-t.cfg.Policy.Refresh), now, tz, t.cfg.Policy.Retention)
+}
+
+// maxTrailPath bounds one trail entry.
+const maxTrailPath = 200
+
+func (t *Tracker) trailPath(on bool, r Request) string {
+	if !on || !r.Consent || r.Path == "" {
+		return ""
+	}
+	if len(r.Path) > maxTrailPath {
+		return r.Path[:maxTrailPath]
+	}
+	return r.Path
 }
 
 // BlockDevice blocks or unblocks a device of user on every instance at
@@ -385,7 +467,7 @@ func (t *Tracker) BlockDevice(ctx context.Context, realm, user, device string, b
 	if err != nil {
 		return nil, err
 	}
-	inv := Invalidation{Realm: realm, User: user}
+	inv := Invalidation{Realm: realm, User: user, Origin: t.id}
 	t.invalidate(inv)
 	_ = t.cfg.Store.Publish(ctx, inv)
 	for _, s := range closed {
@@ -464,7 +546,8 @@ func (t *Tracker) flushLoop(ctx context.Context) {
 		}
 		ts := make([]Touch, len(batch))
 		for i, p := range batch {
-			ts[i] = Touch{Realm: p.e.realm, User: p.e.user, SessionID: p.e.sessionID, DeviceID: p.e.deviceID, Now: p.now, Policy: t.cfg.Policy}
+			ts[i] = Touch{Realm: p.e.realm, User: p.e.user, SessionID: p.e.sessionID, DeviceID: p.e.deviceID, Now: p.now, Policy: t.cfg.Policy,
+				Activity: Activity{Days: t.daysArg(p.now, p.e.tz), Path: p.path, TrailLen: t.cfg.TrailLen}}
 		}
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		results := t.cfg.Store.Touch(fctx, ts)

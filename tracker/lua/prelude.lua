@@ -1,11 +1,11 @@
 -- Shared by every user script. Prepended by redis.go; not a script alone.
 -- KEYS (all of one user, one hash tag): 1 meta, 2 tok, 3 sess, 4 act, 5 hist,
--- 6 devs, 7 devz, 8 ips, 9 violations, 10 violations by time.
+-- 6 devs, 7 devz, 8 ips, 9 violations, 10 violations by time, 11 days, 12 trail.
 -- Records are the positional arrays of record.go (1-based here).
 local K_META, K_TOK, K_SESS, K_ACT, K_HIST, K_DEVS, K_DEVZ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local K_IPS, K_V, K_VZ = KEYS[8], KEYS[9], KEYS[10]
+local K_IPS, K_V, K_VZ, K_DAYS, K_TRAIL = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local S_ID, S_START, S_LAST, S_END, S_REASON, S_IP, S_DEV, S_TOK = 1, 2, 3, 4, 5, 6, 7, 8
-local S_IPKEY = 22
+local S_IPKEY, S_DAY = 22, 23
 local D_LAST, D_BLOCKED, D_IP = 3, 4, 5
 local V_VIEWED = 11
 
@@ -34,8 +34,15 @@ local function close(sid, r, at, reason)
 end
 
 -- trim drops sessions that ended before the retention window, a bounded
--- number per call so one write never stalls Redis.
-local function trim(now, ret)
+-- number per call so one write never stalls Redis, and days before cut.
+local function trim(now, ret, cutday)
+  if cutday and cutday ~= '' then
+    for _, f in ipairs(redis.call('HKEYS', K_DAYS)) do
+      if string.sub(f, 1, 10) < cutday then
+        redis.call('HDEL', K_DAYS, f)
+      end
+    end
+  end
   local cut = now - ret
   local old = redis.call('ZRANGEBYSCORE', K_HIST, '-inf', '(' .. cut, 'LIMIT', 0, 50)
   for _, sid in ipairs(old) do
@@ -50,6 +57,7 @@ local function trim(now, ret)
       end
     end
     if drop then
+      redis.call('HDEL', K_TRAIL, sid)
       redis.call('HDEL', K_SESS, sid)
       redis.call('ZREM', K_HIST, sid)
       redis.call('ZREM', K_ACT, sid)
@@ -76,7 +84,7 @@ local function trim(now, ret)
 end
 
 local function expire_all(ret)
-  for i = 1, 10 do
+  for i = 1, 12 do
     redis.call('PEXPIRE', KEYS[i], ret)
   end
 end
@@ -122,4 +130,52 @@ local function violation(now, policy, p, observed, ip, loc, dev, sid, action)
   redis.call('ZADD', K_VZ, now, id)
   redis.call('HINCRBY', K_META, 'unviewed', 1)
   return rec
+end
+
+-- add_day adds dur ms of activity of session r to date, counting the
+-- session once per date.
+local function add_day(r, date, dur)
+  if dur > 0 then
+    redis.call('HINCRBY', K_DAYS, date, dur)
+  end
+  if r[S_DAY] ~= date then
+    redis.call('HINCRBY', K_DAYS, date .. '#n', 1)
+    r[S_DAY] = date
+  end
+end
+
+-- add_activity splits [from, to) between local dates. days (from Go)
+-- holds the date at a time before from and each midnight after it.
+local function add_activity(r, from, to, days)
+  if not days then
+    return
+  end
+  local date, cur = days.base, from
+  for _, b in ipairs(days.b) do
+    local at, d = b[1], b[2]
+    if at <= cur then
+      date = d
+    elseif at < to then
+      add_day(r, date, at - cur)
+      cur, date = at, d
+    end
+  end
+  add_day(r, date, to - cur)
+end
+
+-- add_trail keeps the last n visited paths of session sid.
+local function add_trail(sid, now, path, n)
+  if path == '' or n <= 0 then
+    return
+  end
+  local raw = redis.call('HGET', K_TRAIL, sid)
+  local t = {}
+  if raw then
+    t = cjson.decode(raw)
+  end
+  table.insert(t, {now, path})
+  while #t > n do
+    table.remove(t, 1)
+  end
+  redis.call('HSET', K_TRAIL, sid, cjson.encode(t))
 end

@@ -2,12 +2,14 @@
 -- ARGV: 1 now, 2 idle, 3 retention, 4 refresh, 5 token hash, 6 new session id,
 -- 7 new session record, 8 device id, 9 device record, 10 mode (sight|login),
 -- 11 user, 12 realm, 13 revoke hold, 14 ip, 15 limits (JSON), 16 ip key,
--- 17 location text
+-- 17 location text, 18 days (JSON, see days.go), 19 trail path, 20 trail length
 -- Returns {status, session id, started, last seen, reason, new device (0/1),
 -- number of closed, closed..., violations...}.
 local now, idle, ret, refresh = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local tokh, devid, ip, login = ARGV[5], ARGV[8], ARGV[14], ARGV[10] == 'login'
 local ipkey, loc = ARGV[16], ARGV[17]
+local days = cjson.decode(ARGV[18])
+local path, trailn = ARGV[19], tonumber(ARGV[20])
 local closed, viol = {}, {}
 
 local function reply(status, sid, started, last, reason, newdev)
@@ -99,6 +101,8 @@ if sid then
           use_device()
         end
         if now - r[S_LAST] >= refresh then
+          add_activity(r, r[S_LAST], now, days)
+          add_trail(sid, now, path, trailn)
           r[S_LAST] = now
           changed = true
         end
@@ -156,7 +160,10 @@ if p and p.max > 0 then
   end
 end
 
-redis.call('HSET', K_SESS, nsid, ARGV[7])
+local rec = cjson.decode(ARGV[7])
+add_activity(rec, now, now, days)
+redis.call('HSET', K_SESS, nsid, cjson.encode(rec))
+add_trail(nsid, now, path, trailn)
 redis.call('HSET', K_TOK, tokh, nsid)
 redis.call('ZADD', K_ACT, now, nsid)
 redis.call('ZADD', K_HIST, now, nsid)
@@ -165,6 +172,6 @@ if ipkey ~= '' then
   redis.call('ZADD', K_IPS, now, ipkey)
 end
 use_device()
-trim(now, ret)
+trim(now, ret, days.cut)
 expire_all(ret)
 return reply('opened', nsid, now, now, '', newdev)

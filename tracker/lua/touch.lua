@@ -1,5 +1,5 @@
 -- touch: refresh last activity of an active session.
--- ARGV: 1 now, 2 session id, 3 idle, 4 retention
+-- ARGV: 1 now, 2 session id, 3 idle, 4 retention, 5 days (JSON), 6 trail path, 7 trail length
 -- Returns {'active'} or {'ended', reason}.
 local now, sid, idle, ret = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local raw = redis.call('HGET', K_SESS, sid)
@@ -15,6 +15,8 @@ if now - r[S_LAST] > idle then
   return {'ended', 'idle'}
 end
 if now > r[S_LAST] then
+  add_activity(r, r[S_LAST], now, cjson.decode(ARGV[5]))
+  add_trail(sid, now, ARGV[6], tonumber(ARGV[7]))
   r[S_LAST] = now
   redis.call('HSET', K_SESS, sid, cjson.encode(r))
   redis.call('ZADD', K_ACT, now, sid)

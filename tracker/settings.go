@@ -1,0 +1,75 @@
+package tracker
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// settingsTTL bounds how long an instance uses cached switches when an
+// invalidation was lost.
+const settingsTTL = 5 * time.Second
+
+type cachedSettings struct {
+	s     Settings
+	until int64
+}
+
+// Settings returns the realm's switches: the runtime ones from the store,
+// else the configured defaults. Cached briefly; if the store fails, the last
+// known (or default) switches apply.
+func (t *Tracker) Settings(ctx context.Context, realm string) Settings {
+	now := t.now().UnixNano()
+	var last *cachedSettings
+	if v, ok := t.settings.Load(realm); ok {
+		last = v.(*cachedSettings)
+		if now < last.until {
+			return last.s
+		}
+	}
+	st, ok, err := t.cfg.Store.Settings(ctx, realm)
+	switch {
+	case err != nil && last != nil:
+		st = last.s
+	case err != nil || !ok:
+		st = t.cfg.Settings
+	}
+	t.settings.Store(realm, &cachedSettings{s: st, until: now + int64(settingsTTL)})
+	return st
+}
+
+// SetSettings changes the realm's switches on every instance. Nothing
+// recorded before is changed: the switches are not retroactive.
+func (t *Tracker) SetSettings(ctx context.Context, realm string, s Settings) error {
+	if err := t.cfg.Store.SetSettings(ctx, realm, s); err != nil {
+		return err
+	}
+	inv := Invalidation{Realm: realm, Settings: true, Origin: t.id}
+	t.invalidate(inv)
+	return t.cfg.Store.Publish(ctx, inv)
+}
+
+// truncateIP applies the IP precision: full, truncated to /24 (IPv4) or
+// /48 (IPv6), or none.
+func truncateIP(ip, precision string) string {
+	switch precision {
+	case IPNone:
+		return ""
+	case IPTruncated:
+		addr, err := netip.ParseAddr(ip)
+		if err != nil {
+			return ""
+		}
+		addr = addr.Unmap()
+		bits := 48
+		if addr.Is4() {
+			bits = 24
+		}
+		p, err := addr.Prefix(bits)
+		if err != nil {
+			return ""
+		}
+		return p.Masked().Addr().String()
+	}
+	return ip
+}
