@@ -299,6 +299,11 @@ func (s *RedisStore) SweepIdle(ctx context.Context, realm string, since, now tim
 	if err != nil {
 		return nil, fmt.Errorf("redis sweep: %w", err)
 	}
+	// Users inactive for the retention have no data left: drop them from
+	// the realm's indexes so those do not grow without bound.
+	old := "(" + strconv.FormatInt(ms(now.Add(-p.Retention)), 10)
+	s.rdb.ZRemRangeByScore(ctx, realmUsersKey(realm), "-inf", old)
+	s.rdb.ZRemRangeByScore(ctx, realmFlaggedKey(realm), "-inf", old)
 	var out []*Session
 	for _, u := range users {
 		closed, err := s.end(ctx, realm, u, "idle", "", EndIdle, now, p)
