@@ -54,6 +54,12 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer) ident {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	// Known empty on every request, so {http.sessions.*} in header_up or
+	// logs never reach the app as literal text.
+	repl.Set("http.sessions.user", "")
+	repl.Set("http.sessions.id", "")
+	repl.Set("http.sessions.device", "")
+	repl.Set("http.sessions.new", false)
 	id := h.identify(r, repl)
 	if id.user == "" && id.token == "" && len(h.loginM) == 0 {
 		return next.ServeHTTP(w, r) // anonymous: nothing to do
@@ -101,7 +107,7 @@ func (h *Handler) deviceFor(r *http.Request, id ident, user string) (dev string,
 			return dev, true
 		}
 	}
-	if id.token != "" || user == "" {
+	if id.token != "" || h.SessionCookie != "" || user == "" {
 		dev, _ = h.keys.NewDevice()
 		return dev, false
 	}
@@ -121,7 +127,7 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	dev, devValid := h.deviceFor(r, id, id.user)
 	res, err := h.tracker.Observe(r.Context(), tracker.Request{
 		Realm: id.realm, Token: material(id, id.user, dev), User: id.user, IP: id.ip, UserAgent: id.ua, DeviceID: dev,
-		Path: r.URL.Path, Consent: h.consent(repl),
+		DeviceMinted: !devValid && id.token != "", Path: r.URL.Path, Consent: h.consent(repl),
 	})
 	if err != nil {
 		if h.FailClosed {
@@ -134,7 +140,7 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 		return next.ServeHTTP(w, r)
 	}
 	if !devValid {
-		h.setDeviceCookie(w, r, dev)
+		h.setDeviceCookie(w, r, res.DeviceID)
 	}
 	h.setPlaceholders(repl, res)
 	if res.Refused {

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -154,7 +153,6 @@ type Caddy struct {
 	dir                 string // home, data and config live below
 	cfgPath             string
 	logPath             string
-	caddyfile           string // with markers
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -164,14 +162,16 @@ type Caddy struct {
 
 // startCaddy starts Caddy with caddyfile (built by caddyfile(); the port
 // markers are filled in) in an isolated home/data/config directory and
-// waits until the site answers. Caddy is stopped when the test ends.
+// waits until the site answers. Caddy is stopped when the test ends. The
+// directory is not t.TempDir(): the stop runs in the background (see
+// stopInBackground) and removes it once the process is gone.
 func startCaddy(t testing.TB, cfg string) *Caddy {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "e2e-caddy-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Caddy{t: t, dir: dir, caddyfile: cfg}
+	c := &Caddy{t: t, dir: dir}
 	c.logPath = filepath.Join(c.dir, "caddy.log")
 	c.cfgPath = filepath.Join(c.dir, "Caddyfile")
 	for _, d := range []string{"home", "data", "config"} {
@@ -384,7 +384,10 @@ func (c *Caddy) Reload(t testing.TB, cfg string) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST /load: %d %s\n%s", resp.StatusCode, body, c.LogTail(4000))
 	}
-	c.caddyfile = cfg
+	// A later Restart starts from the config loaded last.
+	if err := os.WriteFile(c.cfgPath, []byte(c.fill(cfg)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // hangDump condenses the SIGABRT goroutine dump to the goroutines that run
@@ -428,6 +431,9 @@ func (c *Caddy) Log() string {
 // LogTail is the last n bytes of the log.
 func (c *Caddy) LogTail(n int) string {
 	s := c.Log()
+	if i := strings.Index(s, "SIGABRT"); i >= 0 {
+		s = s[:i] + "SIGABRT (goroutine dump left out)"
+	}
 	if len(s) > n {
 		s = "..." + s[len(s)-n:]
 	}
@@ -659,7 +665,7 @@ func (r *reply) expires(name string) bool {
 	return ck != nil && (ck.MaxAge < 0 || (!ck.Expires.IsZero() && ck.Expires.Before(time.Now())))
 }
 
-// do sends a request; mod may adjust it. With jar=false the cookie jar is
+// send sends a request; mod may adjust it. With useJar=false the cookie jar is
 // neither read nor updated.
 func (c *client) send(useJar bool, method, u string, body io.Reader, mod func(*http.Request)) (*reply, error) {
 	req, err := http.NewRequest(method, u, body)
@@ -895,7 +901,7 @@ func eventually(t testing.TB, timeout, interval time.Duration, cond func() (bool
 	}
 }
 
-// sessionBy finds the one active session whose IP is ip.
+// activeByIP finds the one active session whose IP is ip.
 func activeByIP(t testing.TB, l apiList, ip string) apiSession {
 	t.Helper()
 	var found []apiSession
@@ -913,9 +919,4 @@ func activeByIP(t testing.TB, l apiList, ip string) apiSession {
 func dump(v any) string {
 	b, _ := json.MarshalIndent(v, "", "  ")
 	return string(b)
-}
-
-// freeAddr is a free loopback host:port.
-func freeAddr(t testing.TB) string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(redistest.FreePort(t)))
 }

@@ -185,10 +185,24 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 		}
 		return res, nil
 	}
-	dev := u.Devs[req.Device.ID]
+	devID := req.Device.ID
+	dev := u.Devs[devID]
 	if dev != nil && dev.Blocked {
 		return refuse("", nil, EndDeviceBlocked)
 	}
+	if req.DeviceMinted {
+		// mirrors the device-cookie-lost branch of seen.lua
+		if sid, ok := u.Tok[req.TokenHash]; ok {
+			if s := u.Sess[sid]; s != nil && s.EndedAt == nil {
+				devID = s.DeviceID
+				dev = u.Devs[devID]
+				if dev != nil && dev.Blocked {
+					return refuse("", nil, EndDeviceBlocked)
+				}
+			}
+		}
+	}
+	res.DeviceID = devID
 	lim := u.limits(req.Limits)
 	loc := req.New.Location.String()
 	violation := func(policy string, l *restrict.Limit, observed int, sid string) bool {
@@ -199,7 +213,7 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 		u.VSeq++
 		v := &restrict.Violation{
 			ID: fmt.Sprintf("%d-%d", ms(now), u.VSeq), Time: now, User: req.User, Policy: policy, Limit: l.Max,
-			Observed: observed, IP: req.New.IP, Location: loc, Device: req.Device.ID, Session: sid, Action: action,
+			Observed: observed, IP: req.New.IP, Location: loc, Device: devID, Session: sid, Action: action,
 		}
 		u.Viol[v.ID] = v
 		u.Unviewed++
@@ -239,9 +253,9 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 		return violation(restrict.PolicyDevices, l, n+1, sid)
 	}
 	useDevice := func() {
-		if !u.touchDevice(req.Device.ID, now, req.New.IP) {
+		if !u.touchDevice(devID, now, req.New.IP) {
 			d := *req.Device
-			d.User, d.FirstSeen, d.LastSeen = req.User, now, now
+			d.ID, d.User, d.FirstSeen, d.LastSeen = devID, req.User, now, now
 			u.Devs[d.ID] = &d
 			res.NewDevice = true
 		}
@@ -261,7 +275,7 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 					}
 					s.IP, s.ipKey, changed = req.New.IP, req.IPKey, true
 				}
-				if req.Device.ID != s.DeviceID {
+				if devID != s.DeviceID {
 					if !deviceOK(sid) {
 						return refuse(sid, s, restrict.PolicyDevices)
 					}

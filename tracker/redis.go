@@ -81,12 +81,12 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 		req.TokenHash, req.New.ID, encodeSession(req.New), req.Device.ID, encodeDevice(req.Device),
 		mode, req.User, req.Realm, msArg(req.Policy.RevokeHold), req.New.IP,
 		limitsArg(req.Limits), req.IPKey, req.New.Location.String(),
-		daysOrEmpty(req.Activity.Days), req.Activity.Path, req.Activity.TrailLen,
+		daysOrEmpty(req.Activity.Days), req.Activity.Path, req.Activity.TrailLen, boolArg(!req.DeviceMinted),
 	).Slice()
 	if err != nil {
 		return SeenResult{}, fmt.Errorf("redis seen: %w", err)
 	}
-	if len(vals) < 7 {
+	if len(vals) < 8 {
 		return SeenResult{}, fmt.Errorf("redis seen: short reply %v", vals)
 	}
 	res := SeenResult{
@@ -96,9 +96,10 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 		LastSeen:  fromMS(num(vals[3])),
 		Reason:    str(vals[4]),
 		NewDevice: num(vals[5]) == 1,
+		DeviceID:  str(vals[6]),
 	}
-	nclosed := int(num(vals[6]))
-	for i, v := range vals[7:] {
+	nclosed := int(num(vals[7]))
+	for i, v := range vals[8:] {
 		if i < nclosed {
 			if c, err := decodeSession(str(v), req.Realm, req.User); err == nil {
 				res.Closed = append(res.Closed, c)
@@ -390,7 +391,11 @@ func (s *RedisStore) each(f func(subscriber)) {
 func (s *RedisStore) listen(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	ps := s.rdb.Subscribe(ctx, invalidationChannel)
-	defer ps.Close()
+	// Receive does not watch ctx: closing the subscription is what ends it.
+	go func() {
+		<-ctx.Done()
+		ps.Close()
+	}()
 	first := true
 	for {
 		msg, err := ps.Receive(ctx)
@@ -398,13 +403,10 @@ func (s *RedisStore) listen(ctx context.Context, done chan struct{}) {
 			return
 		}
 		if err != nil {
-			// Receive failed: the connection is gone, whatever was
-			// published meanwhile is lost.
-			s.each(func(sub subscriber) {
-				if sub.resync != nil {
-					sub.resync()
-				}
-			})
+			// The connection is gone. Caches keep serving (known
+			// sessions keep working, refusals keep refusing) until the
+			// subscription is back; then they resync, since messages
+			// may have been lost meanwhile.
 			select {
 			case <-ctx.Done():
 				return
@@ -850,4 +852,11 @@ func (s *RedisStore) sessionsPage(ctx context.Context, k userKeys, req ListReque
 		}
 	}
 	return out, int(card.Val()), nil
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }

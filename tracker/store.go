@@ -36,6 +36,9 @@ type SeenRequest struct {
 	New *Session
 	// Device is the device record to create or refresh.
 	Device *Device
+	// DeviceMinted says Device.ID was made for this request (no valid
+	// device cookie): an active session keeps its own device instead.
+	DeviceMinted bool
 	// Limits are the realm's limits; the user's overrides and exemption,
 	// kept in the store, apply on top.
 	Limits restrict.Limits
@@ -76,6 +79,8 @@ type SeenResult struct {
 	Closed []*Session
 	// NewDevice is set when the device was first seen for this user.
 	NewDevice bool
+	// DeviceID is the device the request was counted on.
+	DeviceID string
 	// Violations lists limits this step went past.
 	Violations []*restrict.Violation
 }

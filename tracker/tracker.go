@@ -94,6 +94,10 @@ type Request struct {
 	IP        string
 	UserAgent string
 	DeviceID  string
+	// DeviceMinted says DeviceID was made for this request because it
+	// carried no valid device cookie: a known session keeps its device,
+	// and Result.DeviceID says which one to issue the cookie for.
+	DeviceMinted bool
 	// Path and Consent feed the extended activity trail: the path is
 	// kept only when the trail is on and Consent is set.
 	Path    string
@@ -111,6 +115,8 @@ type Result struct {
 	// Refused is set when the session was revoked or its device blocked.
 	Refused bool
 	Reason  string
+	// DeviceID is the device the request counts on.
+	DeviceID string
 	// Vars are User, SessionID and DeviceID boxed once per session, so
 	// that setting them as placeholders allocates nothing per request.
 	Vars Vars
@@ -234,14 +240,15 @@ func (t *Tracker) fromCache(e *entry, r Request, now time.Time) (Result, bool) {
 		}
 		return Result{}, true
 	}
-	if e.revoked && e.limited && (e.ip != r.IP || e.deviceID != r.DeviceID) {
+	sameDevice := r.DeviceMinted || e.deviceID == r.DeviceID
+	if e.revoked && e.limited && (e.ip != r.IP || !sameDevice) {
 		return Result{}, false
 	}
 	if e.revoked {
-		return Result{Tracked: true, User: e.user, SessionID: e.sessionID, Refused: true, Reason: e.reason, Vars: e.vars}, true
+		return Result{Tracked: true, User: e.user, SessionID: e.sessionID, Refused: true, Reason: e.reason, DeviceID: e.deviceID, Vars: e.vars}, true
 	}
 	n := now.UnixNano()
-	if e.ip != r.IP || e.deviceID != r.DeviceID || n-e.lastSeen.Load() > int64(t.cfg.Policy.Idle) {
+	if e.ip != r.IP || !sameDevice || n-e.lastSeen.Load() > int64(t.cfg.Policy.Idle) {
 		return Result{}, false
 	}
 	e.lastSeen.Store(n)
@@ -253,7 +260,7 @@ func (t *Tracker) fromCache(e *entry, r Request, now time.Time) (Result, bool) {
 			e.lastWrite.Store(last) // try again on the next request
 		}
 	}
-	return Result{Tracked: true, User: e.user, SessionID: e.sessionID, Vars: e.vars}, true
+	return Result{Tracked: true, User: e.user, SessionID: e.sessionID, DeviceID: e.deviceID, Vars: e.vars}, true
 }
 
 // AddRealm makes the idle sweep cover realm from now on.
@@ -300,7 +307,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	tz := t.userZone(loc)
 	res, err := t.cfg.Store.Seen(ctx, SeenRequest{
 		Realm: r.Realm, User: user, TokenHash: th, Now: now, Policy: t.cfg.Policy, Login: login, New: newSess, Device: dev,
-		Limits: t.cfg.Limits, IPKey: t.ipKey(r.IP, st.IPPrecision),
+		Limits: t.cfg.Limits, IPKey: t.ipKey(r.IP, st.IPPrecision), DeviceMinted: r.DeviceMinted,
 		Activity: Activity{Days: t.daysArg(now, tz), Path: t.trailPath(st.ActivityTrail, r), TrailLen: t.cfg.TrailLen},
 	})
 	if err != nil {
@@ -314,13 +321,16 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 			h(r.Realm, v)
 		}
 	}
-	e := &entry{key: key, tokenHash: th, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: r.DeviceID,
+	if res.DeviceID == "" {
+		res.DeviceID = r.DeviceID
+	}
+	e := &entry{key: key, tokenHash: th, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: res.DeviceID,
 		tz: tz, trail: st.ActivityTrail,
 		expires: now.Add(t.cfg.Policy.Idle).UnixNano(),
-		vars:    Vars{User: user, Session: res.SessionID, Device: r.DeviceID}}
+		vars:    Vars{User: user, Session: res.SessionID, Device: res.DeviceID}}
 	e.lastSeen.Store(now.UnixNano())
 	e.lastWrite.Store(res.LastSeen.UnixNano())
-	out := Result{Tracked: true, User: user, SessionID: res.SessionID, Vars: e.vars}
+	out := Result{Tracked: true, User: user, SessionID: res.SessionID, DeviceID: res.DeviceID, Vars: e.vars}
 	switch res.Status {
 	case StatusRefused:
 		out.Refused, out.Reason = true, res.Reason

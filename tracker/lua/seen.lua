@@ -2,18 +2,20 @@
 -- ARGV: 1 now, 2 idle, 3 retention, 4 refresh, 5 token hash, 6 new session id,
 -- 7 new session record, 8 device id, 9 device record, 10 mode (sight|login),
 -- 11 user, 12 realm, 13 revoke hold, 14 ip, 15 limits (JSON), 16 ip key,
--- 17 location text, 18 days (JSON, see days.go), 19 trail path, 20 trail length
+-- 17 location text, 18 days (JSON, see days.go), 19 trail path, 20 trail length,
+-- 21 device known (1: from a valid device cookie; 0: minted for this request)
 -- Returns {status, session id, started, last seen, reason, new device (0/1),
--- number of closed, closed..., violations...}.
+-- device id used, number of closed, closed..., violations...}.
 local now, idle, ret, refresh = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local tokh, devid, ip, login = ARGV[5], ARGV[8], ARGV[14], ARGV[10] == 'login'
 local ipkey, loc = ARGV[16], ARGV[17]
 local days = cjson.decode(ARGV[18])
 local path, trailn = ARGV[19], tonumber(ARGV[20])
 local closed, viol = {}, {}
+local devknown = ARGV[21] ~= '0'
 
 local function reply(status, sid, started, last, reason, newdev)
-  local out = {status, sid, started, last, reason, newdev, #closed}
+  local out = {status, sid, started, last, reason, newdev, devid, #closed}
   for _, c in ipairs(closed) do
     table.insert(out, c)
   end
@@ -78,6 +80,15 @@ if sid then
   local raw = redis.call('HGET', K_SESS, sid)
   if raw then
     local r = cjson.decode(raw)
+    if not devknown and r[S_END] == 0 then
+      -- The browser lost or mangled its device cookie: it is still the
+      -- session's device, whose cookie is issued again.
+      devid = r[S_DEV]
+      draw = redis.call('HGET', K_DEVS, devid)
+      if draw and cjson.decode(draw)[D_BLOCKED] == 1 then
+        return reply('refused', '', 0, 0, 'device_blocked', 0)
+      end
+    end
     if r[S_END] == 0 then
       if now - r[S_LAST] > idle then
         table.insert(closed, close(sid, r, r[S_LAST], 'idle'))
