@@ -115,7 +115,7 @@ func parseBound(name, v string, end bool) (time.Time, error) {
 	return t, nil
 }
 
-// sessionsCSV streams the user's sessions started in [from, to) as RFC 4180
+// sessionsCSV streams the user's sessions with from <= start < to as RFC 4180
 // CSV, one page of the store at a time.
 func (a *API) sessionsCSV(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, realm, user string) error {
 	if r.Method != http.MethodGet {
@@ -152,7 +152,7 @@ func (a *API) sessionsCSV(w http.ResponseWriter, r *http.Request, t *tracker.Tra
 			if (!from.IsZero() && s.StartedAt.Before(from)) || (!to.IsZero() && !s.StartedAt.Before(to)) {
 				continue
 			}
-			end := time.Now()
+			end := t.Now()
 			if s.EndedAt != nil {
 				end = *s.EndedAt
 			}

@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,11 +65,20 @@ func apiErr(status int, format string, args ...any) error {
 	return caddy.APIError{HTTPStatus: status, Err: err, Message: err.Error()}
 }
 
+// methodNotAllowed answers 405; the Allow header goes on w's header, which
+// Caddy's admin server keeps when it writes the error.
 func methodNotAllowed(r *http.Request, allowed ...string) error {
+	if w, ok := r.Context().Value(respKey{}).(http.ResponseWriter); ok {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+	}
 	return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use %s", r.Method, strings.Join(allowed, ", "))
 }
 
+// respKey carries the response writer to methodNotAllowed.
+type respKey struct{}
+
 func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
+	r = r.WithContext(context.WithValue(r.Context(), respKey{}, w))
 	seg, err := pathSegments(r)
 	if err != nil {
 		return err
@@ -146,6 +156,9 @@ func (a *API) sessions(w http.ResponseWriter, r *http.Request, t *tracker.Tracke
 	ctx := r.Context()
 	switch {
 	case len(rest) == 0 && r.Method == http.MethodGet:
+		if err := needUser(r, t, realm, user); err != nil {
+			return err
+		}
 		q, err := parseListQuery(r.URL.Query())
 		if err != nil {
 			return err
@@ -156,6 +169,9 @@ func (a *API) sessions(w http.ResponseWriter, r *http.Request, t *tracker.Tracke
 		}
 		return writeJSON(w, http.StatusOK, page(list, total, q))
 	case len(rest) == 0 && r.Method == http.MethodDelete:
+		if err := needUser(r, t, realm, user); err != nil {
+			return err
+		}
 		closed, err := t.RevokeAll(ctx, realm, user, "")
 		if err != nil {
 			return storeErr(err, "session")
@@ -170,8 +186,10 @@ func (a *API) sessions(w http.ResponseWriter, r *http.Request, t *tracker.Tracke
 			return storeErr(err, "session")
 		}
 		return writeJSON(w, http.StatusOK, s)
-	case len(rest) <= 1:
+	case len(rest) == 0:
 		return methodNotAllowed(r, http.MethodGet, http.MethodDelete)
+	case len(rest) == 1:
+		return methodNotAllowed(r, http.MethodDelete)
 	}
 	return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
 }

@@ -31,6 +31,9 @@ func decodeBody(r *http.Request, v any) error {
 		}
 		return apiErr(http.StatusBadRequest, "bad JSON body: %v", err)
 	}
+	if dec.More() {
+		return apiErr(http.StatusBadRequest, "bad JSON body: more than one JSON value")
+	}
 	return nil
 }
 

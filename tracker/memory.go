@@ -109,6 +109,11 @@ func newMemUser(realm, user string) *memUser {
 // trim mirrors trim() in prelude.lua.
 func (u *memUser) trim(now time.Time, p Policy, cutDay string) {
 	cut := now.Add(-p.Retention)
+	for k, t := range u.IPs {
+		if t.Before(cut) {
+			delete(u.IPs, k)
+		}
+	}
 	if cutDay != "" {
 		for d := range u.Days {
 			if d < cutDay {

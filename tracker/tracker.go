@@ -196,6 +196,9 @@ func (t *Tracker) Stop() {
 	t.cancel = nil
 }
 
+// Now is the tracker's clock.
+func (t *Tracker) Now() time.Time { return t.now() }
+
 // CacheLen is the number of cached tokens.
 func (t *Tracker) CacheLen() int { return t.cache.len() }
 
@@ -287,8 +290,18 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 		}
 		user = u
 	}
+	if r.User != "" {
+		// The token of an erased user stays refused even when the
+		// request names the user itself.
+		u, err := t.cfg.Store.TokenUser(ctx, th)
+		if err != nil {
+			return Result{}, err
+		}
+		if u == erasedUser {
+			user = u
+		}
+	}
 	if user == erasedUser {
-		// The user was erased; the token stays refused.
 		return Result{Tracked: true, Refused: true, Reason: EndRevoked}, nil
 	}
 	st := t.Settings(ctx, r.Realm)
@@ -433,7 +446,8 @@ func (t *Tracker) afterRevoke(ctx context.Context, realm, user string, closed []
 // ipKey is what max_ips counts. Unless IPs are kept in full, it is keyed
 // by the secret, so the store holds no address the settings forbid.
 func (t *Tracker) ipKey(ip, precision string) string {
-	if ip == "" || t.cfg.Limits.IPs == nil {
+	// Kept even without a realm max_ips: a per-user override may set one.
+	if ip == "" {
 		return ""
 	}
 	k := t.cfg.Prefix.Key(ip)

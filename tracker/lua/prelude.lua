@@ -36,6 +36,7 @@ end
 -- trim drops sessions that ended before the retention window, a bounded
 -- number per call so one write never stalls Redis, and days before cut.
 local function trim(now, ret, cutday)
+  redis.call('ZREMRANGEBYSCORE', K_IPS, '-inf', '(' .. (now - ret))
   if cutday and cutday ~= '' then
     for _, f in ipairs(redis.call('HKEYS', K_DAYS)) do
       if string.sub(f, 1, 10) < cutday then
