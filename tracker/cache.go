@@ -41,6 +41,7 @@ type entry struct {
 // concurrent requests rarely wait on one lock.
 type cache struct {
 	shards []cacheShard
+	n      byte
 }
 
 type cacheShard struct {
@@ -53,20 +54,24 @@ type cacheShard struct {
 const cacheShards = 32
 
 func newCache(size int) *cache {
-	c := &cache{shards: make([]cacheShard, cacheShards)}
-	per := max(size/cacheShards, 1)
+	n := min(max(size, 1), cacheShards) // a tiny cache gets fewer shards
+	c := &cache{shards: make([]cacheShard, n), n: byte(n)}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.m = make(map[TokenKey]*entry)
 		s.head.next, s.head.prev = &s.head, &s.head
-		s.limit = per
+		// spread size so the total is exactly size
+		s.limit = size / n
+		if i < size%n {
+			s.limit++
+		}
 	}
 	return c
 }
 
 func (c *cache) shard(key TokenKey) *cacheShard {
 	// The key is already an HMAC: its bytes are uniformly spread.
-	return &c.shards[key[0]%cacheShards]
+	return &c.shards[key[0]%c.n]
 }
 
 func (s *cacheShard) unlink(e *entry) {

@@ -65,12 +65,14 @@ type daysArg struct {
 
 func makeDaysArg(from, now time.Time, loc *time.Location, retention time.Duration) string {
 	a := daysArg{Base: from.In(loc).Format(dateLayout), Bound: [][]any{}, Cut: now.Add(-retention).In(loc).Format(dateLayout)}
-	spans := splitByDay(from, now, loc)
-	for i := 1; i < len(spans); i++ {
-		// each span after the first starts at a midnight
-		start := spans[i].Date
-		t, _ := time.ParseInLocation(dateLayout, start, loc)
-		a.Bound = append(a.Bound, []any{ms(t), start})
+	// every local midnight m with from < m <= now
+	l := from.In(loc)
+	for i := 1; ; i++ {
+		m := time.Date(l.Year(), l.Month(), l.Day()+i, 0, 0, 0, 0, loc)
+		if m.After(now) {
+			break
+		}
+		a.Bound = append(a.Bound, []any{ms(m), m.Format(dateLayout)})
 	}
 	b, _ := json.Marshal(a)
 	return string(b)

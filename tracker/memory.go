@@ -879,6 +879,13 @@ func (m *MemoryStore) Erase(_ context.Context, realm, user string) ([]string, er
 	if u != nil {
 		for h := range u.Tok {
 			toks = append(toks, h)
+		}
+		for _, s := range u.Sess {
+			if s.tokenHash != "" {
+				toks = append(toks, s.tokenHash)
+			}
+		}
+		for _, h := range toks {
 			delete(m.tokens, h)
 		}
 	}

@@ -39,6 +39,10 @@ const (
 	sessionFields
 )
 
+// sessionFieldsV1 is the length of the first record layout; older records
+// are read with the later fields empty.
+const sessionFieldsV1 = sIPKey
+
 const (
 	dID = iota
 	dFirstSeen
@@ -84,8 +88,11 @@ func decodeSession(raw, realm, user string) (*Session, error) {
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return nil, fmt.Errorf("decoding session record: %w", err)
 	}
-	if len(rec) < sessionFields {
-		return nil, fmt.Errorf("decoding session record: %d fields, want %d", len(rec), sessionFields)
+	if len(rec) < sessionFieldsV1 {
+		return nil, fmt.Errorf("decoding session record: %d fields, want %d", len(rec), sessionFieldsV1)
+	}
+	for len(rec) < sessionFields {
+		rec = append(rec, json.RawMessage(`""`)) // fields added later
 	}
 	s := &Session{Realm: realm, User: user}
 	var started, last, ended float64

@@ -111,12 +111,13 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 	// The realm indexes are outside the user's slot, so not in the script;
 	// a lost update only delays the user in the admin users list.
 	pipe := s.rdb.Pipeline()
-	if res.Status != StatusRefused {
+	if res.Status != StatusRefused || len(res.Violations) > 0 {
 		pipe.ZAdd(ctx, realmUsersKey(req.Realm), redis.Z{Score: float64(now), Member: req.User})
+		pipe.PExpire(ctx, realmUsersKey(req.Realm), req.Policy.Retention)
 	}
 	if len(res.Violations) > 0 {
-		pipe.ZAdd(ctx, realmUsersKey(req.Realm), redis.Z{Score: float64(now), Member: req.User})
 		pipe.ZAdd(ctx, realmFlaggedKey(req.Realm), redis.Z{Score: float64(now), Member: req.User})
+		pipe.PExpire(ctx, realmFlaggedKey(req.Realm), req.Policy.Retention)
 	}
 	_, _ = pipe.Exec(ctx)
 	return res, nil
@@ -135,6 +136,7 @@ func (s *RedisStore) Touch(ctx context.Context, touches []Touch) []TouchResult {
 		k := keysFor(t.Realm, t.User)
 		cmds[i] = scriptTouch.EvalSha(ctx, pipe, k.all(), touchArgs(t)...)
 		pipe.ZAdd(ctx, realmUsersKey(t.Realm), redis.Z{Score: float64(ms(t.Now)), Member: t.User})
+		pipe.PExpire(ctx, realmUsersKey(t.Realm), t.Policy.Retention)
 	}
 	_, _ = pipe.Exec(ctx)
 	var retry []int
@@ -784,6 +786,13 @@ func (s *RedisStore) Erase(ctx context.Context, realm, user string) ([]string, e
 	if err != nil {
 		return nil, fmt.Errorf("redis erase: %w", err)
 	}
+	// Sessions that ended (idle, logout) left the token map, but their
+	// token may still be bound to the user.
+	recs, err := s.rdb.HVals(ctx, k.sess).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis erase: %w", err)
+	}
+	toks = append(toks, sessionTokens(recs)...)
 	// One DEL for the user's keys: they share a slot, so it is atomic
 	// on a cluster too.
 	if err := s.rdb.Del(ctx, k.all()...).Err(); err != nil {
@@ -859,4 +868,15 @@ func boolArg(b bool) string {
 		return "1"
 	}
 	return "0"
+}
+
+// sessionTokens returns the token hashes of stored session records.
+func sessionTokens(recs []string) []string {
+	var out []string
+	for _, raw := range recs {
+		if sess, err := decodeSession(raw, "", ""); err == nil && sess.tokenHash != "" {
+			out = append(out, sess.tokenHash)
+		}
+	}
+	return out
 }

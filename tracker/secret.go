@@ -65,9 +65,14 @@ func (k *Keyring) TokenKey(realm, token string) (key TokenKey) {
 	return key
 }
 
+// parseTokenKey reads a TokenKey's string form. Input comes from the
+// invalidation channel, so it must not trust the length.
 func parseTokenKey(s string) (key TokenKey, ok bool) {
+	if len(s) != 22 {
+		return key, false
+	}
 	n, err := base64.RawURLEncoding.Decode(key[:], []byte(s))
-	return key, err == nil && n == len(key) && len(s) == 22
+	return key, err == nil && n == len(key)
 }
 
 // String is the stored form of the key.

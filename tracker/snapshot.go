@@ -135,18 +135,14 @@ func (m *MemoryStore) LoadSnapshot(path string) error {
 	if snap.Version != snapshotVersion {
 		return fmt.Errorf("reading snapshot %q: version %d, want %d", path, snap.Version, snapshotVersion)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.users = map[string]*memUser{}
-	m.realms = map[string]map[string]time.Time{}
-	m.flags = map[string]map[string]time.Time{}
-	m.settings = map[string]Settings{}
+	// Decode into a fresh store and swap only when all of it read: a bad
+	// record must not leave half a store behind.
+	n := NewMemoryStore()
 	for r, st := range snap.Settings {
-		m.settings[r] = st
+		n.settings[r] = st
 	}
-	m.tokens = snap.Tokens
-	if m.tokens == nil {
-		m.tokens = map[string]memBinding{}
+	if snap.Tokens != nil {
+		n.tokens = snap.Tokens
 	}
 	for _, su := range snap.Users {
 		u := newMemUser(su.Realm, su.User)
@@ -190,12 +186,15 @@ func (m *MemoryStore) LoadSnapshot(path string) error {
 			}
 			u.Devs[d.ID] = d
 		}
-		m.users[keysFor(su.Realm, su.User).tag] = u
-		m.realmUser(su.Realm, su.User, su.Last)
+		n.users[keysFor(su.Realm, su.User).tag] = u
+		n.realmUser(su.Realm, su.User, su.Last)
 		if u.Unviewed > 0 {
-			m.flag(su.Realm, su.User, su.Last)
+			n.flag(su.Realm, su.User, su.Last)
 		}
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.users, m.realms, m.flags, m.settings, m.tokens = n.users, n.realms, n.flags, n.settings, n.tokens
 	return nil
 }
 

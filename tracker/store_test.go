@@ -499,7 +499,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 
 		for _, at := range []time.Duration{revokedAt + time.Second, revokedAt + p.RevokeHold - time.Millisecond} {
 			res := f.seen("a", at)
-			if res.Status != StatusRevoked || res.Reason != EndRevoked || res.SessionID != old {
+			if res.Status != StatusRefused || res.Reason != EndRevoked || res.SessionID != old {
 				t.Errorf("Seen at +%v = %+v, want revoked %s", at, res, old)
 			}
 		}
@@ -520,7 +520,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		if _, err := f.s.EndSession(f.ctx, f.realm, f.user, other, EndRevoked, f.at(time.Minute), p); err != nil {
 			t.Fatal(err)
 		}
-		if res := f.seen("b", 2*time.Minute); res.Status != StatusRevoked {
+		if res := f.seen("b", 2*time.Minute); res.Status != StatusRefused || res.Reason != EndRevoked {
 			t.Fatalf("Seen after revoke = %+v, want revoked", res)
 		}
 		login := f.seen("b", 3*time.Minute, withLogin())
@@ -543,7 +543,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatal(err)
 		}
 		wantEnded(t, s, EndRevoked, f.at(at))
-		if res := f.seen("a", at+time.Second); res.Status != StatusRevoked {
+		if res := f.seen("a", at+time.Second); res.Status != StatusRefused || res.Reason != EndRevoked {
 			t.Errorf("Seen = %+v, want revoked", res)
 		}
 	})
@@ -599,7 +599,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Errorf("active = %v, want [%s]", ids(act), b)
 		}
 		wantEnded(t, f.session(d, 6*time.Second), EndLogout, f.at(4*time.Second))
-		if res := f.seen("a", 7*time.Second); res.Status != StatusRevoked {
+		if res := f.seen("a", 7*time.Second); res.Status != StatusRefused || res.Reason != EndRevoked {
 			t.Errorf("Seen of a revoked token = %+v, want revoked", res)
 		}
 		if res := f.seen("b", 7*time.Second); res.Status != StatusActive || res.SessionID != b {
@@ -823,6 +823,45 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("DeviceBlocked", func(t *testing.T) {
+		f := ss.fixture(t)
+		a := f.open("a", 0, withDevice("dev-1"))
+		b := f.open("b", time.Second, withDevice("dev-2"))
+		closed, err := f.s.SetDeviceBlocked(f.ctx, f.realm, f.user, "dev-1", true, f.at(time.Minute), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameIDs(ids(closed), []string{a}) {
+			t.Fatalf("blocking dev-1 closed %v, want [%s]", ids(closed), a)
+		}
+		wantEnded(t, closed[0], EndDeviceBlocked, f.at(time.Minute))
+		for _, name := range []string{"a", "fresh"} {
+			// the old token, and a new one on the blocked device
+			if res := f.seen(name, 2*time.Minute, withDevice("dev-1")); res.Status != StatusRefused || res.Reason != EndDeviceBlocked {
+				t.Errorf("Seen(%s) on the blocked device = %+v, want refused %s", name, res, EndDeviceBlocked)
+			}
+		}
+		if res := f.seen("b", 2*time.Minute, withDevice("dev-2")); res.Status != StatusActive || res.SessionID != b {
+			t.Errorf("Seen on another device = %+v, want active %s", res, b)
+		}
+		blocked := map[string]bool{}
+		for _, d := range f.devices() {
+			blocked[d.ID] = d.Blocked
+		}
+		if !blocked["dev-1"] || blocked["dev-2"] {
+			t.Errorf("blocked flags = %v, want only dev-1", blocked)
+		}
+		if _, err := f.s.SetDeviceBlocked(f.ctx, f.realm, f.user, "nosuchdevice", true, f.at(3*time.Minute), p); !errors.Is(err, ErrNotFound) {
+			t.Errorf("blocking an unknown device: %v, want ErrNotFound", err)
+		}
+		if _, err := f.s.SetDeviceBlocked(f.ctx, f.realm, f.user, "dev-1", false, f.at(3*time.Minute), p); err != nil {
+			t.Fatal(err)
+		}
+		if res := f.seen("a", 4*time.Minute, withDevice("dev-1")); res.Status != StatusOpened || res.SessionID == a {
+			t.Errorf("Seen after unblocking = %+v, want a new session", res)
+		}
+	})
+
 	t.Run("TokenBinding", func(t *testing.T) {
 		f := ss.fixture(t)
 		th, other := f.th("a"), f.th("b")
@@ -1033,7 +1072,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 				if err != nil || s.User != u {
 					t.Fatalf("EndSession = %+v, %v", s, err)
 				}
-				if r := f.seen("odd-"+c.name, 5*time.Second, asUser(u)); r.Status != StatusRevoked {
+				if r := f.seen("odd-"+c.name, 5*time.Second, asUser(u)); r.Status != StatusRefused || r.Reason != EndRevoked {
 					t.Errorf("Seen after revoke = %+v", r)
 				}
 				// The same user name in the default user's realm and
@@ -1238,5 +1277,41 @@ func TestRedisTTLs(t *testing.T) {
 		if pttl <= 0 || pttl > p.Retention {
 			t.Errorf("key %q has PTTL %v, want in (0, %v]", k, pttl, p.Retention)
 		}
+	}
+}
+
+// TestRedisStoreCloseAfterSubscribe: Close must return even though the
+// invalidation subscription is idle (no message will ever arrive).
+func TestRedisStoreCloseAfterSubscribe(t *testing.T) {
+	srv := redistest.Start(t)
+	st := NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+	got := make(chan Invalidation, 10)
+	cancel := st.Subscribe(func(inv Invalidation) { got <- inv }, nil)
+	defer cancel()
+	// Wait until the subscription is live, so Close has one to end.
+	ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	for {
+		n, err := srv.Client(t).PubSubNumSub(ctx, invalidationChannel).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n[invalidationChannel] > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- st.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		// Unblock the stuck listener so the test binary can go on.
+		srv.Stop()
+		<-closed
+		t.Fatal("RedisStore.Close did not return within 3 s after Subscribe: the listener is stuck in a blocking Receive")
 	}
 }

@@ -148,7 +148,7 @@ end
 -- add_activity splits [from, to) between local dates. days (from Go)
 -- holds the date at a time before from and each midnight after it.
 local function add_activity(r, from, to, days)
-  if not days then
+  if not days or days.base == '' then
     return
   end
   local date, cur = days.base, from

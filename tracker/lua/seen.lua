@@ -15,6 +15,9 @@ local closed, viol = {}, {}
 local devknown = ARGV[21] ~= '0'
 
 local function reply(status, sid, started, last, reason, newdev)
+  if #viol > 0 then
+    expire_all(ret) -- a refusal may have written the first violation
+  end
   local out = {status, sid, started, last, reason, newdev, devid, #closed}
   for _, c in ipairs(closed) do
     table.insert(out, c)
@@ -69,7 +72,9 @@ end
 local newdev = 0
 local function use_device()
   if not touch_device(devid, now, ip) then
-    redis.call('HSET', K_DEVS, devid, ARGV[9])
+    local d = cjson.decode(ARGV[9])
+    d[1], d[2], d[D_LAST] = devid, now, now
+    redis.call('HSET', K_DEVS, devid, cjson.encode(d))
     redis.call('ZADD', K_DEVZ, now, devid)
     newdev = 1
   end
@@ -121,7 +126,7 @@ if sid then
           redis.call('HSET', K_SESS, sid, cjson.encode(r))
           redis.call('ZADD', K_ACT, r[S_LAST], sid)
           redis.call('HSET', K_META, 'last', r[S_LAST])
-          if r[S_IPKEY] ~= '' then
+          if r[S_IPKEY] and r[S_IPKEY] ~= '' then
             redis.call('ZADD', K_IPS, now, r[S_IPKEY])
           end
           touch_device(r[S_DEV], r[S_LAST], ip)
@@ -172,6 +177,8 @@ if p and p.max > 0 then
 end
 
 local rec = cjson.decode(ARGV[7])
+-- The store's clock decides, whatever the caller filled in.
+rec[S_START], rec[S_LAST], rec[S_END], rec[S_REASON] = now, now, 0, ''
 add_activity(rec, now, now, days)
 redis.call('HSET', K_SESS, nsid, cjson.encode(rec))
 add_trail(nsid, now, path, trailn)

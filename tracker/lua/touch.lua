@@ -21,7 +21,7 @@ if now > r[S_LAST] then
   redis.call('HSET', K_SESS, sid, cjson.encode(r))
   redis.call('ZADD', K_ACT, now, sid)
   redis.call('HSET', K_META, 'last', now)
-  if r[S_IPKEY] ~= '' then
+  if r[S_IPKEY] and r[S_IPKEY] ~= '' then
     redis.call('ZADD', K_IPS, now, r[S_IPKEY])
   end
   touch_device(r[S_DEV], now, '')

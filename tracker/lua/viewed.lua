@@ -23,7 +23,10 @@ for _, v in ipairs(ids) do
     end
   end
 end
-local left = redis.call('HINCRBY', K_META, 'unviewed', -changed)
+local left = tonumber(redis.call('HGET', K_META, 'unviewed') or '0')
+if changed > 0 then
+  left = redis.call('HINCRBY', K_META, 'unviewed', -changed)
+end
 if left < 0 then
   redis.call('HSET', K_META, 'unviewed', 0)
   left = 0

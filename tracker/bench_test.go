@@ -1,0 +1,87 @@
+package tracker
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
+)
+
+// BenchmarkObserveKnownSession is the hot path: a request of a known
+// session on an unchanged IP and device, answered from the cache.
+func BenchmarkObserveKnownSession(b *testing.B) {
+	tr := newTestTracker(b, NewMemoryStore())
+	const sessions = 10000
+	reqs := make([]Request, sessions)
+	ctx := context.Background()
+	for i := range reqs {
+		reqs[i] = Request{Realm: "shop", Token: fmt.Sprintf("session-token-%08d", i), User: fmt.Sprint("user-", i%2000),
+			IP: ip1, UserAgent: testUA, DeviceID: fmt.Sprint("dev-", i)}
+		if res, err := tr.Observe(ctx, reqs[i]); err != nil || !res.New {
+			b.Fatalf("opening session %d: %+v, %v", i, res, err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := tr.Observe(ctx, reqs[i%sessions])
+		if err != nil || res.New || res.Refused {
+			b.Fatalf("Observe = %+v, %v", res, err)
+		}
+	}
+}
+
+func BenchmarkTokenHash(b *testing.B) {
+	k := testKeyring(b)
+	token := "0123456789abcdef0123456789abcdef"
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_ = k.TokenHash("shop", token)
+	}
+}
+
+func BenchmarkParseAgent(b *testing.B) {
+	uas := []string{
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1",
+		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36",
+		testUA,
+	}
+	ParseAgent(uas[0]) // build the parser outside the timing
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ParseAgent(uas[i%len(uas)])
+	}
+}
+
+// BenchmarkSeenRedis opens one session per op on a real redis-server: the
+// cost of a login or of a cache miss.
+func BenchmarkSeenRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	st := NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+	b.Cleanup(func() { _ = st.Close() })
+	keys := testKeyring(b)
+	ctx := context.Background()
+	base := time.Now().UTC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		now := base.Add(time.Duration(i) * time.Millisecond)
+		th := keys.TokenHash("shop", fmt.Sprint("bench-token-", i))
+		user := fmt.Sprint("user-", i%1000)
+		res, err := st.Seen(ctx, SeenRequest{
+			Realm: "shop", User: user, TokenHash: th, Now: now, Policy: suitePolicy,
+			New: &Session{ID: keys.SessionID(th, now), StartedAt: now, LastSeen: now, IP: ip1, DeviceID: "dev-1",
+				Agent: testAgent, Location: testLoc},
+			Device: &Device{ID: "dev-1", FirstSeen: now, LastSeen: now, Agent: testAgent, LastIP: ip1},
+		})
+		if err != nil || res.Status != StatusOpened {
+			b.Fatalf("Seen = %+v, %v", res, err)
+		}
+	}
+}

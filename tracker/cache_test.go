@@ -1,0 +1,148 @@
+package tracker
+
+import (
+	"encoding/binary"
+	"fmt"
+	"testing"
+)
+
+// cacheKey makes a key in shard shard (the cache shards by the first byte).
+func cacheKey(shard byte, n uint32) TokenKey {
+	var k TokenKey
+	k[0] = shard
+	binary.BigEndian.PutUint32(k[1:], n)
+	return k
+}
+
+func cacheEntry(k TokenKey, user string) *entry {
+	return &entry{key: k, tokenHash: k.String(), user: user, realm: "r"}
+}
+
+func TestCacheBound(t *testing.T) {
+	keys := testKeyring(t)
+	for _, size := range []int{1, 10, 31, 32, 64, 100, 1000} {
+		t.Run(fmt.Sprint("size ", size), func(t *testing.T) {
+			c := newCache(size)
+			hot := keys.TokenKey("r", "hot")
+			c.put(cacheEntry(hot, "hot"))
+			peak := 0
+			for i := range 20 * max(size, cacheShards) {
+				c.put(cacheEntry(keys.TokenKey("r", fmt.Sprint("tok", i)), "u"))
+				// The hot entry is used between every two puts.
+				if c.get(hot) == nil && size >= 2*cacheShards {
+					t.Fatalf("recently used entry evicted after %d puts", i+1)
+				}
+				if n := c.len(); n > peak {
+					peak = n
+				}
+			}
+			if peak > size {
+				t.Errorf("cache of size %d held %d entries", size, peak)
+			}
+			if peak == 0 {
+				t.Errorf("cache of size %d held nothing", size)
+			}
+		})
+	}
+}
+
+func TestCacheLRUWithinShard(t *testing.T) {
+	c := newCache(2 * cacheShards) // two entries per shard
+	a, b, d := cacheKey(7, 1), cacheKey(7, 2), cacheKey(7, 3)
+	c.put(cacheEntry(a, "a"))
+	c.put(cacheEntry(b, "b"))
+	if c.get(a) == nil { // a is now the most recent
+		t.Fatal("a missing")
+	}
+	c.put(cacheEntry(d, "d")) // evicts the least recent: b
+	if c.get(b) != nil {
+		t.Error("least recently used entry b survived")
+	}
+	if c.get(a) == nil || c.get(d) == nil {
+		t.Error("recently used entries a and d must survive")
+	}
+	// Other shards are unaffected.
+	other := cacheKey(8, 1)
+	c.put(cacheEntry(other, "o"))
+	if c.get(a) == nil || c.get(d) == nil || c.get(other) == nil {
+		t.Error("a put in another shard evicted entries")
+	}
+	if n := c.len(); n != 3 {
+		t.Errorf("len = %d, want 3", n)
+	}
+}
+
+func TestCachePutReplaces(t *testing.T) {
+	c := newCache(100)
+	k := cacheKey(1, 1)
+	c.put(cacheEntry(k, "first"))
+	c.put(cacheEntry(k, "second"))
+	if e := c.get(k); e == nil || e.user != "second" {
+		t.Errorf("get after replace = %+v, want the second entry", e)
+	}
+	if n := c.len(); n != 1 {
+		t.Errorf("len = %d, want 1", n)
+	}
+}
+
+func TestCacheRemove(t *testing.T) {
+	c := newCache(2 * cacheShards)
+	a, b := cacheKey(3, 1), cacheKey(3, 2)
+	c.put(cacheEntry(a, "a"))
+	c.put(cacheEntry(b, "b"))
+	c.remove(a)
+	if c.get(a) != nil {
+		t.Error("removed entry still there")
+	}
+	if c.get(b) == nil {
+		t.Error("remove dropped another entry")
+	}
+	c.remove(a)              // again: no-op
+	c.remove(cacheKey(9, 9)) // unknown: no-op
+	if n := c.len(); n != 1 {
+		t.Errorf("len = %d, want 1", n)
+	}
+	// The LRU list is intact: two more puts in the shard evict b, then keep
+	// the bound.
+	c.put(cacheEntry(cacheKey(3, 3), "c"))
+	c.put(cacheEntry(cacheKey(3, 4), "d"))
+	if c.get(b) != nil || c.len() != 2 {
+		t.Errorf("after remove the shard misbehaves: b=%v len=%d", c.get(b), c.len())
+	}
+}
+
+func TestCacheRemoveIf(t *testing.T) {
+	c := newCache(10 * cacheShards)
+	for i := range 200 {
+		user := "alice"
+		if i%2 == 1 {
+			user = "bob"
+		}
+		c.put(cacheEntry(cacheKey(byte(i%cacheShards), uint32(i)), user))
+	}
+	if n := c.len(); n != 200 {
+		t.Fatalf("len = %d, want 200", n)
+	}
+	c.removeIf(func(e *entry) bool { return e.user == "bob" })
+	if n := c.len(); n != 100 {
+		t.Errorf("len after removeIf = %d, want 100", n)
+	}
+	for i := range 200 {
+		e := c.get(cacheKey(byte(i%cacheShards), uint32(i)))
+		if (i%2 == 1) != (e == nil) {
+			t.Fatalf("entry %d: got %+v after removing bob's", i, e)
+		}
+	}
+	// The lists survived: filling a shard evicts in order and respects the
+	// bound.
+	for i := range 50 {
+		c.put(cacheEntry(cacheKey(5, uint32(1000+i)), "carol"))
+	}
+	if n := c.len(); n > 10*cacheShards {
+		t.Errorf("len = %d, over the bound", n)
+	}
+	c.removeIf(func(*entry) bool { return true })
+	if n := c.len(); n != 0 {
+		t.Errorf("len after removing all = %d", n)
+	}
+}
