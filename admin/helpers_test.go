@@ -319,15 +319,6 @@ func (e *env) realmPath(rest string) string {
 	return "/sessions/" + url.PathEscape(e.realm) + "/" + rest
 }
 
-// obj decodes a JSON object answer.
-func (r resp) obj(t *testing.T) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.Body, &m); err != nil {
-		t.Fatalf("answer %d is not a JSON object: %v\n%s", r.Code, err, r.Body)
-	}
-	return m
-}
 
 // decode decodes a JSON answer into v.
 func (r resp) decode(t *testing.T, v any) {
