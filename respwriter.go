@@ -22,6 +22,10 @@ type cookieWatch struct {
 	// newValue is a non-empty value the answer set the cookie to.
 	newValue string
 	deleted  bool
+	// onHeader runs once the status and headers are known, before they
+	// are sent: what it records is in place before the client can act
+	// on the answer.
+	onHeader func()
 }
 
 var watchPool = sync.Pool{New: func() any { return new(cookieWatch) }}
@@ -42,6 +46,9 @@ func (c *cookieWatch) WriteHeader(status int) {
 	if !c.wrote && (status >= 200 || status == http.StatusSwitchingProtocols) {
 		c.wrote, c.status = true, status
 		c.inspect()
+		if c.onHeader != nil {
+			c.onHeader()
+		}
 	}
 	c.ResponseWriterWrapper.WriteHeader(status)
 }

@@ -197,33 +197,35 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyh
 	}
 	cw := newCookieWatch(w, h.cookiePrefix, h.cookieWild)
 	defer cw.release()
-	if err := next.ServeHTTP(cw, r); err != nil {
-		return err
+	// Judged as the app's answer is about to go out, so the session
+	// exists before the browser follows the answer (a redirect to the
+	// account page must find it).
+	cw.onHeader = func() {
+		var ok bool
+		if h.LoginSuccess != nil {
+			ok = h.LoginSuccess.Match(cw.status, cw.Header())
+		} else {
+			ok = cw.newValue != "" && cw.newValue != id.token
+		}
+		if !ok {
+			return
+		}
+		tok := cw.newValue
+		if tok == "" {
+			tok = id.token
+		}
+		if tok == "" && h.SessionCookie != "" {
+			return // nothing to bind the session to
+		}
+		if id.token != "" && tok != id.token {
+			h.end(id, user, id.token, tracker.EndReplaced)
+		}
+		if tok == "" {
+			tok = material(id, user, dev)
+		}
+		h.login(r, repl, id, user, tok, dev)
 	}
-	var ok bool
-	if h.LoginSuccess != nil {
-		ok = cw.wrote && h.LoginSuccess.Match(cw.status, cw.Header())
-	} else {
-		ok = cw.newValue != "" && cw.newValue != id.token
-	}
-	if !ok {
-		return nil
-	}
-	tok := cw.newValue
-	if tok == "" {
-		tok = id.token
-	}
-	if tok == "" && h.SessionCookie != "" {
-		return nil // nothing to bind the session to
-	}
-	if id.token != "" && tok != id.token {
-		h.end(id, user, id.token, tracker.EndReplaced)
-	}
-	if tok == "" {
-		tok = material(id, user, dev)
-	}
-	h.login(r, repl, id, user, tok, dev)
-	return nil
+	return next.ServeHTTP(cw, r)
 }
 
 func (h *Handler) login(r *http.Request, repl *caddy.Replacer, id ident, user, token, dev string) {
