@@ -1,0 +1,688 @@
+// Command bench runs the side-by-side benchmark of caddy-sessions (issue 5)
+// on loopback and prints a results table:
+//
+//	A  plain reverse_proxy
+//	B  sessions (Redis store) + reverse_proxy, N logged-in sessions cycling
+//	C  forward_auth to a session service that reads Redis per request
+//	   + reverse_proxy (the peer approach)
+//
+// Run from the repository root:
+//
+//	go run ./bench [-duration 10s] [-rounds 3] [-connections 32] [-sessions 10000] [-cluster]
+//
+// See bench/README.md for what it measures and how.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type options struct {
+	duration, warmup, refresh time.Duration
+	connections, threads      int
+	sessions, users, rounds   int
+	cluster, monitor, keep    bool
+	caddyProcs                int
+	latConns                  int
+	latDuration               time.Duration
+	profileDir                string
+	diagDuration              time.Duration
+	scenarios                 string
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured load per scenario per round (whole seconds)")
+	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured load per scenario before the first round")
+	flag.IntVar(&o.connections, "connections", 32, "concurrent keep-alive connections of the load generator")
+	flag.IntVar(&o.threads, "threads", 1, "wrk threads (each one takes up to a core from Caddy)")
+	flag.IntVar(&o.sessions, "sessions", 10000, "distinct logged-in sessions cycled through")
+	flag.IntVar(&o.users, "users", 0, "distinct users owning the sessions (0: one user per session)")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every scenario once, in rotating order")
+	flag.BoolVar(&o.cluster, "cluster", false, "run B and C against a local 3-master Redis Cluster")
+	flag.DurationVar(&o.refresh, "refresh", 30*time.Second, "refresh_interval of scenario B")
+	flag.BoolVar(&o.monitor, "monitor", true, "after the rounds, a diagnostic B run with Redis MONITOR (not in the tables): what the module sends, and the write gaps per session")
+	flag.DurationVar(&o.diagDuration, "monitor-duration", 0, "length of the diagnostic run (0: 2 x refresh_interval + 5s, at most 3m, at least -duration)")
+	flag.IntVar(&o.caddyProcs, "caddy-procs", 0, "GOMAXPROCS of the Caddy processes (0: Go default, all cores)")
+	flag.StringVar(&o.scenarios, "scenarios", "ABC", "scenarios to run (subset of ABC, for development)")
+	flag.IntVar(&o.latConns, "latency-connections", 1, "connections of the extra unsaturated latency run per scenario and round (0: skip it)")
+	flag.DurationVar(&o.latDuration, "latency-duration", 5*time.Second, "duration of the latency run")
+	flag.StringVar(&o.profileDir, "profile", "", "save a CPU profile of each scenario's Caddy (round 1, saturating run; Caddy's admin /debug/pprof) into this dir")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (Caddyfiles, logs) after the run")
+	role := flag.String("role", "", "internal: run as a child role (upstream, auth)")
+	roleRedis := flag.String("role-redis", "", "internal: Redis addresses of the auth role")
+	flag.Parse()
+
+	if *role != "" {
+		if err := runRole(*role, *roleRedis, o.cluster); err != nil {
+			fmt.Fprintf(os.Stderr, "bench %s: %v\n", *role, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := o.check(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(2)
+	}
+	e, err := newEnv(o.keep)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+	err = run(e, o)
+	e.cleanup()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "\nbench: FAILED: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func (o *options) check() error {
+	o.scenarios = strings.ToUpper(o.scenarios)
+	for _, c := range o.scenarios {
+		if !strings.ContainsRune("ABC", c) {
+			return fmt.Errorf("-scenarios: %q is not a subset of ABC", o.scenarios)
+		}
+	}
+	switch {
+	case o.scenarios == "":
+		return errors.New("-scenarios: empty")
+	case o.duration < time.Second:
+		return errors.New("-duration: at least 1s")
+	case o.rounds < 1:
+		return errors.New("-rounds: at least 1")
+	case o.connections < 1 || o.threads < 1 || o.connections < o.threads:
+		return errors.New("-connections and -threads: at least 1, and connections >= threads")
+	case o.latConns < 0 || (o.latConns > 0 && o.latDuration < time.Second):
+		return errors.New("-latency-connections: >= 0; -latency-duration: at least 1s")
+	case o.sessions < 1:
+		return errors.New("-sessions: at least 1")
+	case o.refresh <= 0 || o.refresh > 30*time.Minute:
+		return errors.New("-refresh: must be in (0, 30m] (the idle timeout is the default 30m)")
+	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return fmt.Errorf("-profile: %w", err)
+		}
+		if o.duration < 3*time.Second {
+			return errors.New("-profile: needs -duration of at least 3s")
+		}
+	}
+	if o.diagDuration <= 0 {
+		o.diagDuration = max(min(2*o.refresh+5*time.Second, 3*time.Minute), o.duration)
+	}
+	if o.users <= 0 || o.users > o.sessions {
+		o.users = o.sessions
+	}
+	return nil
+}
+
+func (o options) has(s string) bool { return strings.Contains(o.scenarios, s) }
+
+// session is one logged-in session as the load generator sends it.
+type session struct {
+	token, user, device string
+}
+
+// bench is the state of one run.
+type bench struct {
+	o        options
+	e        *env
+	repo     string
+	rs       *redisSetup
+	classes  cmdClass
+	scripts  map[string]string
+	upstream *proc
+	auth     *proc
+	caddies  map[string]*caddyProc
+	sess     []session
+	script   string
+	data     string
+
+	// B's session writes seen through MONITOR, by session id: times (ms)
+	// of the open and of each refresh.
+	writesAt map[string][]float64
+	openEnd  time.Time // when B's sessions were all open
+	open     *openCost
+	rssB     []rssPoint // B's Caddy RSS at stages of the run
+	diag     *diagRun
+}
+
+// diagRun is the diagnostic B run with MONITOR, after the measured rounds.
+type diagRun struct {
+	w           wrkResult
+	dur         time.Duration
+	calls, errs map[string]int64
+	usec        map[string]int64
+	top, inner  map[string]int64
+}
+
+type rssPoint struct {
+	label string
+	rss   int64
+}
+
+func (b *bench) noteRSS(label string) {
+	if c := b.caddies["B"]; c != nil {
+		if _, rss, err := memStatus(c.pid()); err == nil {
+			b.rssB = append(b.rssB, rssPoint{label, rss})
+		}
+	}
+}
+
+type openCost struct {
+	took          time.Duration
+	calls         map[string]int64
+	top, inner    map[string]int64
+	errs          map[string]int64
+	monitored     bool
+	sessionsCount int
+}
+
+// measurement is one measured scenario run: the saturating run, then the
+// latency run (if any). CPU covers the saturating run; Redis counts cover
+// both, over redisReqs requests.
+type measurement struct {
+	scenario   string
+	round      int
+	w          wrkResult // saturating run
+	lat        *wrkResult
+	cpu        map[string]time.Duration
+	steal      float64          // share of the machine's CPU time stolen by the hypervisor
+	foreign    float64          // cores busy with processes outside the bench
+	calls      map[string]int64 // commandstats delta (bench's own commands left out)
+	errs       map[string]int64 // errorstats delta
+	usec       map[string]int64 // commandstats usec delta
+	satScripts int64            // Redis scripts run during the saturating run
+	latScripts int64            // ... and during the latency run
+	redisReqs  int64
+	start, end time.Time
+}
+
+func run(e *env, o options) error {
+	b := &bench{o: o, e: e, caddies: map[string]*caddyProc{}, writesAt: map[string][]float64{}}
+	var err error
+	if b.repo, err = repoRoot(); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("wrk not found on PATH: apt-get install -y wrk (Debian package wrk; the hook in scripts/install-deps.sh)")
+	}
+	logf("machine: %d cores (%s), %s", runtime.NumCPU(), cpuModel(), runtime.Version())
+
+	logf("building Caddy with the module (go build ./cmd/caddy)...")
+	t0 := time.Now()
+	bin, err := buildCaddy(b.repo, e.dir)
+	if err != nil {
+		return err
+	}
+	logf("  built in %v", time.Since(t0).Round(100*time.Millisecond))
+
+	kind := "standalone redis-server"
+	if o.cluster {
+		kind = "3-master Redis Cluster"
+	}
+	logf("starting %s...", kind)
+	if b.rs, err = startRedis(e, o.cluster); err != nil {
+		return err
+	}
+	defer b.rs.close()
+	logf("  redis %s at %s", b.rs.version, strings.Join(b.rs.addrs, " "))
+	ctx := context.Background()
+	b.classes = b.rs.commandClasses(ctx)
+	b.scripts = scriptNames(b.repo)
+
+	var upAddr, authAddr string
+	if b.upstream, upAddr, err = startRole(e, "upstream"); err != nil {
+		return err
+	}
+	if o.has("C") {
+		args := []string{"-role-redis", strings.Join(b.rs.addrs, ",")}
+		if o.cluster {
+			args = append(args, "-cluster")
+		}
+		if b.auth, authAddr, err = startRole(e, "auth", args...); err != nil {
+			return err
+		}
+	}
+	logf("  upstream at %s, session service at %s", upAddr, orNA(authAddr))
+
+	b.makeSessions()
+	if o.has("C") {
+		if err := b.seedAuth(ctx); err != nil {
+			return err
+		}
+	}
+
+	secret := make([]byte, 24)
+	_, _ = rand.Read(secret)
+	vars := caddyVars{
+		Upstream: upAddr, Auth: authAddr, Secret: hex.EncodeToString(secret),
+		Refresh: o.refresh.String(), IdleConns: max(32, 2*o.connections),
+		Store: "store redis://" + b.rs.addrs[0] + "/0",
+	}
+	if o.cluster {
+		vars.Store = "store {\n\t\t\taddrs " + strings.Join(b.rs.addrs, " ") + "\n\t\t\tcluster\n\t\t}"
+	}
+	for _, sc := range []string{"A", "B", "C"} {
+		if !o.has(sc) {
+			continue
+		}
+		c, err := startCaddy(e, bin, sc, vars, o.caddyProcs)
+		if err != nil {
+			return err
+		}
+		b.caddies[sc] = c
+		logf("  caddy %s (%s) at %s, pid %d", sc, title(sc), c.site, c.pid())
+	}
+
+	if o.has("B") {
+		b.noteRSS("started")
+		if err := b.openSessions(ctx); err != nil {
+			return err
+		}
+		b.noteRSS(fmt.Sprintf("%s sessions opened", commas(int64(len(b.sess)))))
+	}
+	if b.script, b.data, err = writeWrkFiles(e.dir, b.sess); err != nil {
+		return err
+	}
+
+	if o.warmup > 0 {
+		for _, sc := range b.order(0) {
+			logf("warm-up %s for %v (not measured)...", sc, o.warmup)
+			w, err := runWrk(e, b.caddies[sc].site+"/", b.script, b.data, o.threads, o.connections, o.warmup)
+			if err != nil {
+				return fmt.Errorf("warm-up %s: %w", sc, err)
+			}
+			if w.errors() > 0 {
+				return fmt.Errorf("warm-up %s: %d of %d requests failed (non-2xx %d, socket errors %d); caddy log:\n%s",
+					sc, w.errors(), w.requests, w.non2xx, w.errors()-w.non2xx, b.caddies[sc].logTail(3000))
+			}
+		}
+	}
+
+	var ms []measurement
+	for r := range o.rounds {
+		for _, sc := range b.order(r) {
+			time.Sleep(500 * time.Millisecond) // let the previous run's tail settle
+			m, err := b.measure(ctx, sc, r)
+			if err != nil {
+				return fmt.Errorf("round %d, scenario %s: %w", r+1, sc, err)
+			}
+			lat := ""
+			if m.lat != nil {
+				lat = fmt.Sprintf("; c=%d: %.0f req/s p50 %s p99 %s max %s", o.latConns, m.lat.rps, fmtDur(m.lat.p50), fmtDur(m.lat.p99), fmtDur(m.lat.max))
+			}
+			if m.satScripts+m.latScripts > 0 {
+				lat += fmt.Sprintf("; Redis scripts %d + %d", m.satScripts, m.latScripts)
+			}
+			logf("round %d %s: %6.0f req/s p50 %s p99 %s errors %d%s", r+1, sc, m.w.rps, fmtDur(m.w.p50), fmtDur(m.w.p99), m.w.errors()+m.latErrors(), lat)
+			ms = append(ms, m)
+		}
+	}
+	if o.has("B") && o.monitor {
+		time.Sleep(500 * time.Millisecond)
+		logf("diagnostic run of B with Redis MONITOR for %v (not in the tables)...", o.diagDuration)
+		if err := b.diagnose(ctx); err != nil {
+			return fmt.Errorf("diagnostic run: %w", err)
+		}
+	}
+	b.noteRSS("end")
+	b.report(os.Stdout, ms)
+	return nil
+}
+
+// order rotates the scenarios each round (ABC, BCA, CAB, ...) so that
+// drift and warm caches hit each scenario in each position.
+func (b *bench) order(round int) []string {
+	s := []byte(b.o.scenarios)
+	var out []string
+	for i := range s {
+		out = append(out, string(s[(i+round)%len(s)]))
+	}
+	return out
+}
+
+func (b *bench) makeSessions() {
+	b.sess = make([]session, b.o.sessions)
+	for i := range b.sess {
+		tok := make([]byte, 24)
+		_, _ = rand.Read(tok)
+		b.sess[i] = session{token: base64.RawURLEncoding.EncodeToString(tok), user: fmt.Sprintf("user%06d", i%b.o.users)}
+	}
+}
+
+// seedAuth stores the sessions for C's session service.
+func (b *bench) seedAuth(ctx context.Context) error {
+	rdb := b.rs.client(8)
+	defer rdb.Close()
+	for start := 0; start < len(b.sess); start += 1000 {
+		pipe := rdb.Pipeline()
+		for _, s := range b.sess[start:min(start+1000, len(b.sess))] {
+			pipe.Set(ctx, authKeyPrefix+s.token, s.user, 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("seeding the session service's sessions: %w", err)
+		}
+	}
+	return nil
+}
+
+// openSessions logs every session in through B's Caddy: the first request
+// with a user header and a new sid cookie is the session's first
+// authenticated sight, which opens it. The answer sets the module's device
+// cookie, which the load generator sends from then on, as a browser would.
+func (b *bench) openSessions(ctx context.Context) error {
+	c := b.caddies["B"]
+	logf("opening %d sessions (%d users) through caddy B...", len(b.sess), b.o.users)
+	oc := &openCost{sessionsCount: len(b.sess)}
+	before, err := b.rs.stats(ctx)
+	if err != nil {
+		return err
+	}
+	var mon *monitor
+	if b.o.monitor {
+		if mon, err = startMonitor(b.rs.addrs, b.scripts, b.writesAt); err != nil {
+			return fmt.Errorf("redis MONITOR: %w", err)
+		}
+		defer func() {
+			if mon != nil {
+				mon.stop()
+			}
+		}()
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	defer client.CloseIdleConnections()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	t0 := time.Now()
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(b.sess) {
+					return
+				}
+				dev, err := b.openOne(client, c.site, b.sess[i])
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				b.sess[i].device = dev
+			}
+		}()
+	}
+	wg.Wait()
+	oc.took = time.Since(t0)
+	if firstErr != nil {
+		return fmt.Errorf("opening sessions: %w; caddy log:\n%s", firstErr, c.logTail(3000))
+	}
+	if mon != nil {
+		mc := mon.stop()
+		mon = nil
+		oc.top, oc.inner, oc.monitored = mc.top, mc.inner, true
+	}
+	after, err := b.rs.stats(ctx)
+	if err != nil {
+		return err
+	}
+	oc.calls, oc.errs = diffCounts(after.calls, before.calls), diffCounts(after.errors, before.errors)
+	b.open, b.openEnd = oc, time.Now()
+	logf("  opened in %v (%.0f/s)", oc.took.Round(10*time.Millisecond), float64(len(b.sess))/oc.took.Seconds())
+
+	// Check through the admin API that the module really holds them.
+	var page struct {
+		Total int `json:"total"`
+	}
+	u := b.sess[0].user
+	if err := c.adminJSON("/sessions/bench/users/"+u+"/sessions?state=active", &page); err != nil {
+		return fmt.Errorf("admin API check: %w", err)
+	}
+	want := (len(b.sess) + b.o.users - 1) / b.o.users
+	if page.Total < 1 || page.Total > want {
+		return fmt.Errorf("admin API: user %s has %d active sessions, want 1..%d", u, page.Total, want)
+	}
+	return nil
+}
+
+func (b *bench) openOne(client *http.Client, site string, s session) (string, error) {
+	req, _ := http.NewRequest(http.MethodGet, site+"/", nil)
+	req.Header.Set("Cookie", "sid="+s.token)
+	req.Header.Set("X-Bench-User", s.user)
+	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("first request of session of %s: %s", s.user, resp.Status)
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "sessions_device" {
+			return ck.Value, nil
+		}
+	}
+	return "", fmt.Errorf("first request of session of %s set no sessions_device cookie (Set-Cookie: %q)", s.user, resp.Header.Values("Set-Cookie"))
+}
+
+func (b *bench) cpuProcs(sc string) map[string][]*proc {
+	m := map[string][]*proc{"caddy": {b.caddies[sc].proc}, "upstream": {b.upstream}, "redis": b.rs.procs}
+	if b.auth != nil {
+		m["auth"] = []*proc{b.auth}
+	}
+	return m
+}
+
+func (b *bench) cpuSnapshot(sc string) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	if t, err := cpuTime(os.Getpid()); err == nil {
+		out["bench"] = t
+	}
+	for k, ps := range b.cpuProcs(sc) {
+		for _, p := range ps {
+			t, err := cpuTime(p.pid())
+			if err == nil {
+				out[k] += t
+			}
+		}
+	}
+	return out
+}
+
+func (b *bench) measure(ctx context.Context, sc string, round int) (measurement, error) {
+	c := b.caddies[sc]
+	m := measurement{scenario: sc, round: round}
+	before, err := b.rs.stats(ctx)
+	if err != nil {
+		return m, err
+	}
+	var prof chan error
+	if b.o.profileDir != "" && round == 0 {
+		prof = make(chan error, 1)
+		go func() {
+			prof <- c.cpuProfile(filepath.Join(b.o.profileDir, "caddy-"+sc+".pprof"), b.o.duration-time.Second)
+		}()
+	}
+	cpu0, sys0 := b.cpuSnapshot(sc), readSysCPUOrZero()
+	m.start = time.Now()
+	m.w, err = runWrk(b.e, c.site+"/", b.script, b.data, b.o.threads, b.o.connections, b.o.duration)
+	cpu1, sys1 := b.cpuSnapshot(sc), readSysCPUOrZero()
+	if prof != nil {
+		if perr := <-prof; perr != nil {
+			logf("  CPU profile of caddy %s: %v", sc, perr)
+		} else {
+			logf("  CPU profile of caddy %s: %s", sc, filepath.Join(b.o.profileDir, "caddy-"+sc+".pprof"))
+		}
+	}
+	m.redisReqs = m.w.requests
+	mid, merr := b.rs.stats(ctx)
+	if merr == nil {
+		m.satScripts = scriptCalls(diffCounts(mid.calls, before.calls))
+	}
+	if err == nil && b.o.latConns > 0 {
+		var lat wrkResult
+		lat, err = runWrk(b.e, c.site+"/", b.script, b.data, 1, b.o.latConns, b.o.latDuration)
+		m.lat = &lat
+		m.redisReqs += lat.requests
+	}
+	m.end = time.Now()
+	if err != nil {
+		return m, err
+	}
+	if !c.running() {
+		return m, fmt.Errorf("caddy %s exited; log:\n%s", sc, c.logTail(3000))
+	}
+	after, err := b.rs.stats(ctx)
+	if err != nil {
+		return m, err
+	}
+	m.calls, m.errs = diffCounts(after.calls, before.calls), diffCounts(after.errors, before.errors)
+	m.usec = diffCounts(after.usec, before.usec)
+	if merr == nil {
+		m.latScripts = scriptCalls(diffCounts(after.calls, mid.calls))
+	}
+	m.cpu = map[string]time.Duration{"wrk": m.w.cpu}
+	for k, v := range cpu1 {
+		m.cpu[k] = v - cpu0[k]
+	}
+	if dt := sys1.total - sys0.total; dt > 0 {
+		m.steal = float64(sys1.steal-sys0.steal) / float64(dt)
+		var ours time.Duration
+		for _, v := range m.cpu {
+			ours += v
+		}
+		busy := time.Duration(sys1.busy-sys0.busy) * time.Second / clockTicks
+		m.foreign = max(0, (busy-ours).Seconds()/m.w.duration.Seconds())
+	}
+	return m, nil
+}
+
+// diagnose loads B as in the measured runs for o.diagDuration while
+// following MONITOR. MONITOR makes Redis copy every command (those run
+// inside scripts too) to the bench, which costs Redis and the bench CPU
+// during refresh bursts; hence a run of its own, not in the tables. Run for
+// over twice refresh_interval, it sees every session refreshed twice, so
+// the shortest gap between two refreshes of one session is measured.
+func (b *bench) diagnose(ctx context.Context) error {
+	c := b.caddies["B"]
+	before, err := b.rs.stats(ctx)
+	if err != nil {
+		return err
+	}
+	mon, err := startMonitor(b.rs.addrs, b.scripts, b.writesAt)
+	if err != nil {
+		return fmt.Errorf("redis MONITOR: %w", err)
+	}
+	t0 := time.Now()
+	w, err := runWrk(b.e, c.site+"/", b.script, b.data, b.o.threads, b.o.connections, b.o.diagDuration)
+	d := time.Since(t0)
+	mc := mon.stop()
+	if err != nil {
+		return err
+	}
+	after, err := b.rs.stats(ctx)
+	if err != nil {
+		return err
+	}
+	b.diag = &diagRun{w: w, dur: d, top: mc.top, inner: mc.inner,
+		calls: diffCounts(after.calls, before.calls), errs: diffCounts(after.errors, before.errors), usec: diffCounts(after.usec, before.usec)}
+	return nil
+}
+
+func (m measurement) latErrors() int64 {
+	if m.lat == nil {
+		return 0
+	}
+	return m.lat.errors()
+}
+
+func readSysCPUOrZero() sysCPU {
+	s, _ := readSysCPU()
+	return s
+}
+
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	gomod := strings.TrimSpace(string(out))
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("run from the repository root: go env GOMOD = %q (%v)", gomod, err)
+	}
+	dir := filepath.Dir(gomod)
+	if _, err := os.Stat(filepath.Join(dir, "cmd", "caddy", "main.go")); err != nil {
+		return "", fmt.Errorf("%s does not look like the caddy-sessions repository: %v", dir, err)
+	}
+	return dir, nil
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+func orNA(s string) string {
+	if s == "" {
+		return "n/a"
+	}
+	return s
+}
+
+func title(sc string) string {
+	switch sc {
+	case "A":
+		return "plain reverse_proxy"
+	case "B":
+		return "sessions (Redis) + reverse_proxy"
+	case "C":
+		return "forward_auth + reverse_proxy"
+	}
+	return sc
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
