@@ -366,11 +366,16 @@ func (h *Handler) impersonated(r *http.Request, id ident, repl *caddy.Replacer) 
 	if !h.audits.due(h.keys.TokenHash(id.realm, key), time.Duration(h.RefreshInterval)) {
 		return
 	}
+	user := id.user
+	if user == "" && id.token != "" {
+		// Cookie identity: the customer is whom the token was bound to.
+		user, _ = h.tracker.TokenUser(r.Context(), id.realm, id.token)
+	}
 	h.emit(EventImpersonation, map[string]any{
-		"realm": id.realm, "user": id.user, "by": repl.ReplaceAll(h.Impersonation, ""),
+		"realm": id.realm, "user": user, "by": repl.ReplaceAll(h.Impersonation, ""),
 		"ip": id.ip, "method": r.Method, "path": r.URL.Path,
 	})
 	if c := h.logger.Check(zapcore.InfoLevel, "impersonated request not recorded"); c != nil {
-		c.Write(zap.String("realm", id.realm), zap.String("user", id.user))
+		c.Write(zap.String("realm", id.realm), zap.String("user", user))
 	}
 }

@@ -108,8 +108,8 @@ func (h *Handler) hooks() tracker.Hooks {
 				c.Write(zap.String("session", s.ID), zap.String("realm", s.Realm), zap.String("reason", s.EndReason))
 			}
 		},
-		DeviceNew: func(d *tracker.Device) {
-			h.emit(EventDeviceNew, map[string]any{"user": d.User, "device": d.ID, "ip": d.LastIP,
+		DeviceNew: func(r string, d *tracker.Device) {
+			h.emit(EventDeviceNew, map[string]any{"realm": r, "user": d.User, "device": d.ID, "ip": d.LastIP,
 				"location": d.Location.String(), "browser": d.Agent.Browser, "os": d.Agent.OS})
 		},
 		Violation: func(r string, v *restrict.Violation) {

@@ -138,6 +138,8 @@ func loadStore(ctx caddy.Context, cfg *StoreConfig, logger *zap.Logger) (tracker
 		defer cancel()
 		if err := s.Ping(pctx); err != nil {
 			logger.Warn("redis store not reachable yet; requests pass untracked until it is", zap.Strings("addrs", opts.Addrs), zap.Error(err))
+		} else if err := s.LoadScripts(pctx); err != nil {
+			logger.Warn("loading the store's scripts", zap.Error(err))
 		}
 		return &pooledStore{Store: s}, nil
 	})
@@ -164,6 +166,9 @@ func redisOptions(cfg *StoreConfig) (*redis.UniversalOptions, error) {
 		// Fail fast rather than queue: a request waiting for the pool
 		// waits at most the timeout.
 		PoolTimeout: timeout, MaxRetries: 1,
+		// CLIENT SETINFO costs a round trip per connection and Redis
+		// before 7.2 refuses it.
+		DisableIdentity: true,
 	}
 	if cfg.TLS {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}

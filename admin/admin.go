@@ -87,7 +87,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(r, http.MethodGet)
 		}
-		return writeJSON(w, http.StatusOK, map[string]any{"realms": realmNames()})
+		return writeJSON(w, http.StatusOK, map[string]any{"realms": realmNames(), "cache_entries": cacheEntries()})
 	}
 	t := lookup(seg[0])
 	if t == nil {

@@ -70,3 +70,20 @@ func realmNames() []string {
 	sort.Strings(out)
 	return out
 }
+
+// cacheEntries counts the tokens cached by the registered trackers.
+func cacheEntries() int {
+	registry.RLock()
+	seen := map[*tracker.Tracker]bool{}
+	for _, list := range registry.realms {
+		for _, t := range list {
+			seen[t] = true
+		}
+	}
+	registry.RUnlock()
+	n := 0
+	for t := range seen {
+		n += t.CacheLen()
+	}
+	return n
+}

@@ -23,8 +23,6 @@ type entry struct {
 	limited bool
 	// tz is the time zone the session's days are counted in.
 	tz *time.Location
-	// trail: the realm kept an activity trail when the entry was made.
-	trail bool
 	// anonymous entries remember a token bound to no user.
 	anonymous bool
 	vars      Vars

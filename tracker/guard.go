@@ -18,8 +18,8 @@ type guarded struct {
 	until    atomic.Int64
 }
 
-// Guard wraps s so that after a failure of Seen, TokenUser or BindToken,
-// those calls fail at once with ErrUnavailable for cooldown.
+// Guard wraps s so that after a failure of Seen, TokenUser, BindToken or
+// Settings, those calls fail at once with ErrUnavailable for cooldown.
 func Guard(s Store, cooldown time.Duration) Store {
 	return &guarded{Store: s, cooldown: cooldown}
 }
@@ -54,4 +54,12 @@ func (g *guarded) BindToken(ctx context.Context, tokenHash, user string, ttl tim
 		return ErrUnavailable
 	}
 	return g.check(g.Store.BindToken(ctx, tokenHash, user, ttl))
+}
+
+func (g *guarded) Settings(ctx context.Context, realm string) (Settings, bool, error) {
+	if g.open() {
+		return Settings{}, false, ErrUnavailable
+	}
+	st, ok, err := g.Store.Settings(ctx, realm)
+	return st, ok, g.check(err)
 }

@@ -179,6 +179,9 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 	u := m.user(req.Realm, req.User, true, now)
 	days := parseDaysArg(req.Activity.Days)
 	var res SeenResult
+	if b, ok := m.tokens[req.TokenHash]; req.CheckToken && ok && now.Before(b.ExpireAt) {
+		res.TokenUser = b.User
+	}
 	refuse := func(sid string, s *Session, reason string) (SeenResult, error) {
 		res.Status, res.SessionID, res.Reason = StatusRefused, sid, reason
 		if s != nil {

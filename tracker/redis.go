@@ -62,6 +62,18 @@ func NewRedisStore(rdb redis.UniversalClient) *RedisStore {
 	return &RedisStore{rdb: rdb, subs: map[int]subscriber{}}
 }
 
+// LoadScripts loads the Lua scripts into Redis (every master of a
+// cluster), so the first batch of refreshes does not fail with NOSCRIPT.
+// Scripts are loaded again on demand anyway (after a restart or failover).
+func (s *RedisStore) LoadScripts(ctx context.Context) error {
+	for _, sc := range []*redis.Script{scriptSeen, scriptTouch, scriptEnd, scriptDevice, scriptViewed} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("redis script load: %w", err)
+		}
+	}
+	return nil
+}
+
 // Client is the underlying Redis client.
 func (s *RedisStore) Client() redis.UniversalClient { return s.rdb }
 
@@ -76,13 +88,29 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 		mode = "login"
 	}
 	req.New.tokenHash, req.New.ipKey = req.TokenHash, req.IPKey
-	vals, err := scriptSeen.Run(ctx, s.rdb, k.all(),
+	keys := k.all()
+	args := []any{
 		now, msArg(req.Policy.Idle), msArg(req.Policy.Retention), msArg(req.Policy.Refresh),
 		req.TokenHash, req.New.ID, encodeSession(req.New), req.Device.ID, encodeDevice(req.Device),
 		mode, req.User, req.Realm, msArg(req.Policy.RevokeHold), req.New.IP,
 		limitsArg(req.Limits), req.IPKey, req.New.Location.String(),
 		daysOrEmpty(req.Activity.Days), req.Activity.Path, req.Activity.TrailLen, boolArg(!req.DeviceMinted),
-	).Slice()
+	}
+	// One round trip: the script, the token's binding and the realm's
+	// users index go in one pipeline (to each node concerned, at once).
+	pipe := s.rdb.Pipeline()
+	var bind *redis.StringCmd
+	if req.CheckToken {
+		bind = pipe.Get(ctx, tokenKey(req.TokenHash))
+	}
+	run := scriptSeen.EvalSha(ctx, pipe, keys, args...)
+	pipe.ZAdd(ctx, realmUsersKey(req.Realm), redis.Z{Score: float64(now), Member: req.User})
+	pipe.PExpire(ctx, realmUsersKey(req.Realm), req.Policy.Retention)
+	_, _ = pipe.Exec(ctx)
+	if err := run.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		run = scriptSeen.Run(ctx, s.rdb, keys, args...)
+	}
+	vals, err := run.Slice()
 	if err != nil {
 		return SeenResult{}, fmt.Errorf("redis seen: %w", err)
 	}
@@ -98,6 +126,9 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 		NewDevice: num(vals[5]) == 1,
 		DeviceID:  str(vals[6]),
 	}
+	if bind != nil {
+		res.TokenUser = bind.Val()
+	}
 	nclosed := int(num(vals[7]))
 	for i, v := range vals[8:] {
 		if i < nclosed {
@@ -110,16 +141,12 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 	}
 	// The realm indexes are outside the user's slot, so not in the script;
 	// a lost update only delays the user in the admin users list.
-	pipe := s.rdb.Pipeline()
-	if res.Status != StatusRefused || len(res.Violations) > 0 {
-		pipe.ZAdd(ctx, realmUsersKey(req.Realm), redis.Z{Score: float64(now), Member: req.User})
-		pipe.PExpire(ctx, realmUsersKey(req.Realm), req.Policy.Retention)
-	}
 	if len(res.Violations) > 0 {
+		pipe := s.rdb.Pipeline()
 		pipe.ZAdd(ctx, realmFlaggedKey(req.Realm), redis.Z{Score: float64(now), Member: req.User})
 		pipe.PExpire(ctx, realmFlaggedKey(req.Realm), req.Policy.Retention)
+		_, _ = pipe.Exec(ctx)
 	}
-	_, _ = pipe.Exec(ctx)
 	return res, nil
 }
 
@@ -132,11 +159,15 @@ func (s *RedisStore) Touch(ctx context.Context, touches []Touch) []TouchResult {
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(touches))
+	users := map[string][]redis.Z{} // realm -> members: one ZADD per realm
 	for i, t := range touches {
 		k := keysFor(t.Realm, t.User)
 		cmds[i] = scriptTouch.EvalSha(ctx, pipe, k.all(), touchArgs(t)...)
-		pipe.ZAdd(ctx, realmUsersKey(t.Realm), redis.Z{Score: float64(ms(t.Now)), Member: t.User})
-		pipe.PExpire(ctx, realmUsersKey(t.Realm), t.Policy.Retention)
+		users[t.Realm] = append(users[t.Realm], redis.Z{Score: float64(ms(t.Now)), Member: t.User})
+	}
+	for realm, zs := range users {
+		pipe.ZAdd(ctx, realmUsersKey(realm), zs...)
+		pipe.PExpire(ctx, realmUsersKey(realm), touches[0].Policy.Retention)
 	}
 	_, _ = pipe.Exec(ctx)
 	var retry []int

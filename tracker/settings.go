@@ -3,30 +3,43 @@ package tracker
 import (
 	"context"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
-// settingsTTL bounds how long an instance uses cached switches when an
-// invalidation was lost.
-const settingsTTL = 5 * time.Second
+// settingsTTL is how long cached switches are used before they are read
+// again (in the background); changes are also published, so this only
+// bounds a lost invalidation.
+const settingsTTL = 30 * time.Second
 
 type cachedSettings struct {
-	s     Settings
-	until int64
+	s          Settings
+	until      int64
+	refreshing atomic.Bool
 }
 
 // Settings returns the realm's switches: the runtime ones from the store,
-// else the configured defaults. Cached briefly; if the store fails, the last
-// known (or default) switches apply.
+// else the configured defaults. Only the first call for a realm waits for
+// the store; later ones get the cached value while it is refreshed in the
+// background. If the store fails, the last known (or default) switches
+// apply.
 func (t *Tracker) Settings(ctx context.Context, realm string) Settings {
 	now := t.now().UnixNano()
-	var last *cachedSettings
 	if v, ok := t.settings.Load(realm); ok {
-		last = v.(*cachedSettings)
-		if now < last.until {
-			return last.s
+		c := v.(*cachedSettings)
+		if now >= c.until && c.refreshing.CompareAndSwap(false, true) {
+			go func() {
+				rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				t.loadSettings(rctx, realm, c)
+			}()
 		}
+		return c.s
 	}
+	return t.loadSettings(ctx, realm, nil)
+}
+
+func (t *Tracker) loadSettings(ctx context.Context, realm string, last *cachedSettings) Settings {
 	st, ok, err := t.cfg.Store.Settings(ctx, realm)
 	switch {
 	case err != nil && last != nil:
@@ -34,7 +47,7 @@ func (t *Tracker) Settings(ctx context.Context, realm string) Settings {
 	case err != nil || !ok:
 		st = t.cfg.Settings
 	}
-	t.settings.Store(realm, &cachedSettings{s: st, until: now + int64(settingsTTL)})
+	t.settings.Store(realm, &cachedSettings{s: st, until: t.now().UnixNano() + int64(settingsTTL)})
 	return st
 }
 

@@ -46,6 +46,9 @@ type SeenRequest struct {
 	IPKey string
 	// Activity carries what per-day totals and the trail need.
 	Activity Activity
+	// CheckToken asks for the token's login binding too (SeenResult.
+	// TokenUser), in the same round trip.
+	CheckToken bool
 }
 
 // Activity is what a write needs to keep per-day totals and the trail.
@@ -81,6 +84,8 @@ type SeenResult struct {
 	NewDevice bool
 	// DeviceID is the device the request was counted on.
 	DeviceID string
+	// TokenUser is the token's login binding, with CheckToken.
+	TokenUser string
 	// Violations lists limits this step went past.
 	Violations []*restrict.Violation
 }

@@ -15,7 +15,7 @@ import (
 type Hooks struct {
 	SessionOpened func(*Session)
 	SessionClosed func(*Session)
-	DeviceNew     func(*Device)
+	DeviceNew     func(realm string, d *Device)
 	Violation     func(realm string, v *restrict.Violation)
 	// Refused is called for every refused request, with the reason.
 	Refused func(realm, reason string)
@@ -248,6 +248,9 @@ func (t *Tracker) fromCache(e *entry, r Request, now time.Time) (Result, bool) {
 		return Result{}, false
 	}
 	if e.revoked {
+		if h := t.cfg.Hooks.Refused; h != nil {
+			h(e.realm, e.reason)
+		}
 		return Result{Tracked: true, User: e.user, SessionID: e.sessionID, Refused: true, Reason: e.reason, DeviceID: e.deviceID, Vars: e.vars}, true
 	}
 	n := now.UnixNano()
@@ -257,7 +260,9 @@ func (t *Tracker) fromCache(e *entry, r Request, now time.Time) (Result, bool) {
 	e.lastSeen.Store(n)
 	if last := e.lastWrite.Load(); n-last >= int64(t.cfg.Policy.Refresh) && e.lastWrite.CompareAndSwap(last, n) {
 		select {
-		case t.touches <- pendingTouch{e: e, now: now, path: t.trailPath(e.trail, r)}:
+		// The trail switch is read now, not when the entry was made: it
+		// can change at runtime.
+		case t.touches <- pendingTouch{e: e, now: now, path: t.trailPath(t.Settings(context.Background(), e.realm).ActivityTrail, r)}:
 		default:
 			t.dropped.Add(1)
 			e.lastWrite.Store(last) // try again on the next request
@@ -290,17 +295,6 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 		}
 		user = u
 	}
-	if r.User != "" {
-		// The token of an erased user stays refused even when the
-		// request names the user itself.
-		u, err := t.cfg.Store.TokenUser(ctx, th)
-		if err != nil {
-			return Result{}, err
-		}
-		if u == erasedUser {
-			user = u
-		}
-	}
 	if user == erasedUser {
 		return Result{Tracked: true, Refused: true, Reason: EndRevoked}, nil
 	}
@@ -321,10 +315,20 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	res, err := t.cfg.Store.Seen(ctx, SeenRequest{
 		Realm: r.Realm, User: user, TokenHash: th, Now: now, Policy: t.cfg.Policy, Login: login, New: newSess, Device: dev,
 		Limits: t.cfg.Limits, IPKey: t.ipKey(r.IP, st.IPPrecision), DeviceMinted: r.DeviceMinted,
-		Activity: Activity{Days: t.daysArg(now, tz), Path: t.trailPath(st.ActivityTrail, r), TrailLen: t.cfg.TrailLen},
+		// The user came from the request: the binding was not read yet.
+		CheckToken: r.User != "",
+		Activity:   Activity{Days: t.daysArg(now, tz), Path: t.trailPath(st.ActivityTrail, r), TrailLen: t.cfg.TrailLen},
 	})
 	if err != nil {
 		return Result{}, err
+	}
+	if res.TokenUser == erasedUser {
+		// The token of an erased user stays refused even when the
+		// request names the user; undo what this step opened (rare).
+		if res.Status == StatusOpened {
+			t.undoOpen(ctx, r.Realm, user, res.SessionID, th)
+		}
+		return Result{Tracked: true, Refused: true, Reason: EndRevoked}, nil
 	}
 	for _, c := range res.Closed {
 		t.closed(c)
@@ -338,7 +342,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 		res.DeviceID = r.DeviceID
 	}
 	e := &entry{key: key, tokenHash: th, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: res.DeviceID,
-		tz: tz, trail: st.ActivityTrail,
+		tz:      tz,
 		expires: now.Add(t.cfg.Policy.Idle).UnixNano(),
 		vars:    Vars{User: user, Session: res.SessionID, Device: res.DeviceID}}
 	e.lastSeen.Store(now.UnixNano())
@@ -362,7 +366,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 			h(newSess)
 		}
 		if h := t.cfg.Hooks.DeviceNew; res.NewDevice && h != nil {
-			h(dev)
+			h(r.Realm, dev)
 		}
 	}
 	t.cache.put(e)
@@ -643,4 +647,26 @@ func (t *Tracker) sweepLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// undoOpen removes a session just opened for an erased user's token: all
+// of the user if it is all there is (nothing of the erased user comes
+// back), else that session only, ended as erased.
+func (t *Tracker) undoOpen(ctx context.Context, realm, user, id, tokenHash string) {
+	if _, n, err := t.cfg.Store.Sessions(ctx, ListRequest{Realm: realm, User: user, State: "all", Limit: 2, Now: t.now(), Policy: t.cfg.Policy}); err == nil && n <= 1 {
+		_, _ = t.cfg.Store.Erase(ctx, realm, user)
+		// Erase unbound the token: bind it to "erased" again.
+		_ = t.cfg.Store.BindToken(ctx, tokenHash, erasedUser, t.cfg.Policy.RevokeHold)
+		return
+	}
+	_, _ = t.cfg.Store.EndSession(ctx, realm, user, id, EndErased, t.now(), t.cfg.Policy)
+}
+
+// TokenUser is the user a raw token was bound to at login, or "".
+func (t *Tracker) TokenUser(ctx context.Context, realm, token string) (string, error) {
+	u, err := t.cfg.Store.TokenUser(ctx, t.TokenHash(realm, token))
+	if u == erasedUser {
+		u = ""
+	}
+	return u, err
 }

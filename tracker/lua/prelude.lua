@@ -90,6 +90,22 @@ local function expire_all(ret)
   end
 end
 
+-- renew_ttls is the refresh's cheaper expire_all: all TTLs are renewed at
+-- most once a day per user (so keys expire retention after the last
+-- activity, to within a day); keys the refresh may have just created get
+-- theirs at once.
+local function renew_ttls(now, ret, touched)
+  local exp = tonumber(redis.call('HGET', K_META, 'exp') or '0')
+  if now - exp >= 86400000 or ret < 172800000 then
+    redis.call('HSET', K_META, 'exp', now)
+    expire_all(ret)
+    return
+  end
+  for _, k in ipairs(touched) do
+    redis.call('PEXPIRE', k, ret)
+  end
+end
+
 -- touch_device refreshes last seen and IP of a known device.
 local function touch_device(id, now, ip)
   local raw = redis.call('HGET', K_DEVS, id)

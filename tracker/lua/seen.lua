@@ -130,7 +130,7 @@ if sid then
             redis.call('ZADD', K_IPS, now, r[S_IPKEY])
           end
           touch_device(r[S_DEV], r[S_LAST], ip)
-          expire_all(ret)
+          renew_ttls(now, ret, {K_DAYS, K_IPS, K_TRAIL, K_DEVS, K_DEVZ})
         end
         return reply('active', sid, r[S_START], r[S_LAST], '', newdev)
       end
@@ -185,7 +185,7 @@ add_trail(nsid, now, path, trailn)
 redis.call('HSET', K_TOK, tokh, nsid)
 redis.call('ZADD', K_ACT, now, nsid)
 redis.call('ZADD', K_HIST, now, nsid)
-redis.call('HSET', K_META, 'user', ARGV[11], 'realm', ARGV[12], 'last', now)
+redis.call('HSET', K_META, 'user', ARGV[11], 'realm', ARGV[12], 'last', now, 'exp', now)
 if ipkey ~= '' then
   redis.call('ZADD', K_IPS, now, ipkey)
 end

@@ -21,10 +21,15 @@ if now > r[S_LAST] then
   redis.call('HSET', K_SESS, sid, cjson.encode(r))
   redis.call('ZADD', K_ACT, now, sid)
   redis.call('HSET', K_META, 'last', now)
+  local touched = {K_DAYS}
   if r[S_IPKEY] and r[S_IPKEY] ~= '' then
     redis.call('ZADD', K_IPS, now, r[S_IPKEY])
+    table.insert(touched, K_IPS)
+  end
+  if ARGV[6] ~= '' then
+    table.insert(touched, K_TRAIL)
   end
   touch_device(r[S_DEV], now, '')
-  expire_all(ret)
+  renew_ttls(now, ret, touched)
 end
 return {'active'}
