@@ -39,8 +39,9 @@ if [[ "${RACE:-1}" != 0 ]] && command -v go >/dev/null 2>&1; then
   need "${cc:-gcc}" gcc libc6-dev
 fi
 
-# Hook for later: benchmark and browser tests. Not needed yet.
-# need wrk wrk
+# The benchmark (go run ./bench) drives load with wrk.
+# Hook for later: browser tests.
+need wrk wrk
 # need chromium chromium
 # need chromedriver chromium-driver
 
