@@ -319,7 +319,6 @@ func (e *env) realmPath(rest string) string {
 	return "/sessions/" + url.PathEscape(e.realm) + "/" + rest
 }
 
-
 // decode decodes a JSON answer into v.
 func (r resp) decode(t *testing.T, v any) {
 	t.Helper()

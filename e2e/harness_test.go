@@ -589,14 +589,6 @@ func (l apiList) byID(id string) *apiSession {
 	return nil
 }
 
-func (l apiList) ids() []string {
-	var out []string
-	for _, s := range l.Sessions {
-		out = append(out, s.ID)
-	}
-	return out
-}
-
 type apiDevice struct {
 	ID        string    `json:"id"`
 	User      string    `json:"user"`
@@ -931,4 +923,318 @@ func activeByIP(t testing.TB, l apiList, ip string) apiSession {
 func dump(v any) string {
 	b, _ := json.MarshalIndent(v, "", "  ")
 	return string(b)
+}
+
+// ---------------------------------------------------------------------------
+// Helpers of the restriction, activity and signal tests (issues 3 and 4)
+
+// userPath is the admin API path of one user of a realm, escaped.
+func userPath(realm, user string) string {
+	return "/sessions/" + url.PathEscape(realm) + "/users/" + url.PathEscape(user)
+}
+
+// adminSend sends a request with a body (JSON; "" for none) to the admin
+// endpoint and returns status and body.
+func (c *Caddy) adminSend(t testing.TB, method, path, body string) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, c.Admin+path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("admin %s %s: %v\n%s", method, path, err, c.LogTail(3000))
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// adminWant is adminSend that wants status want and decodes the answer
+// into v (if not nil).
+func (c *Caddy) adminWant(t testing.TB, method, path, body string, want int, v any) []byte {
+	t.Helper()
+	status, b := c.adminSend(t, method, path, body)
+	if status != want {
+		t.Fatalf("admin %s %s %s: status %d, want %d: %s", method, path, body, status, want, b)
+	}
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("admin %s %s: decoding %s: %v", method, path, b, err)
+		}
+	}
+	return b
+}
+
+// apiViolation is one entry of a user's restriction history.
+type apiViolation struct {
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"`
+	User     string    `json:"user"`
+	Policy   string    `json:"policy"`
+	Limit    int       `json:"limit"`
+	Observed int       `json:"observed"`
+	IP       string    `json:"ip"`
+	Location string    `json:"location"`
+	Device   string    `json:"device_id"`
+	Session  string    `json:"session_id"`
+	Action   string    `json:"action"`
+	Viewed   bool      `json:"viewed"`
+}
+
+// Violations lists a user's violations (newest first) through the admin API.
+func (c *Caddy) Violations(t testing.TB, realm, user string) []apiViolation {
+	t.Helper()
+	var l struct {
+		Violations []apiViolation `json:"violations"`
+		Total      int            `json:"total"`
+	}
+	c.adminWant(t, http.MethodGet, userPath(realm, user)+"/violations?limit=500", "", http.StatusOK, &l)
+	if l.Total != len(l.Violations) {
+		t.Fatalf("violations of %s: total %d but %d listed", user, l.Total, len(l.Violations))
+	}
+	return l.Violations
+}
+
+// apiUser is one row of the admin users list.
+type apiUser struct {
+	User               string          `json:"user"`
+	LastActivity       time.Time       `json:"last_activity"`
+	ActiveSessions     int             `json:"active_sessions"`
+	Devices            int             `json:"devices"`
+	UnviewedViolations int             `json:"unviewed_violations"`
+	Exempt             bool            `json:"exempt"`
+	Limits             json.RawMessage `json:"limits"`
+}
+
+// Users lists a realm's users through the admin API; query is appended
+// as is ("violations=unviewed", "prefix=al", ...).
+func (c *Caddy) Users(t testing.TB, realm, query string) []apiUser {
+	t.Helper()
+	var l struct {
+		Users []apiUser `json:"users"`
+	}
+	c.adminWant(t, http.MethodGet, "/sessions/"+url.PathEscape(realm)+"/users?limit=500&"+query, "", http.StatusOK, &l)
+	return l.Users
+}
+
+// findUser is the row of user in list, or nil.
+func findUser(list []apiUser, user string) *apiUser {
+	for i := range list {
+		if list[i].User == user {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+// getAt sends GET u from client IP ip (the client keeps ip from now on).
+func (c *client) getAt(ip, u string) *reply {
+	c.t.Helper()
+	c.IP = ip
+	return c.get(u)
+}
+
+// adaptCaddyfile runs `caddy adapt` on a Caddyfile (markers already
+// filled in) and returns the JSON config as a map.
+func adaptCaddyfile(t testing.TB, dir, caddyfileText string) map[string]any {
+	t.Helper()
+	path := filepath.Join(dir, "Caddyfile.adapt")
+	if err := os.WriteFile(path, []byte(caddyfileText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, caddyBin, "adapt", "--config", path, "--adapter", "caddyfile")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("caddy adapt: %v\n%s\n--- Caddyfile ---\n%s", err, stderr.String(), caddyfileText)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatalf("caddy adapt output is not JSON: %v\n%s", err, out)
+	}
+	return cfg
+}
+
+// startCaddyJSON is startCaddy for a JSON config: the Caddyfile (built by
+// caddyfile(), markers filled in) is adapted with the binary, edit may
+// change the JSON (add apps), and Caddy runs with the JSON file. Restart
+// is not supported on such an instance (it would adapt the JSON as a
+// Caddyfile).
+func startCaddyJSON(t testing.TB, cfg string, edit func(map[string]any)) *Caddy {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "e2e-caddy-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Caddy{t: t, dir: dir}
+	c.logPath = filepath.Join(c.dir, "caddy.log")
+	c.cfgPath = filepath.Join(c.dir, "caddy.json")
+	for _, d := range []string{"home", "data", "config"} {
+		if err := os.MkdirAll(filepath.Join(c.dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("caddy log tail (%s):\n%s", c.logPath, c.LogTail(6000))
+		}
+	})
+	t.Cleanup(c.stopInBackground)
+	var js []byte
+	for attempt := 0; attempt < 3; attempt++ {
+		c.sitePort, c.adminPort = redistest.FreePort(t), redistest.FreePort(t)
+		c.Site = fmt.Sprintf("http://127.0.0.1:%d", c.sitePort)
+		c.Admin = fmt.Sprintf("http://127.0.0.1:%d", c.adminPort)
+		m := adaptCaddyfile(t, c.dir, c.fill(cfg))
+		if edit != nil {
+			edit(m)
+		}
+		js, _ = json.MarshalIndent(m, "", "\t")
+		if err = os.WriteFile(c.cfgPath, js, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err = c.startJSON(); err == nil {
+			return c
+		}
+		if !strings.Contains(c.LogTail(4000), "address already in use") {
+			break
+		}
+	}
+	t.Fatalf("starting caddy: %v\n--- JSON ---\n%s\n--- log tail ---\n%s", err, js, c.LogTail(6000))
+	return nil
+}
+
+// startJSON is start for `caddy run --config <json>`.
+func (c *Caddy) startJSON() error {
+	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(logf, "### e2e: %s run --config %s\n", caddyBin, c.cfgPath)
+	cmd := exec.Command(caddyBin, "run", "--config", c.cfgPath)
+	cmd.Dir = c.dir
+	cmd.Env = c.env()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	err = startProcess(cmd)
+	_ = logf.Close()
+	if err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	c.mu.Lock()
+	c.cmd, c.exited, c.state = cmd, exited, nil
+	c.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		c.mu.Lock()
+		c.state = cmd.ProcessState
+		c.mu.Unlock()
+		close(exited)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	hc := &http.Client{Timeout: time.Second}
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("caddy exited during startup (%v)", cmd.ProcessState)
+		default:
+		}
+		resp, err := hc.Get(c.Site + "/")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			hc.CloseIdleConnections()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			c.kill()
+			return fmt.Errorf("site %s did not answer within 20s: %v", c.Site, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// redisKeyDump is every key of a Redis (all masters of a cluster) with its
+// content rendered as text: string values, hash fields and values, set,
+// list and sorted set members.
+type redisKeyDump map[string]string
+
+// dumpRedis reads every key through scan (a redistest ScanAll) and c.
+func dumpRedis(t testing.TB, scan func(context.Context, string) ([]string, error), c redis.Cmdable) redisKeyDump {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	keys, err := scan(ctx, "*")
+	if err != nil {
+		t.Fatalf("SCAN: %v", err)
+	}
+	out := redisKeyDump{}
+	for _, k := range keys {
+		typ, err := c.Type(ctx, k).Result()
+		if err != nil {
+			t.Fatalf("TYPE %s: %v", k, err)
+		}
+		var parts []string
+		switch typ {
+		case "string":
+			v, err := c.Get(ctx, k).Result()
+			if err != nil && err != redis.Nil {
+				t.Fatalf("GET %s: %v", k, err)
+			}
+			parts = append(parts, v)
+		case "hash":
+			m, err := c.HGetAll(ctx, k).Result()
+			if err != nil {
+				t.Fatalf("HGETALL %s: %v", k, err)
+			}
+			for f, v := range m {
+				parts = append(parts, f, v)
+			}
+		case "zset":
+			v, err := c.ZRange(ctx, k, 0, -1).Result()
+			if err != nil {
+				t.Fatalf("ZRANGE %s: %v", k, err)
+			}
+			parts = v
+		case "set":
+			v, err := c.SMembers(ctx, k).Result()
+			if err != nil {
+				t.Fatalf("SMEMBERS %s: %v", k, err)
+			}
+			parts = v
+		case "list":
+			v, err := c.LRange(ctx, k, 0, -1).Result()
+			if err != nil {
+				t.Fatalf("LRANGE %s: %v", k, err)
+			}
+			parts = v
+		case "none": // expired between SCAN and TYPE
+			continue
+		default:
+			parts = []string{"<" + typ + ">"}
+		}
+		out[k] = typ + ": " + strings.Join(parts, " | ")
+	}
+	return out
+}
+
+// containing lists the keys whose name or content contains s.
+func (d redisKeyDump) containing(s string) []string {
+	var out []string
+	for k, v := range d {
+		if strings.Contains(k, s) || strings.Contains(v, s) {
+			out = append(out, k+" => "+v)
+		}
+	}
+	return out
 }

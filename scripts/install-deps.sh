@@ -93,9 +93,9 @@ if [[ "$lint" == 1 ]]; then
   if [[ -x "$gobin/staticcheck" ]]; then
     log "ok: staticcheck ($gobin/staticcheck)"
   else
-    log "running: go install honnef.co/go/tools/cmd/staticcheck@latest (into $gobin)"
+    log "running: go install honnef.co/go/tools/cmd/staticcheck@v0.8.2 (into $gobin)"
     # GOFLAGS cleared so a -mod setting meant for this repo does not apply.
-    GOBIN="$gobin" GOFLAGS='' go install honnef.co/go/tools/cmd/staticcheck@latest
+    GOBIN="$gobin" GOFLAGS='' go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
     log "installed: $gobin/staticcheck"
   fi
   case ":$PATH:" in

@@ -8,6 +8,7 @@
 #   bash scripts/test.sh -run Cluster -v     # extra args go to `go test`
 #   RACE=0 bash scripts/test.sh              # without the race detector
 #   PKGS=./internal/... bash scripts/test.sh # narrow the packages
+#   LINT=0 bash scripts/test.sh              # skip staticcheck
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,7 +21,11 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 section "dependencies (scripts/install-deps.sh)"
-bash scripts/install-deps.sh
+if [[ "${LINT:-1}" != 0 ]]; then
+  bash scripts/install-deps.sh --lint
+else
+  bash scripts/install-deps.sh
+fi
 go version
 redis-server --version
 
@@ -38,6 +43,14 @@ echo "ok"
 section "go vet"
 go vet ./...
 echo "ok"
+
+if [[ "${LINT:-1}" != 0 ]]; then
+  section "staticcheck"
+  gobin="$(go env GOBIN)"
+  [[ -n "$gobin" ]] || gobin="$(go env GOPATH | cut -d: -f1)/bin"
+  "$gobin/staticcheck" ./...
+  echo "ok"
+fi
 
 race=(-race)
 if [[ "${RACE:-1}" == 0 ]]; then

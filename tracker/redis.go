@@ -159,15 +159,9 @@ func (s *RedisStore) Touch(ctx context.Context, touches []Touch) []TouchResult {
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(touches))
-	users := map[string][]redis.Z{} // realm -> members: one ZADD per realm
 	for i, t := range touches {
 		k := keysFor(t.Realm, t.User)
 		cmds[i] = scriptTouch.EvalSha(ctx, pipe, k.all(), touchArgs(t)...)
-		users[t.Realm] = append(users[t.Realm], redis.Z{Score: float64(ms(t.Now)), Member: t.User})
-	}
-	for realm, zs := range users {
-		pipe.ZAdd(ctx, realmUsersKey(realm), zs...)
-		pipe.PExpire(ctx, realmUsersKey(realm), touches[0].Policy.Retention)
 	}
 	_, _ = pipe.Exec(ctx)
 	var retry []int
@@ -186,6 +180,7 @@ func (s *RedisStore) Touch(ctx context.Context, touches []Touch) []TouchResult {
 		}
 		_, _ = pipe.Exec(ctx)
 	}
+	users := map[string][]redis.Z{} // realm -> members: one ZADD per realm
 	for i, c := range cmds {
 		vals, err := c.Slice()
 		if err != nil {
@@ -197,7 +192,19 @@ func (s *RedisStore) Touch(ctx context.Context, touches []Touch) []TouchResult {
 			if len(vals) > 1 {
 				out[i].Reason = str(vals[1])
 			}
+			continue
 		}
+		t := touches[i]
+		users[t.Realm] = append(users[t.Realm], redis.Z{Score: float64(ms(t.Now)), Member: t.User})
+	}
+	// Only users still active: an erased user must not come back.
+	if len(users) > 0 {
+		pipe := s.rdb.Pipeline()
+		for realm, zs := range users {
+			pipe.ZAdd(ctx, realmUsersKey(realm), zs...)
+			pipe.PExpire(ctx, realmUsersKey(realm), touches[0].Policy.Retention)
+		}
+		_, _ = pipe.Exec(ctx)
 	}
 	return out
 }

@@ -331,6 +331,13 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 		return Result{Tracked: true, Refused: true, Reason: EndRevoked}, nil
 	}
 	for _, c := range res.Closed {
+		if c.EndReason == EndEvicted {
+			// Another browser's session was evicted: no instance may
+			// keep serving it from its cache.
+			inv := Invalidation{Realm: r.Realm, TokenHash: c.tokenHash, Origin: t.id}
+			t.invalidate(inv)
+			_ = t.cfg.Store.Publish(ctx, inv)
+		}
 		t.closed(c)
 	}
 	if h := t.cfg.Hooks.Violation; h != nil {
@@ -519,7 +526,18 @@ func (t *Tracker) MarkViewed(ctx context.Context, realm, user, id string) (int, 
 
 // SetExempt turns limit checks off (true) or on for user.
 func (t *Tracker) SetExempt(ctx context.Context, realm, user string, exempt bool) error {
-	return t.cfg.Store.SetExempt(ctx, realm, user, exempt, t.cfg.Policy)
+	if err := t.cfg.Store.SetExempt(ctx, realm, user, exempt, t.cfg.Policy); err != nil {
+		return err
+	}
+	t.dropUser(ctx, realm, user) // remembered refusals no longer hold
+	return nil
+}
+
+// dropUser makes every instance forget what it cached about user.
+func (t *Tracker) dropUser(ctx context.Context, realm, user string) {
+	inv := Invalidation{Realm: realm, User: user, Origin: t.id}
+	t.invalidate(inv)
+	_ = t.cfg.Store.Publish(ctx, inv)
 }
 
 // SetLimits stores user's limit overrides.
@@ -527,7 +545,11 @@ func (t *Tracker) SetLimits(ctx context.Context, realm, user string, l restrict.
 	if err := l.Validate(); err != nil {
 		return err
 	}
-	return t.cfg.Store.SetLimits(ctx, realm, user, l, t.cfg.Policy)
+	if err := t.cfg.Store.SetLimits(ctx, realm, user, l, t.cfg.Policy); err != nil {
+		return err
+	}
+	t.dropUser(ctx, realm, user)
+	return nil
 }
 
 // User is user's summary, ErrNotFound if nothing is held about them.
