@@ -111,11 +111,14 @@ http://127.0.0.1:` + markSite + ` {
 `
 }
 
-// shopSite is a site body: the named matchers @login (POST /login) and
+// shopSite is a site body: the named matchers @login (POST and /login) and
 // @logout (any /logout), a sessions block (session_cookie shop_session plus
 // sessionsBody) and reverse_proxy to upstream with proxyExtra inside.
 func shopSite(upstream, sessionsBody, proxyExtra string) string {
-	return `@login method POST path /login
+	return `@login {
+	method POST
+	path /login
+}
 @logout path /logout
 sessions {
 	session_cookie shop_session
