@@ -40,6 +40,49 @@ type entry struct {
 type cache struct {
 	shards []cacheShard
 	n      byte
+
+	// byUser indexes keys by realm and user, so dropping a user's
+	// entries (revocation, device block) costs their number, not the
+	// cache's size. Lock order: a shard's lock, then umu.
+	umu    sync.Mutex
+	byUser map[string]map[TokenKey]struct{}
+}
+
+func userIndexKey(realm, user string) string { return realm + "\x00" + user }
+
+func (c *cache) index(e *entry, add bool) {
+	if e.user == "" {
+		return
+	}
+	k := userIndexKey(e.realm, e.user)
+	c.umu.Lock()
+	defer c.umu.Unlock()
+	set := c.byUser[k]
+	if add {
+		if set == nil {
+			set = map[TokenKey]struct{}{}
+			c.byUser[k] = set
+		}
+		set[e.key] = struct{}{}
+		return
+	}
+	delete(set, e.key)
+	if len(set) == 0 {
+		delete(c.byUser, k)
+	}
+}
+
+// removeUser drops every entry of user in realm.
+func (c *cache) removeUser(realm, user string) {
+	c.umu.Lock()
+	var keys []TokenKey
+	for k := range c.byUser[userIndexKey(realm, user)] {
+		keys = append(keys, k)
+	}
+	c.umu.Unlock()
+	for _, k := range keys {
+		c.remove(k)
+	}
 }
 
 type cacheShard struct {
@@ -53,7 +96,7 @@ const cacheShards = 32
 
 func newCache(size int) *cache {
 	n := min(max(size, 1), cacheShards) // a tiny cache gets fewer shards
-	c := &cache{shards: make([]cacheShard, n), n: byte(n)}
+	c := &cache{shards: make([]cacheShard, n), n: byte(n), byUser: map[string]map[TokenKey]struct{}{}}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.m = make(map[TokenKey]*entry)
@@ -99,13 +142,16 @@ func (c *cache) put(e *entry) {
 	s.mu.Lock()
 	if old := s.m[e.key]; old != nil {
 		s.unlink(old)
+		c.index(old, false)
 	}
 	s.m[e.key] = e
 	s.pushFront(e)
+	c.index(e, true)
 	for len(s.m) > s.limit {
 		last := s.head.prev
 		s.unlink(last)
 		delete(s.m, last.key)
+		c.index(last, false)
 	}
 	s.mu.Unlock()
 }
@@ -116,6 +162,7 @@ func (c *cache) remove(key TokenKey) {
 	if e := s.m[key]; e != nil {
 		s.unlink(e)
 		delete(s.m, key)
+		c.index(e, false)
 	}
 	s.mu.Unlock()
 }
@@ -130,6 +177,7 @@ func (c *cache) removeIf(f func(*entry) bool) {
 			if f(e) {
 				s.unlink(e)
 				delete(s.m, k)
+				c.index(e, false)
 			}
 		}
 		s.mu.Unlock()

@@ -722,6 +722,9 @@ func (s *RedisStore) summaries(ctx context.Context, realm string, users []string
 // Users implements Store. It walks the realm's index newest first, in
 // chunks, keeping users that pass the filters.
 func (s *RedisStore) Users(ctx context.Context, req UsersRequest) ([]*UserSummary, int, error) {
+	if req.Prefix == "" && !req.Unviewed && !req.Active && req.Limit > 0 {
+		return s.usersPage(ctx, req)
+	}
 	index := realmUsersKey(req.Realm)
 	if req.Unviewed {
 		index = realmFlaggedKey(req.Realm)
@@ -917,4 +920,22 @@ func sessionTokens(recs []string) []string {
 		}
 	}
 	return out
+}
+
+// usersPage answers an unfiltered users list from the realm's index alone:
+// O(page), whatever the number of users.
+func (s *RedisStore) usersPage(ctx context.Context, req UsersRequest) ([]*UserSummary, int, error) {
+	index := realmUsersKey(req.Realm)
+	pipe := s.rdb.Pipeline()
+	card := pipe.ZCard(ctx, index)
+	page := pipe.ZRevRange(ctx, index, int64(req.Offset), int64(req.Offset+req.Limit-1))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, 0, fmt.Errorf("redis users: %w", err)
+	}
+	sums, err := s.summaries(ctx, req.Realm, page.Val(), req.Now, req.Policy)
+	if err != nil {
+		return nil, 0, err
+	}
+	// The index orders by its own score; keep the page in that order.
+	return sums, int(card.Val()), nil
 }

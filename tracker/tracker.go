@@ -213,7 +213,7 @@ func (t *Tracker) invalidate(inv Invalidation) {
 		t.cache.remove(key)
 	}
 	if inv.User != "" {
-		t.cache.removeIf(func(e *entry) bool { return e.user == inv.User && e.realm == inv.Realm })
+		t.cache.removeUser(inv.Realm, inv.User)
 	}
 }
 
