@@ -54,21 +54,18 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer) ident {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	// Known empty on every request, so {http.sessions.*} in header_up or
-	// logs never reach the app as literal text.
-	repl.Set("http.sessions.user", "")
-	repl.Set("http.sessions.id", "")
-	repl.Set("http.sessions.device", "")
-	repl.Set("http.sessions.new", false)
 	id := h.identify(r, repl)
 	if id.user == "" && id.token == "" && len(h.loginM) == 0 {
+		clearPlaceholders(repl)
 		return next.ServeHTTP(w, r) // anonymous: nothing to do
 	}
 	if h.Impersonation != "" && truthy(repl.ReplaceAll(h.Impersonation, "")) {
+		clearPlaceholders(repl)
 		h.impersonated(r, id, repl)
 		return next.ServeHTTP(w, r)
 	}
 	if !h.tracker.Settings(r.Context(), id.realm).Tracking {
+		clearPlaceholders(repl)
 		return next.ServeHTTP(w, r)
 	}
 	if len(h.loginM) > 0 {
@@ -78,6 +75,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		if match {
 			if name, ok := loginName(r, h.UserField); ok {
+				clearPlaceholders(repl)
 				return h.serveLogin(w, r, next, repl, id, name)
 			}
 		}
@@ -88,10 +86,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusBadRequest, err)
 		}
 		if match {
+			clearPlaceholders(repl)
 			return h.serveLogout(w, r, next, id)
 		}
 	}
 	if id.user == "" && id.token == "" {
+		clearPlaceholders(repl)
 		return next.ServeHTTP(w, r)
 	}
 	return h.serveTracked(w, r, next, repl, id)
@@ -130,6 +130,7 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 		DeviceMinted: !devValid && id.token != "", Path: r.URL.Path, Consent: h.consent(repl),
 	})
 	if err != nil {
+		clearPlaceholders(repl)
 		if h.FailClosed {
 			return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("session store unavailable"))
 		}
@@ -137,6 +138,7 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 		return next.ServeHTTP(w, r)
 	}
 	if !res.Tracked {
+		clearPlaceholders(repl)
 		return next.ServeHTTP(w, r)
 	}
 	if !devValid {
@@ -275,6 +277,16 @@ func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, dev st
 		MaxAge: int((400 * 24 * time.Hour).Seconds()), HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,
 	})
+}
+
+// clearPlaceholders makes {http.sessions.*} known and empty on requests
+// the handler does not track, so header_up or logs never send the
+// placeholder's literal text to the app.
+func clearPlaceholders(repl *caddy.Replacer) {
+	repl.Set("http.sessions.user", "")
+	repl.Set("http.sessions.id", "")
+	repl.Set("http.sessions.device", "")
+	repl.Set("http.sessions.new", false)
 }
 
 func (h *Handler) setPlaceholders(repl *caddy.Replacer, res tracker.Result) {
