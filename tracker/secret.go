@@ -71,7 +71,7 @@ func parseTokenKey(s string) (key TokenKey, ok bool) {
 	if len(s) != 22 {
 		return key, false
 	}
-	n, err := base64.RawURLEncoding.Decode(key[:], []byte(s))
+	n, err := base64.RawURLEncoding.Strict().Decode(key[:], []byte(s))
 	return key, err == nil && n == len(key)
 }
 
@@ -127,7 +127,9 @@ func (k *Keyring) VerifyDevice(cookie string) (id string, ok bool) {
 		return "", false
 	}
 	var got [16]byte
-	if n, err := base64.RawURLEncoding.Decode(got[:], []byte(sig)); err != nil || n != len(got) {
+	// Strict: the last character's unused bits must be zero, or one
+	// signature would have several spellings.
+	if n, err := base64.RawURLEncoding.Strict().Decode(got[:], []byte(sig)); err != nil || n != len(got) {
 		return "", false
 	}
 	want := k.mac("dev", id)
