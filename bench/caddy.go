@@ -8,12 +8,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 )
 
 //go:embed caddyfiles/*.tmpl
@@ -32,111 +32,41 @@ type caddyVars struct {
 
 // caddyProc is one running Caddy of one scenario.
 type caddyProc struct {
-	*proc
-	scenario string
-	site     string // http://127.0.0.1:port
-	admin    string // http://127.0.0.1:port
-	config   string // the Caddyfile as written
-}
-
-// buildCaddy builds cmd/caddy of the repo into dir.
-func buildCaddy(repo, dir string) (string, error) {
-	bin := filepath.Join(dir, "caddy")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
-	cmd.Dir = repo
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build -o %s ./cmd/caddy (in %s): %v\n%s", bin, repo, err, out)
-	}
-	return bin, nil
+	*benchkit.Caddy
 }
 
 // startCaddy writes scenario's Caddyfile and runs Caddy with an isolated
 // home, config and data dir, waiting until the site answers.
-func startCaddy(e *env, bin, scenario string, v caddyVars, gomaxprocs int) (*caddyProc, error) {
+func startCaddy(e *benchkit.Env, bin, scenario string, v caddyVars, gomaxprocs int) (*caddyProc, error) {
 	tmpl, err := template.ParseFS(caddyfiles, "caddyfiles/"+strings.ToLower(scenario)+".Caddyfile.tmpl")
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(e.dir, "caddy-"+scenario)
-	for _, d := range []string{"home", "data", "config"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, err
-		}
+	spec := benchkit.CaddySpec{
+		Name: "caddy-" + scenario,
+		Config: func(port, adminPort int) ([]byte, error) {
+			v.Port, v.AdminPort = port, adminPort
+			var buf bytes.Buffer
+			err := tmpl.Execute(&buf, v)
+			return buf.Bytes(), err
+		},
+		AnyStatus: scenario == "C",
+		Label:     "for scenario " + scenario,
 	}
-	var lastErr error
-	for range 3 {
-		if v.Port, err = freePort(); err != nil {
-			return nil, err
-		}
-		if v.AdminPort, err = freePort(); err != nil {
-			return nil, err
-		}
-		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, v); err != nil {
-			return nil, err
-		}
-		cfgPath := filepath.Join(dir, "Caddyfile")
-		if err := os.WriteFile(cfgPath, buf.Bytes(), 0o600); err != nil {
-			return nil, err
-		}
-		cmd := exec.Command(bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(),
-			"HOME="+filepath.Join(dir, "home"),
-			"XDG_DATA_HOME="+filepath.Join(dir, "data"),
-			"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
-		)
-		if gomaxprocs > 0 {
-			cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(gomaxprocs))
-		}
-		logPath := filepath.Join(dir, "caddy.log")
-		p, err := e.start("caddy-"+scenario, cmd, logPath)
-		if err != nil {
-			return nil, err
-		}
-		c := &caddyProc{
-			proc: p, scenario: scenario, config: buf.String(),
-			site:  fmt.Sprintf("http://127.0.0.1:%d", v.Port),
-			admin: fmt.Sprintf("http://127.0.0.1:%d", v.AdminPort),
-		}
-		if lastErr = c.waitReady(30 * time.Second); lastErr == nil {
-			return c, nil
-		}
-		p.kill()
-		if !strings.Contains(p.logTail(4000), "address already in use") {
-			break
-		}
+	if gomaxprocs > 0 {
+		spec.Env = []string{"GOMAXPROCS=" + strconv.Itoa(gomaxprocs)}
 	}
-	return nil, fmt.Errorf("caddy for scenario %s did not start: %v", scenario, lastErr)
-}
-
-func (c *caddyProc) waitReady(timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for {
-		if !c.running() {
-			return fmt.Errorf("caddy exited; log %s:\n%s\n--- Caddyfile ---\n%s", c.log, c.logTail(4000), c.config)
-		}
-		resp, err := client.Get(c.site + "/")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || c.scenario == "C" {
-				return nil
-			}
-			err = fmt.Errorf("GET / answered %s", resp.Status)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("site %s not ready within %v (%v); log %s:\n%s", c.site, timeout, err, c.log, c.logTail(4000))
-		}
-		time.Sleep(50 * time.Millisecond)
+	c, err := benchkit.StartCaddy(e, bin, spec)
+	if err != nil {
+		return nil, err
 	}
+	return &caddyProc{c}, nil
 }
 
 // adminJSON GETs path from Caddy's admin endpoint and decodes it.
 func (c *caddyProc) adminJSON(path string, v any) error {
 	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(c.admin + path)
+	resp, err := client.Get(c.Admin + path)
 	if err != nil {
 		return err
 	}
@@ -181,7 +111,7 @@ func (c *caddyProc) cacheSize() (n int64, field string, ok bool) {
 func (c *caddyProc) cpuProfile(path string, d time.Duration) error {
 	secs := max(1, int(d.Seconds()))
 	client := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
-	resp, err := client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.admin, secs))
+	resp, err := client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.Admin, secs))
 	if err != nil {
 		return err
 	}

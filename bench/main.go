@@ -32,6 +32,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 )
 
 type options struct {
@@ -81,13 +83,13 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(2)
 	}
-	e, err := newEnv(o.keep)
+	e, err := benchkit.NewEnv("bench", o.keep)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 	err = run(e, o)
-	e.cleanup()
+	e.Cleanup()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "\nbench: FAILED: %v\n", err)
 		os.Exit(1)
@@ -144,13 +146,13 @@ type session struct {
 // bench is the state of one run.
 type bench struct {
 	o        options
-	e        *env
+	e        *benchkit.Env
 	repo     string
 	rs       *redisSetup
 	classes  cmdClass
 	scripts  map[string]string
-	upstream *proc
-	auth     *proc
+	upstream *benchkit.Proc
+	auth     *benchkit.Proc
 	caddies  map[string]*caddyProc
 	sess     []session
 	script   string
@@ -181,7 +183,7 @@ type rssPoint struct {
 
 func (b *bench) noteRSS(label string) {
 	if c := b.caddies["B"]; c != nil {
-		if _, rss, err := memStatus(c.pid()); err == nil {
+		if _, rss, err := benchkit.MemStatus(c.PID()); err == nil {
 			b.rssB = append(b.rssB, rssPoint{label, rss})
 		}
 	}
@@ -216,20 +218,20 @@ type measurement struct {
 	start, end time.Time
 }
 
-func run(e *env, o options) error {
+func run(e *benchkit.Env, o options) error {
 	b := &bench{o: o, e: e, caddies: map[string]*caddyProc{}, writesAt: map[string][]float64{}}
 	var err error
-	if b.repo, err = repoRoot(); err != nil {
+	if b.repo, err = benchkit.RepoRoot("cmd/caddy/main.go"); err != nil {
 		return err
 	}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk not found on PATH: apt-get install -y wrk (Debian package wrk; the hook in scripts/install-deps.sh)")
 	}
-	logf("machine: %d cores (%s), %s", runtime.NumCPU(), cpuModel(), runtime.Version())
+	logf("machine: %d cores (%s), %s", runtime.NumCPU(), benchkit.CPUModel(), runtime.Version())
 
 	logf("building Caddy with the module (go build ./cmd/caddy)...")
 	t0 := time.Now()
-	bin, err := buildCaddy(b.repo, e.dir)
+	bin, err := benchkit.BuildCaddy(b.repo, e.Dir())
 	if err != nil {
 		return err
 	}
@@ -243,8 +245,8 @@ func run(e *env, o options) error {
 	if b.rs, err = startRedis(e, o.cluster); err != nil {
 		return err
 	}
-	defer b.rs.close()
-	logf("  redis %s at %s", b.rs.version, strings.Join(b.rs.addrs, " "))
+	defer b.rs.Close()
+	logf("  redis %s at %s", b.rs.Version, strings.Join(b.rs.Addrs, " "))
 	ctx := context.Background()
 	b.classes = b.rs.commandClasses(ctx)
 	b.scripts = scriptNames(b.repo)
@@ -254,7 +256,7 @@ func run(e *env, o options) error {
 		return err
 	}
 	if o.has("C") {
-		args := []string{"-role-redis", strings.Join(b.rs.addrs, ",")}
+		args := []string{"-role-redis", strings.Join(b.rs.Addrs, ",")}
 		if o.cluster {
 			args = append(args, "-cluster")
 		}
@@ -276,10 +278,10 @@ func run(e *env, o options) error {
 	vars := caddyVars{
 		Upstream: upAddr, Auth: authAddr, Secret: hex.EncodeToString(secret),
 		Refresh: o.refresh.String(), IdleConns: max(32, 2*o.connections),
-		Store: "store redis://" + b.rs.addrs[0] + "/0",
+		Store: "store redis://" + b.rs.Addrs[0] + "/0",
 	}
 	if o.cluster {
-		vars.Store = "store {\n\t\t\taddrs " + strings.Join(b.rs.addrs, " ") + "\n\t\t\tcluster\n\t\t}"
+		vars.Store = "store {\n\t\t\taddrs " + strings.Join(b.rs.Addrs, " ") + "\n\t\t\tcluster\n\t\t}"
 	}
 	for _, sc := range []string{"A", "B", "C"} {
 		if !o.has(sc) {
@@ -290,7 +292,7 @@ func run(e *env, o options) error {
 			return err
 		}
 		b.caddies[sc] = c
-		logf("  caddy %s (%s) at %s, pid %d", sc, title(sc), c.site, c.pid())
+		logf("  caddy %s (%s) at %s, pid %d", sc, title(sc), c.Site, c.PID())
 	}
 
 	if o.has("B") {
@@ -298,22 +300,22 @@ func run(e *env, o options) error {
 		if err := b.openSessions(ctx); err != nil {
 			return err
 		}
-		b.noteRSS(fmt.Sprintf("%s sessions opened", commas(int64(len(b.sess)))))
+		b.noteRSS(fmt.Sprintf("%s sessions opened", benchkit.Commas(int64(len(b.sess)))))
 	}
-	if b.script, b.data, err = writeWrkFiles(e.dir, b.sess); err != nil {
+	if b.script, b.data, err = writeWrkFiles(e.Dir(), b.sess); err != nil {
 		return err
 	}
 
 	if o.warmup > 0 {
 		for _, sc := range b.order(0) {
 			logf("warm-up %s for %v (not measured)...", sc, o.warmup)
-			w, err := runWrk(e, b.caddies[sc].site+"/", b.script, b.data, o.threads, o.connections, o.warmup)
+			w, err := runWrk(e, b.caddies[sc].Site+"/", b.script, b.data, o.threads, o.connections, o.warmup)
 			if err != nil {
 				return fmt.Errorf("warm-up %s: %w", sc, err)
 			}
 			if w.errors() > 0 {
 				return fmt.Errorf("warm-up %s: %d of %d requests failed (non-2xx %d, socket errors %d); caddy log:\n%s",
-					sc, w.errors(), w.requests, w.non2xx, w.errors()-w.non2xx, b.caddies[sc].logTail(3000))
+					sc, w.errors(), w.requests, w.non2xx, w.errors()-w.non2xx, b.caddies[sc].LogTail(3000))
 			}
 		}
 	}
@@ -328,12 +330,12 @@ func run(e *env, o options) error {
 			}
 			lat := ""
 			if m.lat != nil {
-				lat = fmt.Sprintf("; c=%d: %.0f req/s p50 %s p99 %s max %s", o.latConns, m.lat.rps, fmtDur(m.lat.p50), fmtDur(m.lat.p99), fmtDur(m.lat.max))
+				lat = fmt.Sprintf("; c=%d: %.0f req/s p50 %s p99 %s max %s", o.latConns, m.lat.rps, benchkit.Ms(m.lat.p50), benchkit.Ms(m.lat.p99), benchkit.Ms(m.lat.max))
 			}
 			if m.satScripts+m.latScripts > 0 {
 				lat += fmt.Sprintf("; Redis scripts %d + %d", m.satScripts, m.latScripts)
 			}
-			logf("round %d %s: %6.0f req/s p50 %s p99 %s errors %d%s", r+1, sc, m.w.rps, fmtDur(m.w.p50), fmtDur(m.w.p99), m.w.errors()+m.latErrors(), lat)
+			logf("round %d %s: %6.0f req/s p50 %s p99 %s errors %d%s", r+1, sc, m.w.rps, benchkit.Ms(m.w.p50), benchkit.Ms(m.w.p99), m.w.errors()+m.latErrors(), lat)
 			ms = append(ms, m)
 		}
 	}
@@ -371,7 +373,7 @@ func (b *bench) makeSessions() {
 
 // seedAuth stores the sessions for C's session service.
 func (b *bench) seedAuth(ctx context.Context) error {
-	rdb := b.rs.client(8)
+	rdb := b.rs.Client(8)
 	defer rdb.Close()
 	for start := 0; start < len(b.sess); start += 1000 {
 		pipe := rdb.Pipeline()
@@ -399,7 +401,7 @@ func (b *bench) openSessions(ctx context.Context) error {
 	}
 	var mon *monitor
 	if b.o.monitor {
-		if mon, err = startMonitor(b.rs.addrs, b.scripts, b.writesAt); err != nil {
+		if mon, err = startMonitor(b.rs.Addrs, b.scripts, b.writesAt); err != nil {
 			return fmt.Errorf("redis MONITOR: %w", err)
 		}
 		defer func() {
@@ -426,7 +428,7 @@ func (b *bench) openSessions(ctx context.Context) error {
 				if i >= len(b.sess) {
 					return
 				}
-				dev, err := b.openOne(client, c.site, b.sess[i])
+				dev, err := b.openOne(client, c.Site, b.sess[i])
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return
@@ -438,7 +440,7 @@ func (b *bench) openSessions(ctx context.Context) error {
 	wg.Wait()
 	oc.took = time.Since(t0)
 	if firstErr != nil {
-		return fmt.Errorf("opening sessions: %w; caddy log:\n%s", firstErr, c.logTail(3000))
+		return fmt.Errorf("opening sessions: %w; caddy log:\n%s", firstErr, c.LogTail(3000))
 	}
 	if mon != nil {
 		mc := mon.stop()
@@ -490,10 +492,10 @@ func (b *bench) openOne(client *http.Client, site string, s session) (string, er
 	return "", fmt.Errorf("first request of session of %s set no sessions_device cookie (Set-Cookie: %q)", s.user, resp.Header.Values("Set-Cookie"))
 }
 
-func (b *bench) cpuProcs(sc string) map[string][]*proc {
-	m := map[string][]*proc{"caddy": {b.caddies[sc].proc}, "upstream": {b.upstream}, "redis": b.rs.procs}
+func (b *bench) cpuProcs(sc string) map[string][]*benchkit.Proc {
+	m := map[string][]*benchkit.Proc{"caddy": {b.caddies[sc].Proc}, "upstream": {b.upstream}, "redis": b.rs.Procs}
 	if b.auth != nil {
-		m["auth"] = []*proc{b.auth}
+		m["auth"] = []*benchkit.Proc{b.auth}
 	}
 	return m
 }
@@ -505,7 +507,7 @@ func (b *bench) cpuSnapshot(sc string) map[string]time.Duration {
 	}
 	for k, ps := range b.cpuProcs(sc) {
 		for _, p := range ps {
-			t, err := cpuTime(p.pid())
+			t, err := cpuTime(p.PID())
 			if err == nil {
 				out[k] += t
 			}
@@ -530,7 +532,7 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 	}
 	cpu0, sys0 := b.cpuSnapshot(sc), readSysCPUOrZero()
 	m.start = time.Now()
-	m.w, err = runWrk(b.e, c.site+"/", b.script, b.data, b.o.threads, b.o.connections, b.o.duration)
+	m.w, err = runWrk(b.e, c.Site+"/", b.script, b.data, b.o.threads, b.o.connections, b.o.duration)
 	cpu1, sys1 := b.cpuSnapshot(sc), readSysCPUOrZero()
 	if prof != nil {
 		if perr := <-prof; perr != nil {
@@ -546,7 +548,7 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 	}
 	if err == nil && b.o.latConns > 0 {
 		var lat wrkResult
-		lat, err = runWrk(b.e, c.site+"/", b.script, b.data, 1, b.o.latConns, b.o.latDuration)
+		lat, err = runWrk(b.e, c.Site+"/", b.script, b.data, 1, b.o.latConns, b.o.latDuration)
 		m.lat = &lat
 		m.redisReqs += lat.requests
 	}
@@ -554,8 +556,8 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 	if err != nil {
 		return m, err
 	}
-	if !c.running() {
-		return m, fmt.Errorf("caddy %s exited; log:\n%s", sc, c.logTail(3000))
+	if !c.Running() {
+		return m, fmt.Errorf("caddy %s exited; log:\n%s", sc, c.LogTail(3000))
 	}
 	after, err := b.rs.stats(ctx)
 	if err != nil {
@@ -594,12 +596,12 @@ func (b *bench) diagnose(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mon, err := startMonitor(b.rs.addrs, b.scripts, b.writesAt)
+	mon, err := startMonitor(b.rs.Addrs, b.scripts, b.writesAt)
 	if err != nil {
 		return fmt.Errorf("redis MONITOR: %w", err)
 	}
 	t0 := time.Now()
-	w, err := runWrk(b.e, c.site+"/", b.script, b.data, b.o.threads, b.o.connections, b.o.diagDuration)
+	w, err := runWrk(b.e, c.Site+"/", b.script, b.data, b.o.threads, b.o.connections, b.o.diagDuration)
 	d := time.Since(t0)
 	mc := mon.stop()
 	if err != nil {
@@ -624,32 +626,6 @@ func (m measurement) latErrors() int64 {
 func readSysCPUOrZero() sysCPU {
 	s, _ := readSysCPU()
 	return s
-}
-
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("run from the repository root: go env GOMOD = %q (%v)", gomod, err)
-	}
-	dir := filepath.Dir(gomod)
-	if _, err := os.Stat(filepath.Join(dir, "cmd", "caddy", "main.go")); err != nil {
-		return "", fmt.Errorf("%s does not look like the caddy-sessions repository: %v", dir, err)
-	}
-	return dir, nil
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }
 
 func logf(format string, args ...any) {

@@ -5,12 +5,9 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -18,203 +15,23 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 )
 
 // redisSetup is the Redis the bench started: one standalone server or a
 // 3-master cluster. The bench only ever talks to servers it started.
 type redisSetup struct {
-	cluster bool
-	addrs   []string
-	procs   []*proc
-	nodes   []*redis.Client // one per server, for INFO and COMMAND
-	version string
+	*benchkit.Redis
 }
 
-func (r *redisSetup) close() {
-	for _, c := range r.nodes {
-		_ = c.Close()
-	}
-}
-
-// client is a client for the whole setup (cluster-aware when needed).
-func (r *redisSetup) client(poolSize int) redis.UniversalClient {
-	if r.cluster {
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: r.addrs, PoolSize: poolSize})
-	}
-	return redis.NewClient(&redis.Options{Addr: r.addrs[0], PoolSize: poolSize})
-}
-
-func startRedis(e *env, cluster bool) (*redisSetup, error) {
-	bin, err := exec.LookPath("redis-server")
+// startRedis starts the setup. The bench's clients keep go-redis's CLIENT
+// SETINFO, as they always did.
+func startRedis(e *benchkit.Env, cluster bool) (*redisSetup, error) {
+	rs, err := benchkit.StartRedis(e, benchkit.RedisOptions{Cluster: cluster, Identity: true})
 	if err != nil {
-		return nil, fmt.Errorf("redis-server not found on PATH (%v); run scripts/install-deps.sh", err)
+		return nil, err
 	}
-	rs := &redisSetup{cluster: cluster}
-	n := 1
-	if cluster {
-		n = 3
-		if _, err := exec.LookPath("redis-cli"); err != nil {
-			return nil, fmt.Errorf("redis-cli not found on PATH (needed for -cluster); run scripts/install-deps.sh")
-		}
-	}
-	for i := range n {
-		p, addr, err := startRedisServer(e, bin, fmt.Sprintf("redis%d", i), cluster)
-		if err != nil {
-			return nil, err
-		}
-		rs.procs = append(rs.procs, p)
-		rs.addrs = append(rs.addrs, addr)
-		rs.nodes = append(rs.nodes, redis.NewClient(&redis.Options{Addr: addr, PoolSize: 2}))
-	}
-	if cluster {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		args := append([]string{"--cluster", "create"}, rs.addrs...)
-		args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-		out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("redis-cli --cluster create: %v\n%s", err, out)
-		}
-		if err := rs.waitClusterReady(ctx); err != nil {
-			return nil, err
-		}
-	}
-	info, err := rs.nodes[0].Info(context.Background(), "server").Result()
-	if err == nil {
-		rs.version = parseInfo(info)["redis_version"]
-	}
-	return rs, nil
-}
-
-// startRedisServer starts one redis-server on a free loopback port without
-// persistence, in its own dir under the run's temp dir.
-func startRedisServer(e *env, bin, name string, cluster bool) (*proc, string, error) {
-	dir := filepath.Join(e.dir, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, "", err
-	}
-	var lastErr error
-	for range 5 {
-		var port int
-		var err error
-		if cluster {
-			port, err = clusterPort()
-		} else {
-			port, err = freePort()
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		args := []string{
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--dir", dir, "--daemonize", "no", "--logfile", "",
-		}
-		if cluster {
-			args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-				"--cluster-node-timeout", "2000")
-		}
-		logPath := filepath.Join(dir, "redis.log")
-		p, err := e.start(name, exec.Command(bin, args...), logPath)
-		if err != nil {
-			return nil, "", err
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if !p.running() {
-				lastErr = fmt.Errorf("redis-server %s exited during startup; log %s:\n%s", addr, logPath, p.logTail(3000))
-				break
-			}
-			if pingRaw(addr) == nil {
-				return p, addr, nil
-			}
-			if time.Now().After(deadline) {
-				p.kill()
-				return nil, "", fmt.Errorf("redis-server %s did not answer PING within 10s; log:\n%s", addr, p.logTail(3000))
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if !strings.Contains(lastErr.Error(), "Address already in use") {
-			return nil, "", lastErr
-		}
-	}
-	return nil, "", lastErr
-}
-
-// clusterPort is a port p with p and its bus port p+10000 free, from
-// [20000,30000) so the bus port stays below 65536.
-func clusterPort() (int, error) {
-	for range 200 {
-		p := 20000 + rand.IntN(10000)
-		if portFree(p) && portFree(p+10000) && claimPort(p) {
-			return p, nil
-		}
-	}
-	return 0, errors.New("no free client/bus port pair after 200 attempts")
-}
-
-func pingRaw(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, 250*time.Millisecond)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
-	}
-	return nil
-}
-
-func (r *redisSetup) waitClusterReady(ctx context.Context) error {
-	want := map[string]string{
-		"cluster_state": "ok", "cluster_slots_assigned": "16384", "cluster_slots_ok": "16384",
-		"cluster_known_nodes": "3", "cluster_size": "3",
-	}
-	for {
-		var problem error
-	nodes:
-		for i, n := range r.nodes {
-			info, err := n.ClusterInfo(ctx).Result()
-			if err != nil {
-				problem = fmt.Errorf("CLUSTER INFO on %s: %w", r.addrs[i], err)
-				break
-			}
-			got := parseInfo(info)
-			for k, v := range want {
-				if got[k] != v {
-					problem = fmt.Errorf("%s: %s=%q, want %q", r.addrs[i], k, got[k], v)
-					break nodes
-				}
-			}
-		}
-		if problem == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cluster not ready: %w", problem)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func parseInfo(info string) map[string]string {
-	m := map[string]string{}
-	for _, line := range strings.Split(info, "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
-			m[k] = v
-		}
-	}
-	return m
+	return &redisSetup{rs}, nil
 }
 
 // ---------------------------------------------------------------------------
@@ -230,32 +47,22 @@ type redisStats struct {
 
 func (r *redisSetup) stats(ctx context.Context) (redisStats, error) {
 	s := redisStats{calls: map[string]int64{}, usec: map[string]int64{}, errors: map[string]int64{}}
-	for i, n := range r.nodes {
+	for i, n := range r.Nodes {
 		info, err := n.Info(ctx, "commandstats", "errorstats").Result()
 		if err != nil {
-			return s, fmt.Errorf("INFO on %s: %w", r.addrs[i], err)
+			return s, fmt.Errorf("INFO on %s: %w", r.Addrs[i], err)
 		}
-		for k, v := range parseInfo(info) {
+		for k, v := range benchkit.ParseInfo(info) {
 			switch {
 			case strings.HasPrefix(k, "cmdstat_"):
-				s.calls[strings.TrimPrefix(k, "cmdstat_")] += infoField(v, "calls")
-				s.usec[strings.TrimPrefix(k, "cmdstat_")] += infoField(v, "usec")
+				s.calls[strings.TrimPrefix(k, "cmdstat_")] += benchkit.InfoField(v, "calls")
+				s.usec[strings.TrimPrefix(k, "cmdstat_")] += benchkit.InfoField(v, "usec")
 			case strings.HasPrefix(k, "errorstat_"):
-				s.errors[strings.TrimPrefix(k, "errorstat_")] += infoField(v, "count")
+				s.errors[strings.TrimPrefix(k, "errorstat_")] += benchkit.InfoField(v, "count")
 			}
 		}
 	}
 	return s, nil
-}
-
-func infoField(v, name string) int64 {
-	for _, kv := range strings.Split(v, ",") {
-		if k, val, ok := strings.Cut(kv, "="); ok && k == name {
-			n, _ := strconv.ParseInt(val, 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // benchOwn are commands the bench itself sends (stats, monitor, setup);
@@ -278,7 +85,7 @@ type cmdClass map[string]string
 
 func (r *redisSetup) commandClasses(ctx context.Context) cmdClass {
 	c := cmdClass{}
-	infos, err := r.nodes[0].Command(ctx).Result()
+	infos, err := r.Nodes[0].Command(ctx).Result()
 	if err != nil {
 		return c
 	}

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 )
 
 // report prints the results: per-round lines, the median tables, the
@@ -26,10 +28,10 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 	}
 	p("")
 	p("== caddy-sessions benchmark (issue 5) ==")
-	p("machine:  %d cores (%s), %s/%s, %s", runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	p("software: %s; redis %s (%s); %s", caddyVersion(b), b.rs.version, kind, wrkVersion())
+	p("machine:  %d cores (%s), %s/%s, %s", runtime.NumCPU(), benchkit.CPUModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	p("software: %s; redis %s (%s); %s", caddyVersion(b), b.rs.Version, kind, wrkVersion())
 	p("load:     wrk -t%d -c%d, closed loop, keep-alive; GET / with sid + sessions_device cookies and X-Bench-User,", o.threads, o.connections)
-	p("          cycling %s sessions of %s users; the same requests for A, B and C", commas(int64(o.sessions)), commas(int64(o.users)))
+	p("          cycling %s sessions of %s users; the same requests for A, B and C", benchkit.Commas(int64(o.sessions)), benchkit.Commas(int64(o.users)))
 	p("runs:     %d round(s) x %v per scenario, order rotating each round; %v unmeasured warm-up each", o.rounds, o.duration, o.warmup)
 	if o.latConns > 0 {
 		p("          after each, a latency run: wrk -t1 -c%d for %v (not saturating: no queueing in the numbers)", o.latConns, o.latDuration)
@@ -46,8 +48,8 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 			errRuns++
 		}
 		p("  %5d %-4s %8.0f %9s %9s %9s %9s %7d %14s %12s %5.0f%% %6.2f cores %14s", m.round+1, m.scenario, m.w.rps,
-			fmtDur(m.w.p50), fmtDur(m.w.p90), fmtDur(m.w.p99), fmtDur(m.w.p999), m.w.errors()+m.latErrors(),
-			fmtMicros(m.cpu["caddy"], m.w.requests), fmtMicros(m.cpuServers(), m.w.requests), m.steal*100, m.foreign, commas(m.satScripts))
+			benchkit.Ms(m.w.p50), benchkit.Ms(m.w.p90), benchkit.Ms(m.w.p99), benchkit.Ms(m.w.p999), m.w.errors()+m.latErrors(),
+			fmtMicros(m.cpu["caddy"], m.w.requests), fmtMicros(m.cpuServers(), m.w.requests), m.steal*100, m.foreign, benchkit.Commas(m.satScripts))
 	}
 	p("  (CPU/req: CPU time per request; \"all\" is Caddy + upstream + session service + Redis, without wrk;")
 	p("   steal: CPU time the hypervisor took from this VM; other load: cores busy with processes outside the bench;")
@@ -90,8 +92,8 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 		p("  round scen    req/s       p50       p99     p99.9       max  Redis scripts")
 		for _, m := range ms {
 			if m.lat != nil {
-				p("  %5d %-4s %8.0f %9s %9s %9s %9s %14s", m.round+1, m.scenario, m.lat.rps, fmtDur(m.lat.p50), fmtDur(m.lat.p99),
-					fmtDur(m.lat.p999), fmtDur(m.lat.max), commas(m.latScripts))
+				p("  %5d %-4s %8.0f %9s %9s %9s %9s %14s", m.round+1, m.scenario, m.lat.rps, benchkit.Ms(m.lat.p50), benchkit.Ms(m.lat.p99),
+					benchkit.Ms(m.lat.p999), benchkit.Ms(m.lat.max), benchkit.Commas(m.latScripts))
 			}
 		}
 		p("")
@@ -112,15 +114,15 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 			continue
 		}
 		rss := "n/a"
-		if hwm, _, err := memStatus(b.caddies[sc].pid()); err == nil {
-			rss = fmtBytes(hwm)
+		if hwm, _, err := benchkit.MemStatus(b.caddies[sc].PID()); err == nil {
+			rss = benchkit.MiB(hwm)
 		}
 		lat := ""
 		if o.latConns > 0 {
-			lat = fmt.Sprintf(" %s | %s |", fmtDur(time.Duration(a.lp50)), fmtDur(time.Duration(a.lp99)))
+			lat = fmt.Sprintf(" %s | %s |", benchkit.Ms(time.Duration(a.lp50)), benchkit.Ms(time.Duration(a.lp99)))
 		}
-		p("| %s: %s | %s ±%.0f%% | %s | %s |%s %.0f µs | %s |", sc, title(sc), commas(int64(math.Round(a.rps))), spread[sc]/2,
-			fmtDur(time.Duration(a.p50)), fmtDur(time.Duration(a.p99)), lat, a.caddyCPU, rss)
+		p("| %s: %s | %s ±%.0f%% | %s | %s |%s %.0f µs | %s |", sc, title(sc), benchkit.Commas(int64(math.Round(a.rps))), spread[sc]/2,
+			benchkit.Ms(time.Duration(a.p50)), benchkit.Ms(time.Duration(a.p99)), lat, a.caddyCPU, rss)
 	}
 	p("")
 	p("(±: half the spread of req/s between rounds. p50/p99 at -c%d are under saturation, so mostly queueing;", o.connections)
@@ -141,13 +143,13 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 	c, okC := med["C"]
 	if okA && okB {
 		r := bb.rps / a.rps
-		p("| B/A throughput ≥ 0.95 | %.3f | %s |", r, verdict(r >= 0.95))
+		p("| B/A throughput ≥ 0.95 | %.3f | %s |", r, benchkit.Verdict(r >= 0.95))
 		if o.latConns > 0 {
 			d := time.Duration(bb.lp99 - a.lp99)
-			p("| p99 added by the module ≤ 1 ms (-c%d) | %s | %s |", o.latConns, fmtSigned(d), verdict(d <= time.Millisecond))
+			p("| p99 added by the module ≤ 1 ms (-c%d) | %s | %s |", o.latConns, fmtSigned(d), benchkit.Verdict(d <= time.Millisecond))
 		}
 		d := time.Duration(bb.p99 - a.p99)
-		p("| p99(B) − p99(A) ≤ 1 ms (-c%d, saturated) | %s | %s |", o.connections, fmtSigned(d), verdict(d <= time.Millisecond))
+		p("| p99(B) − p99(A) ≤ 1 ms (-c%d, saturated) | %s | %s |", o.connections, fmtSigned(d), benchkit.Verdict(d <= time.Millisecond))
 	} else {
 		p("| B/A throughput ≥ 0.95 | n/a (needs A and B) | |")
 	}
@@ -157,34 +159,34 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 		if okA {
 			ceiling = fmt.Sprintf(" (A/C = %.2f: the most a free module could reach here)", a.rps/c.rps)
 		}
-		p("| B/C throughput ≥ 2 | %.2f%s | %s |", r, ceiling, verdict(r >= 2))
+		p("| B/C throughput ≥ 2 | %.2f%s | %s |", r, ceiling, benchkit.Verdict(r >= 2))
 	} else {
 		p("| B/C throughput ≥ 2 | n/a (needs B and C) | |")
 	}
 	rb := b.redisB(ms)
 	if okB && rb.d != nil {
-		p("| no Redis reads on the request path in steady state | %s (%.4f/req) | %s |", commas(rb.lookups), rb.perDiagReq(rb.lookups), verdict(rb.lookups == 0))
+		p("| no Redis reads on the request path in steady state | %s (%.4f/req) | %s |", benchkit.Commas(rb.lookups), rb.perDiagReq(rb.lookups), benchkit.Verdict(rb.lookups == 0))
 		switch {
 		case rb.tooSoon > 0:
 			p("| ≤ 1 write per session per refresh_interval | %d sessions written twice within %v | MISSED |", rb.tooSoon, o.refresh)
 		case rb.touches == 0:
 			p("| ≤ 1 write per session per refresh_interval | no refresh seen | n/a |")
 		default:
-			p("| ≤ 1 write per session per refresh_interval | %.2f, shortest gap %s | %s |", rb.writesPerInterval, fmtSecs(rb.minGap), verdict(rb.writesPerInterval <= 1.05))
+			p("| ≤ 1 write per session per refresh_interval | %.2f, shortest gap %s | %s |", rb.writesPerInterval, fmtSecs(rb.minGap), benchkit.Verdict(rb.writesPerInterval <= 1.05))
 		}
 	}
 	if oc := b.open; oc != nil && oc.monitored {
 		work, _ := splitSetup(oc.top)
 		work -= oc.errs["NOSCRIPT"] // the failed EVALSHA before the one-off EVAL
 		n := float64(work) / float64(oc.sessionsCount)
-		p("| opening a session ≤ 2 round trips | %.3f commands | %s |", n, verdict(n <= 2.005))
+		p("| opening a session ≤ 2 round trips | %.3f commands | %s |", n, benchkit.Verdict(n <= 2.005))
 	}
 	p("")
 	p("Local cache size (B): %s", b.cacheLine())
 	if len(b.rssB) > 0 {
 		var parts []string
 		for _, r := range b.rssB {
-			parts = append(parts, fmt.Sprintf("%s %s", r.label, fmtBytes(r.rss)))
+			parts = append(parts, fmt.Sprintf("%s %s", r.label, benchkit.MiB(r.rss)))
 		}
 		p("Caddy B RSS: %s", strings.Join(parts, ", "))
 	}
@@ -202,7 +204,7 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 				reqs += m.redisReqs
 			}
 		}
-		p("Redis during C (%s requests): %.3f commands per request (%s)", commas(reqs), float64(sum(calls))/float64(max(reqs, 1)), perReqList(calls, reqs, 6))
+		p("Redis during C (%s requests): %.3f commands per request (%s)", benchkit.Commas(reqs), float64(sum(calls))/float64(max(reqs, 1)), perReqList(calls, reqs, 6))
 		p("")
 	}
 	if oc := b.open; oc != nil {
@@ -320,9 +322,9 @@ func scriptCalls(m map[string]int64) int64 {
 }
 
 func (b *bench) printRedisB(p func(string, ...any), r redisBSummary) {
-	p("Redis during B, measured runs (INFO commandstats; %d run(s), %s requests):", r.runs, commas(r.reqs))
+	p("Redis during B, measured runs (INFO commandstats; %d run(s), %s requests):", r.runs, benchkit.Commas(r.reqs))
 	total := sum(r.calls)
-	p("  commands: %s = %.4f per request", commas(total), r.perReq(total))
+	p("  commands: %s = %.4f per request", benchkit.Commas(total), r.perReq(total))
 	if total > 0 {
 		byClass := map[string]int64{}
 		for k, v := range r.calls {
@@ -338,18 +340,18 @@ func (b *bench) printRedisB(p func(string, ...any), r redisBSummary) {
 			}
 		}
 		p("    scripts (EVALSHA/EVAL): %s = %.0f/s of load; Redis time %.0f µs per script; all commands %.1f µs of Redis time per request",
-			commas(sc), float64(sc)/max(r.secs, 1), float64(scUsec)/float64(max(sc, 1)), float64(sum(r.usec))/float64(max(r.reqs, 1)))
+			benchkit.Commas(sc), float64(sc)/max(r.secs, 1), float64(scUsec)/float64(max(sc, 1)), float64(sum(r.usec))/float64(max(r.reqs, 1)))
 		if r.runGap > r.refresh {
 			p("    B idles between its runs (a B run starts every %.0f s, refresh_interval %v), so each run starts with every", r.runGap.Seconds(), r.refresh)
 			p("    session due: up to %s refreshes per run, %.0f/s over %.0f s runs, where constant load gives %s/%v = %.0f/s",
-				commas(int64(r.sessions)), float64(r.sessions)/(r.secs/float64(max(r.runs, 1))), r.secs/float64(max(r.runs, 1)),
-				commas(int64(r.sessions)), r.refresh, float64(r.sessions)/r.refresh.Seconds())
+				benchkit.Commas(int64(r.sessions)), float64(r.sessions)/(r.secs/float64(max(r.runs, 1))), r.secs/float64(max(r.runs, 1)),
+				benchkit.Commas(int64(r.sessions)), r.refresh, float64(r.sessions)/r.refresh.Seconds())
 		}
 	}
 	if len(r.errs) == 0 {
 		p("  Redis errors: none")
 	} else {
-		p("  Redis errors (errorstats): %s%s", list(r.errs, 0), errHint(r.errs, b.rs.version))
+		p("  Redis errors (errorstats): %s%s", list(r.errs, 0), errHint(r.errs, b.rs.Version))
 	}
 	p("")
 	d := r.d
@@ -360,17 +362,17 @@ func (b *bench) printRedisB(p func(string, ...any), r redisBSummary) {
 	}
 	top, _ := splitSetup(d.top)
 	p("Redis during B, diagnostic run with MONITOR (%.0f s, -c%d, %s requests; not in the tables, MONITOR costs CPU):",
-		d.dur.Seconds(), b.o.connections, commas(d.w.requests))
-	p("  top-level commands the module sent: %s = %.4f per request", commas(top), r.perDiagReq(top))
+		d.dur.Seconds(), b.o.connections, benchkit.Commas(d.w.requests))
+	p("  top-level commands the module sent: %s = %.4f per request", benchkit.Commas(top), r.perDiagReq(top))
 	if len(d.top) > 0 {
 		p("    %s", list(d.top, 12))
 	}
 	if in := sum(d.inner); in > 0 {
 		p("    run inside those scripts: %s", list(d.inner, 12))
 	}
-	p("  request-path store lookups (seen script = cache miss, GET): %s = %.4f per request", commas(r.lookups), r.perDiagReq(r.lookups))
+	p("  request-path store lookups (seen script = cache miss, GET): %s = %.4f per request", benchkit.Commas(r.lookups), r.perDiagReq(r.lookups))
 	p("  refreshes (touch script, batched off the request path): %s = %.0f/s (constant load: %s sessions / %v = %.0f/s)",
-		commas(r.touches), float64(r.touches)/d.dur.Seconds(), commas(int64(r.sessions)), r.refresh, float64(r.sessions)/r.refresh.Seconds())
+		benchkit.Commas(r.touches), float64(r.touches)/d.dur.Seconds(), benchkit.Commas(int64(r.sessions)), r.refresh, float64(r.sessions)/r.refresh.Seconds())
 	iv := d.dur.Seconds() / r.refresh.Seconds()
 	p("  per session per refresh_interval: refresh writes %.2f; top-level commands %.2f; commandstats commands %.2f",
 		r.writesPerInterval, float64(top)/float64(r.sessions)/iv, float64(sum(d.calls))/float64(r.sessions)/iv)
@@ -386,21 +388,21 @@ func (b *bench) printRedisB(p func(string, ...any), r redisBSummary) {
 		p("  no session was written twice while MONITOR was on (opening and diagnostic run)")
 	}
 	if len(d.errs) > 0 {
-		p("  Redis errors (errorstats): %s%s", list(d.errs, 0), errHint(d.errs, b.rs.version))
+		p("  Redis errors (errorstats): %s%s", list(d.errs, 0), errHint(d.errs, b.rs.Version))
 	}
 	p("")
 }
 
 func (b *bench) printOpen(p func(string, ...any), oc *openCost) {
 	n := float64(oc.sessionsCount)
-	p("Opening %s sessions through B (not measured above): %v, %.0f sessions/s", commas(int64(oc.sessionsCount)), oc.took.Round(10*time.Millisecond), n/oc.took.Seconds())
+	p("Opening %s sessions through B (not measured above): %v, %.0f sessions/s", benchkit.Commas(int64(oc.sessionsCount)), oc.took.Round(10*time.Millisecond), n/oc.took.Seconds())
 	if oc.monitored {
 		work, _ := splitSetup(oc.top)
 		p("  top-level commands per session: %.2f (%s)", float64(work)/n, perReqList(oc.top, int64(oc.sessionsCount), 8))
 	}
 	p("  commandstats commands per session: %.2f (%s)", float64(sum(oc.calls))/n, perReqList(oc.calls, int64(oc.sessionsCount), 10))
 	if len(oc.errs) > 0 {
-		p("  Redis errors (errorstats): %s%s", list(oc.errs, 0), errHint(oc.errs, b.rs.version))
+		p("  Redis errors (errorstats): %s%s", list(oc.errs, 0), errHint(oc.errs, b.rs.Version))
 	}
 	p("")
 }
@@ -411,16 +413,9 @@ func (b *bench) cacheLine() string {
 		return "n/a (B not run)"
 	}
 	if n, field, ok := c.cacheSize(); ok {
-		return fmt.Sprintf("%s entries (admin API GET /sessions/, field %s)", commas(n), field)
+		return fmt.Sprintf("%s entries (admin API GET /sessions/, field %s)", benchkit.Commas(n), field)
 	}
 	return "n/a (the module does not expose it: Tracker.CacheLen has no admin API or metrics field)"
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "ok"
-	}
-	return "MISSED"
 }
 
 func list(m map[string]int64, limit int) string {
@@ -430,7 +425,7 @@ func list(m map[string]int64, limit int) string {
 			parts = append(parts, fmt.Sprintf("... (%d more)", len(m)-limit))
 			break
 		}
-		parts = append(parts, k+" "+commas(m[k]))
+		parts = append(parts, k+" "+benchkit.Commas(m[k]))
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -479,37 +474,12 @@ func fmtMicros(d time.Duration, n int64) string {
 	return fmt.Sprintf("%.1f µs", perReq(d, n))
 }
 
-func fmtDur(d time.Duration) string {
-	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
-}
-
 func fmtSigned(d time.Duration) string {
 	return fmt.Sprintf("%+.2f ms", float64(d)/float64(time.Millisecond))
 }
 
 func fmtSecs(d time.Duration) string {
 	return fmt.Sprintf("%.1f s", d.Seconds())
-}
-
-func fmtBytes(n int64) string {
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-}
-
-func commas(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }
 
 func minMax(xs []float64) (lo, hi float64) {
@@ -522,7 +492,7 @@ func minMax(xs []float64) (lo, hi float64) {
 
 func caddyVersion(b *bench) string {
 	for _, c := range b.caddies {
-		out, err := exec.Command(c.cmd.Path, "version").Output()
+		out, err := exec.Command(c.Cmd.Path, "version").Output()
 		if err == nil {
 			return "caddy " + strings.Fields(string(out) + " ?")[0]
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -88,7 +89,7 @@ func newAuthService(addrs []string, cluster bool) (http.Handler, error) {
 
 // startRole starts the bench binary as a child in role and returns its
 // process and listen address.
-func startRole(e *env, role string, extra ...string) (*proc, string, error) {
+func startRole(e *benchkit.Env, role string, extra ...string) (*benchkit.Proc, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", err
@@ -98,8 +99,8 @@ func startRole(e *env, role string, extra ...string) (*proc, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	logPath := filepath.Join(e.dir, role+".log")
-	p, err := e.start(role, cmd, logPath)
+	logPath := filepath.Join(e.Dir(), role+".log")
+	p, err := e.Start(role, cmd, logPath)
 	if err != nil {
 		return nil, "", err
 	}
@@ -116,12 +117,12 @@ func startRole(e *env, role string, extra ...string) (*proc, string, error) {
 	case r := <-ch:
 		addr, ok := strings.CutPrefix(strings.TrimSpace(r.line), "LISTEN ")
 		if r.err != nil || !ok {
-			p.kill()
-			return nil, "", fmt.Errorf("%s did not start (%v); log:\n%s", role, r.err, p.logTail(3000))
+			p.Kill()
+			return nil, "", fmt.Errorf("%s did not start (%v); log:\n%s", role, r.err, p.LogTail(3000))
 		}
 		return p, addr, nil
 	case <-time.After(15 * time.Second):
-		p.kill()
-		return nil, "", fmt.Errorf("%s did not start within 15s; log:\n%s", role, p.logTail(3000))
+		p.Kill()
+		return nil, "", fmt.Errorf("%s did not start within 15s; log:\n%s", role, p.LogTail(3000))
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 )
 
 // wrkScript cycles through the sessions of the data file (one per line:
@@ -82,7 +84,7 @@ func writeWrkFiles(dir string, sess []session) (script, data string, err error) 
 
 // runWrk runs wrk against url for d. It is started through the env so a
 // ^C stops it too.
-func runWrk(e *env, url, script, data string, threads, conns int, d time.Duration) (wrkResult, error) {
+func runWrk(e *benchkit.Env, url, script, data string, threads, conns int, d time.Duration) (wrkResult, error) {
 	secs := int(math.Ceil(d.Seconds()))
 	if secs < 1 {
 		secs = 1
@@ -94,16 +96,16 @@ func runWrk(e *env, url, script, data string, threads, conns int, d time.Duratio
 	var out bytes.Buffer
 	cmd := exec.Command("wrk", args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	p, err := e.start("wrk", cmd, "")
+	p, err := e.Start("wrk", cmd, "")
 	if err != nil {
 		return wrkResult{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs+30)*time.Second)
 	defer cancel()
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 	case <-ctx.Done():
-		p.kill()
+		p.Kill()
 		return wrkResult{}, fmt.Errorf("wrk did not finish in time:\n%s", out.String())
 	}
 	if !cmd.ProcessState.Success() {

@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
 )
@@ -102,17 +103,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "memory: need -sessions >= -users >= 1, -devices-per-user >= 1, -workers >= 1, 0 <= -close-fraction <= 1, -history >= 0")
 		os.Exit(2)
 	}
-	if _, err := repoRoot(); err != nil {
+	if _, err := benchkit.RepoRoot("tracker/redis.go"); err != nil {
 		fmt.Fprintf(os.Stderr, "memory: %v\n", err)
 		os.Exit(2)
 	}
-	e, err := newEnv(o.keep)
+	e, err := benchkit.NewEnv(progName, o.keep)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "memory: %v\n", err)
 		os.Exit(1)
 	}
 	code, err := run(e, o)
-	e.cleanup()
+	e.Cleanup()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "\nmemory: FAILED: %v\n", err)
 		os.Exit(1)
@@ -123,7 +124,7 @@ func main() {
 // bench is the state of one run.
 type bench struct {
 	o       options
-	rs      *redisSetup
+	rs      *benchkit.Redis
 	st      *tracker.RedisStore
 	keys    *tracker.Keyring
 	agents  []tracker.Agent
@@ -221,7 +222,7 @@ func (b *bench) parallel(name string, n int, fn func(rnd *mrand.ChaCha8, i int) 
 				return
 			case now := <-tick.C:
 				d := done.Load()
-				logf("  %s: %s of %s (%.0f/s now, %.0f/s overall)", name, commas(d), commas(int64(n)),
+				logf("  %s: %s of %s (%.0f/s now, %.0f/s overall)", name, benchkit.Commas(d), benchkit.Commas(int64(n)),
 					float64(d-last)/now.Sub(lastT).Seconds(), float64(d)/now.Sub(t0).Seconds())
 				last, lastT = d, now
 			}
@@ -258,7 +259,7 @@ func (b *bench) parallel(name string, n int, fn func(rnd *mrand.ChaCha8, i int) 
 	wg.Wait()
 	close(stop)
 	p.took = time.Since(t0)
-	p.lat = sortDurations(lat)
+	p.lat = benchkit.SortDurations(lat)
 	return p
 }
 
@@ -276,21 +277,21 @@ func errKind(err error) string {
 	return s
 }
 
-func run(e *env, o options) (int, error) {
+func run(e *benchkit.Env, o options) (int, error) {
 	ctx := context.Background()
 	b := &bench{o: o, started: time.Now()}
-	logf("machine: %s", machine())
+	logf("machine: %s", benchkit.Machine())
 	kind := "standalone redis-server"
 	if o.cluster {
 		kind = "3-master Redis Cluster"
 	}
 	logf("starting %s...", kind)
 	var err error
-	if b.rs, err = startRedis(e, o.cluster, strings.Fields(o.redisArgs)); err != nil {
+	if b.rs, err = benchkit.StartRedis(e, benchkit.RedisOptions{Cluster: o.cluster, Args: strings.Fields(o.redisArgs)}); err != nil {
 		return 1, err
 	}
-	defer b.rs.close()
-	logf("  redis %s at %s", b.rs.version, strings.Join(b.rs.addrs, " "))
+	defer b.rs.Close()
+	logf("  redis %s at %s", b.rs.Version, strings.Join(b.rs.Addrs, " "))
 
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -309,7 +310,7 @@ func run(e *env, o options) (int, error) {
 		b.devIDs[i], _ = b.keys.NewDevice()
 	}
 
-	b.st = tracker.NewRedisStore(b.rs.client(o.workers))
+	b.st = tracker.NewRedisStore(b.rs.Client(o.workers))
 	defer b.st.Close()
 	if err := b.st.LoadScripts(ctx); err != nil {
 		return 1, err
@@ -322,22 +323,22 @@ func run(e *env, o options) (int, error) {
 		go func() { defer wg.Done(); _ = b.st.Ping(ctx) }()
 	}
 	wg.Wait()
-	errs0, err := b.rs.errorStats(ctx)
+	errs0, err := b.rs.ErrorStats(ctx)
 	if err != nil {
 		return 1, err
 	}
-	failed0, err := b.rs.failedCalls(ctx)
+	failed0, err := failedCalls(ctx, b.rs)
 	if err != nil {
 		return 1, err
 	}
-	m0, err := b.rs.memory(ctx)
+	m0, err := b.rs.Memory(ctx)
 	if err != nil {
 		return 1, err
 	}
 
 	// Phase 1: open every session.
 	logf("phase 1: opening %s sessions of %s users (%d devices each) through RedisStore.Seen, %d goroutines...",
-		commas(int64(o.sessions)), commas(int64(o.users)), o.devices, o.workers)
+		benchkit.Commas(int64(o.sessions)), benchkit.Commas(int64(o.users)), o.devices, o.workers)
 	sids := make([]string, o.sessions)
 	p1 := b.parallel("open", o.sessions, func(rnd *mrand.ChaCha8, i int) error {
 		u := i % o.users
@@ -349,7 +350,7 @@ func run(e *env, o options) (int, error) {
 	if p1.errs > 0 {
 		return 1, fmt.Errorf("phase 1: %d of %d Seen calls failed; first: %v; by kind: %v", p1.errs, p1.n, p1.first, p1.errKind)
 	}
-	m1, err := b.rs.memory(ctx)
+	m1, err := b.rs.Memory(ctx)
 	if err != nil {
 		return 1, err
 	}
@@ -370,7 +371,7 @@ func run(e *env, o options) (int, error) {
 			closeIdx = append(closeIdx, i)
 		}
 	}
-	logf("phase 2: ending %s of them (logout) through RedisStore.EndSession...", commas(int64(len(closeIdx))))
+	logf("phase 2: ending %s of them (logout) through RedisStore.EndSession...", benchkit.Commas(int64(len(closeIdx))))
 	p2 := b.parallel("end", len(closeIdx), func(_ *mrand.ChaCha8, k int) error {
 		i := closeIdx[k]
 		return b.end(ctx, i%o.users, sids[i])
@@ -381,7 +382,7 @@ func run(e *env, o options) (int, error) {
 	if p2.errs > 0 {
 		return 1, fmt.Errorf("phase 2: %d of %d EndSession calls failed; first: %v; by kind: %v", p2.errs, p2.n, p2.first, p2.errKind)
 	}
-	m2, err := b.rs.memory(ctx)
+	m2, err := b.rs.Memory(ctx)
 	if err != nil {
 		return 1, err
 	}
@@ -390,7 +391,7 @@ func run(e *env, o options) (int, error) {
 	var p3a, p3b phase
 	m3a, m3b := m2, m2
 	if o.history > 0 {
-		logf("phase 3: %s more sessions for existing users on their existing devices: open, measure, end, measure...", commas(int64(o.history)))
+		logf("phase 3: %s more sessions for existing users on their existing devices: open, measure, end, measure...", benchkit.Commas(int64(o.history)))
 		hs := make([]string, o.history)
 		p3a = b.parallel("history open", o.history, func(rnd *mrand.ChaCha8, k int) error {
 			sid, err := b.open(ctx, rnd, k%o.users, k%o.devices)
@@ -400,7 +401,7 @@ func run(e *env, o options) (int, error) {
 		if p3a.errs > 0 {
 			return 1, fmt.Errorf("phase 3: %d Seen calls failed; first: %v", p3a.errs, p3a.first)
 		}
-		if m3a, err = b.rs.memory(ctx); err != nil {
+		if m3a, err = b.rs.Memory(ctx); err != nil {
 			return 1, err
 		}
 		p3b = b.parallel("history end", o.history, func(_ *mrand.ChaCha8, k int) error {
@@ -409,7 +410,7 @@ func run(e *env, o options) (int, error) {
 		if p3b.errs > 0 {
 			return 1, fmt.Errorf("phase 3: %d EndSession calls failed; first: %v", p3b.errs, p3b.first)
 		}
-		if m3b, err = b.rs.memory(ctx); err != nil {
+		if m3b, err = b.rs.Memory(ctx); err != nil {
 			return 1, err
 		}
 	}
@@ -441,17 +442,17 @@ func run(e *env, o options) (int, error) {
 		return 1, err
 	}
 
-	errs1, err := b.rs.errorStats(ctx)
+	errs1, err := b.rs.ErrorStats(ctx)
 	if err != nil {
 		return 1, err
 	}
-	failed1, err := b.rs.failedCalls(ctx)
+	failed1, err := failedCalls(ctx, b.rs)
 	if err != nil {
 		return 1, err
 	}
 	r := results{o: o, b: b, m0: m0, m1: m1, m2: m2, m3a: m3a, m3b: m3b, p1: p1, p2: p2, p3a: p3a, p3b: p3b,
 		nClosed: len(closeIdx), bd1: breakdown1, bd2: breakdown2, sample: sample, big: big,
-		listAll: listAll, listActive: listActive, usersPage: usersPage, redisErrs: diff(errs1, errs0), failed: diff(failed1, failed0)}
+		listAll: listAll, listActive: listActive, usersPage: usersPage, redisErrs: benchkit.Diff(errs1, errs0), failed: benchkit.Diff(failed1, failed0)}
 	missed := r.print(os.Stdout)
 	if len(r.redisErrs) > 0 {
 		return 1, fmt.Errorf("redis counted errors during the run: %v", r.redisErrs)
@@ -460,16 +461,6 @@ func run(e *env, o options) (int, error) {
 		return 3, nil
 	}
 	return 0, nil
-}
-
-func diff(after, before map[string]int64) map[string]int64 {
-	out := map[string]int64{}
-	for k, v := range after {
-		if d := v - before[k]; d != 0 {
-			out[k] = d
-		}
-	}
-	return out
 }
 
 // ---------------------------------------------------------------------------
@@ -647,7 +638,7 @@ func (b *bench) timeLists(ctx context.Context, state string) (timed, error) {
 		got += len(list)
 	}
 	t.note = fmt.Sprintf("%.1f sessions per answer", float64(got)/float64(max(1, len(t.lat))))
-	t.lat = sortDurations(t.lat)
+	t.lat = benchkit.SortDurations(t.lat)
 	return t, nil
 }
 
@@ -669,8 +660,8 @@ func (b *bench) timeUsers(ctx context.Context) (timed, error) {
 			return t, fmt.Errorf("users list: %d users on the page, total %d; want %d and %d", len(list), total, min(50, len(b.users)), len(b.users))
 		}
 	}
-	t.note = fmt.Sprintf("total %s users", commas(int64(len(b.users))))
-	t.lat = sortDurations(t.lat)
+	t.note = fmt.Sprintf("total %s users", benchkit.Commas(int64(len(b.users))))
+	t.lat = benchkit.SortDurations(t.lat)
 	return t, nil
 }
 
@@ -680,8 +671,8 @@ func (b *bench) timeUsers(ctx context.Context) (timed, error) {
 type results struct {
 	o                 options
 	b                 *bench
-	m0, m1, m2        memReading
-	m3a, m3b          memReading
+	m0, m1, m2        benchkit.MemReading
+	m3a, m3b          benchkit.MemReading
 	p1, p2, p3a, p3b  phase
 	nClosed           int
 	bd1, bd2          breakdown
@@ -709,10 +700,10 @@ func (r results) print(w io.Writer) int {
 	}
 	p("")
 	p("== caddy-sessions: Redis memory and read latency (issue 5) ==")
-	p("machine:  %s", machine())
-	p("redis:    %s (%s), started by this program, no persistence%s", r.b.rs.version, kind, map[bool]string{true: "; extra args: " + o.redisArgs, false: ""}[o.redisArgs != ""])
+	p("machine:  %s", benchkit.Machine())
+	p("redis:    %s (%s), started by this program, no persistence%s", r.b.rs.Version, kind, map[bool]string{true: "; extra args: " + o.redisArgs, false: ""}[o.redisArgs != ""])
 	p("data:     %s sessions of %s users (%.1f per user), %d devices per user, realm %q, written with tracker.RedisStore.Seen",
-		commas(int64(o.sessions)), commas(int64(o.users)), float64(o.sessions)/float64(o.users), o.devices, realm)
+		benchkit.Commas(int64(o.sessions)), benchkit.Commas(int64(o.users)), float64(o.sessions)/float64(o.users), o.devices, realm)
 	p("          (the module's store code, one call per session as on a cache miss: EVALSHA seen + GET token binding + ZADD/PEXPIRE of the")
 	p("          realm's users index in one pipeline), %d goroutines; policy idle 30m, retention 90d, refresh 30s, revoke hold 90d;", o.workers)
 	p("          sessions carry IP, device id, parsed user agent (tracker.ParseAgent of %d real UAs), a city-level location;", len(userAgents))
@@ -726,47 +717,47 @@ func (r results) print(w io.Writer) int {
 		if ph.n == 0 {
 			continue
 		}
-		p("| %s | %s | %.1f s | %.0f | %s | %s | %d |", ph.name, commas(int64(ph.n)), ph.took.Seconds(), ph.rate(),
-			ms(quantile(ph.lat, .5)), ms(quantile(ph.lat, .99)), ph.errs)
+		p("| %s | %s | %.1f s | %.0f | %s | %s | %d |", ph.name, benchkit.Commas(int64(ph.n)), ph.took.Seconds(), ph.rate(),
+			benchkit.Ms(benchkit.Quantile(ph.lat, .5)), benchkit.Ms(benchkit.Quantile(ph.lat, .99)), ph.errs)
 	}
 	p("(latency is per call with %d calls in flight: Redis queueing included)", o.workers)
 	p("")
 
-	active := per(r.m1.data()-r.m0.data(), o.sessions)
-	closeDelta := per(r.m2.data()-r.m1.data(), r.nClosed)
-	histActive := per(r.m3a.data()-r.m2.data(), o.history)
-	histClosed := per(r.m3b.data()-r.m2.data(), o.history)
+	active := per(r.m1.Data()-r.m0.Data(), o.sessions)
+	closeDelta := per(r.m2.Data()-r.m1.Data(), r.nClosed)
+	histActive := per(r.m3a.Data()-r.m2.Data(), o.history)
+	histClosed := per(r.m3b.Data()-r.m2.Data(), o.history)
 	p("Redis memory (INFO memory summed over the servers, each reading after MEMORY PURGE; \"data\" is used_memory minus")
 	p("mem_clients_normal, the connections' query/output buffers, which vary with the load and are not data):")
 	p("| reading | used_memory | client buffers | data | dataset | keys |")
 	p("|---|---:|---:|---:|---:|---:|")
 	for _, x := range []struct {
 		l string
-		m memReading
-	}{{"0 empty (scripts loaded, connections open)", r.m0}, {fmt.Sprintf("1 after opening %s sessions", commas(int64(o.sessions))), r.m1},
-		{fmt.Sprintf("2 after ending %s of them", commas(int64(r.nClosed))), r.m2}} {
-		p("| %s | %s | %s | %s | %s | %s |", x.l, mib(x.m.used), mib(x.m.clients), mib(x.m.data()), mib(x.m.dataset), commas(x.m.keys))
+		m benchkit.MemReading
+	}{{"0 empty (scripts loaded, connections open)", r.m0}, {fmt.Sprintf("1 after opening %s sessions", benchkit.Commas(int64(o.sessions))), r.m1},
+		{fmt.Sprintf("2 after ending %s of them", benchkit.Commas(int64(r.nClosed))), r.m2}} {
+		p("| %s | %s | %s | %s | %s | %s |", x.l, benchkit.MiB(x.m.Used), benchkit.MiB(x.m.Clients), benchkit.MiB(x.m.Data()), benchkit.MiB(x.m.Dataset), benchkit.Commas(x.m.Keys))
 	}
 	if o.history > 0 {
-		p("| 3a after opening %s more (existing users and devices) | %s | %s | %s | %s | %s |", commas(int64(o.history)), mib(r.m3a.used), mib(r.m3a.clients), mib(r.m3a.data()), mib(r.m3a.dataset), commas(r.m3a.keys))
-		p("| 3b after ending those | %s | %s | %s | %s | %s |", mib(r.m3b.used), mib(r.m3b.clients), mib(r.m3b.data()), mib(r.m3b.dataset), commas(r.m3b.keys))
+		p("| 3a after opening %s more (existing users and devices) | %s | %s | %s | %s | %s |", benchkit.Commas(int64(o.history)), benchkit.MiB(r.m3a.Used), benchkit.MiB(r.m3a.Clients), benchkit.MiB(r.m3a.Data()), benchkit.MiB(r.m3a.Dataset), benchkit.Commas(r.m3a.Keys))
+		p("| 3b after ending those | %s | %s | %s | %s | %s |", benchkit.MiB(r.m3b.Used), benchkit.MiB(r.m3b.Clients), benchkit.MiB(r.m3b.Data()), benchkit.MiB(r.m3b.Dataset), benchkit.Commas(r.m3b.Keys))
 	}
 	p("")
-	perD := func(a, b memReading, n int) float64 { return per(a.dataset-b.dataset, n) }
+	perD := func(a, b benchkit.MemReading, n int) float64 { return per(a.Dataset-b.Dataset, n) }
 	p("| per ... | bytes (data) | bytes (dataset) | method |")
 	p("|---|---:|---:|---|")
 	p("| active session, all-in | %.0f | %.0f | (1 − 0) / %s sessions: includes each session's share of its user's keys (meta, devices, IPs, key and TTL overhead) and of the realm's users index |",
-		active, perD(r.m1, r.m0, o.sessions), commas(int64(o.sessions)))
+		active, perD(r.m1, r.m0, o.sessions), benchkit.Commas(int64(o.sessions)))
 	if r.nClosed > 0 {
 		p("| change when a session ends | %+.0f | %+.0f | (2 − 1) / %s ended: it leaves the active set and the token map; its record grows by the end time and reason |",
-			closeDelta, perD(r.m2, r.m1, r.nClosed), commas(int64(r.nClosed)))
+			closeDelta, perD(r.m2, r.m1, r.nClosed), benchkit.Commas(int64(r.nClosed)))
 		p("| session after it ended, all-in | %.0f | %.0f | the two rows above added: what a closed session costs when its user has nothing else |",
 			active+closeDelta, perD(r.m1, r.m0, o.sessions)+perD(r.m2, r.m1, r.nClosed))
 	}
 	if o.history > 0 {
-		p("| extra active session of an existing user | %.0f | %.0f | (3a − 2) / %s: marginal, no new user or device |", histActive, perD(r.m3a, r.m2, o.history), commas(int64(o.history)))
+		p("| extra active session of an existing user | %.0f | %.0f | (3a − 2) / %s: marginal, no new user or device |", histActive, perD(r.m3a, r.m2, o.history), benchkit.Commas(int64(o.history)))
 		p("| **closed-session history entry** | %.0f | %.0f | (3b − 2) / %s: marginal cost of one more closed session in a user's history (record + history index) |",
-			histClosed, perD(r.m3b, r.m2, o.history), commas(int64(o.history)))
+			histClosed, perD(r.m3b, r.m2, o.history), benchkit.Commas(int64(o.history)))
 	}
 	p("(dataset is used_memory minus all of Redis's own overhead: main dict and expires entries, client buffers, replication and")
 	p("cluster structures; the targets are judged on data, which keeps the per-key overhead in)")
@@ -781,7 +772,7 @@ func (r results) print(w io.Writer) int {
 				continue
 			}
 			p("| cs:{u}:%s | %s | %d%% | %.1f | %s | %s | %.0f |", k.suffix, suffixMeaning[k.suffix], 100*k.present/bd.sampled, k.length, encs(k.encs),
-				commas(k.bytes), k.perUserB/sessionsPerUser)
+				benchkit.Commas(k.bytes), k.perUserB/sessionsPerUser)
 		}
 		var missing []string
 		for _, k := range bd.kinds {
@@ -789,7 +780,7 @@ func (r results) print(w io.Writer) int {
 				missing = append(missing, k.suffix)
 			}
 		}
-		p("| sum per user | | | | | %s | %.0f |", commas(bd.perUser), float64(bd.perUser)/sessionsPerUser)
+		p("| sum per user | | | | | %s | %.0f |", benchkit.Commas(bd.perUser), float64(bd.perUser)/sessionsPerUser)
 		if len(missing) > 0 {
 			p("(no key of: %s)", strings.Join(missing, ", "))
 		}
@@ -801,7 +792,7 @@ func (r results) print(w io.Writer) int {
 	printBreakdown(fmt.Sprintf("After phases 2 and 3 (%.1f sessions per user, %.1f of them active)", total2, float64(o.sessions-r.nClosed)/float64(o.users)), r.bd2, total2)
 	sumKeys := float64(r.bd1.perUser)*float64(o.users) + float64(bigBytes(r.big))
 	p("Phase 1: sum of MEMORY USAGE over all keys (extrapolated from the sample) %s of the %s data growth; the rest (%s) is Redis's",
-		mib(int64(sumKeys)), mib(r.m1.data()-r.m0.data()), mib(r.m1.data()-r.m0.data()-int64(sumKeys)))
+		benchkit.MiB(int64(sumKeys)), benchkit.MiB(r.m1.Data()-r.m0.Data()), benchkit.MiB(r.m1.Data()-r.m0.Data()-int64(sumKeys)))
 	p("per-key bookkeeping outside MEMORY USAGE (expires dict entries%s) and allocator rounding.", map[bool]string{true: ", cluster slot-to-key links", false: ""}[o.cluster])
 	p("")
 
@@ -809,7 +800,7 @@ func (r results) print(w io.Writer) int {
 	p("| key | type | encoding | length | bytes (MEMORY USAGE) | TTL |")
 	p("|---|---|---|---:|---:|---:|")
 	for _, k := range r.sample {
-		p("| %s | %s | %s | %d | %s | %.0f d |", k.key, k.typ, k.enc, k.length, commas(k.bytes), k.ttl.Hours()/24)
+		p("| %s | %s | %s | %d | %s | %.0f d |", k.key, k.typ, k.enc, k.length, benchkit.Commas(k.bytes), k.ttl.Hours()/24)
 	}
 	p("")
 	p("Realm-wide keys:")
@@ -820,10 +811,10 @@ func (r results) print(w io.Writer) int {
 		if k.ttl > 0 {
 			ttl = fmt.Sprintf("%.0f d", k.ttl.Hours()/24)
 		}
-		p("| %s | %s | %s | %s | %s | %s |", k.key, k.typ, k.enc, commas(k.length), commas(k.bytes), ttl)
+		p("| %s | %s | %s | %s | %s | %s |", k.key, k.typ, k.enc, benchkit.Commas(k.length), benchkit.Commas(k.bytes), ttl)
 	}
 	p("Key count: %s after phase 1 (%.2f per user), %s at the end; encoding thresholds: hash-max-listpack-value and zset-max-listpack-value",
-		commas(r.m1.keys), float64(r.m1.keys)/float64(o.users), commas(r.m3b.keys))
+		benchkit.Commas(r.m1.Keys), float64(r.m1.Keys)/float64(o.users), benchkit.Commas(r.m3b.Keys))
 	p("are 64 bytes by default, so a hash holding one session or device record (a few hundred bytes of JSON) is a hashtable, not a listpack.")
 	p("")
 
@@ -835,12 +826,12 @@ func (r results) print(w io.Writer) int {
 		if t.budget {
 			note += fmt.Sprintf("; STOPPED by the %v budget after %d of %d calls", o.listBudget, len(t.lat), t.want)
 		}
-		p("| %s | %d | %s | %s | %s | %s | %s |", t.what, len(t.lat), ms(quantile(t.lat, .5)), ms(quantile(t.lat, .9)),
-			ms(quantile(t.lat, .99)), ms(quantile(t.lat, 1)), note)
+		p("| %s | %d | %s | %s | %s | %s | %s |", t.what, len(t.lat), benchkit.Ms(benchkit.Quantile(t.lat, .5)), benchkit.Ms(benchkit.Quantile(t.lat, .9)),
+			benchkit.Ms(benchkit.Quantile(t.lat, .99)), benchkit.Ms(benchkit.Quantile(t.lat, 1)), note)
 	}
 	p("")
 
-	p("Errors: Go side %d; Redis errorstats during the run: %s; failed calls by command: %s", r.p1.errs+r.p2.errs+r.p3a.errs+r.p3b.errs, fmtErrs(r.redisErrs), fmtErrs(r.failed))
+	p("Errors: Go side %d; Redis errorstats during the run: %s; failed calls by command: %s", r.p1.errs+r.p2.errs+r.p3a.errs+r.p3b.errs, benchkit.FormatCounts(r.redisErrs), benchkit.FormatCounts(r.failed))
 	if o.cluster {
 		p("CROSSSLOT: %d (every call above went through the cluster client; any CROSSSLOT would also have failed the run)", r.redisErrs["CROSSSLOT"])
 	}
@@ -851,7 +842,7 @@ func (r results) print(w io.Writer) int {
 		if !ok {
 			missed++
 		}
-		p("| %s | %s | %s |", name, got, verdict(ok))
+		p("| %s | %s | %s |", name, got, benchkit.Verdict(ok))
 	}
 	p("| Target | Measured | Verdict |")
 	p("|---|---:|---|")
@@ -861,8 +852,8 @@ func (r results) print(w io.Writer) int {
 	} else if r.nClosed > 0 {
 		p("| ≤ 400 B per closed-session history entry | n/a (-history 0) | |")
 	}
-	check("listing one user's sessions p99 ≤ 5 ms (state=all)", quantile(r.listAll.lat, .99) <= 5*time.Millisecond, ms(quantile(r.listAll.lat, .99)))
-	check("users list first page p99 ≤ 5 ms", quantile(r.usersPage.lat, .99) <= 5*time.Millisecond && !r.usersPage.budget, ms(quantile(r.usersPage.lat, .99)))
+	check("listing one user's sessions p99 ≤ 5 ms (state=all)", benchkit.Quantile(r.listAll.lat, .99) <= 5*time.Millisecond, benchkit.Ms(benchkit.Quantile(r.listAll.lat, .99)))
+	check("users list first page p99 ≤ 5 ms", benchkit.Quantile(r.usersPage.lat, .99) <= 5*time.Millisecond && !r.usersPage.budget, benchkit.Ms(benchkit.Quantile(r.usersPage.lat, .99)))
 	if o.cluster {
 		check("no CROSSSLOT errors (cluster)", r.redisErrs["CROSSSLOT"] == 0, fmt.Sprint(r.redisErrs["CROSSSLOT"]))
 	}
@@ -893,17 +884,5 @@ func encs(m map[string]int) string {
 			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 		}
 	}
-	return strings.Join(parts, ", ")
-}
-
-func fmtErrs(m map[string]int64) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	var parts []string
-	for k, v := range m {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
-	}
-	sort.Strings(parts)
 	return strings.Join(parts, ", ")
 }

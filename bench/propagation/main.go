@@ -26,11 +26,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 )
 
 const progName = "propagation"
@@ -64,18 +65,18 @@ func main() {
 	if o.seed == 0 {
 		o.seed = mrand.Uint64()
 	}
-	repo, err := repoRoot()
+	repo, err := benchkit.RepoRoot("tracker/redis.go")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "propagation: %v\n", err)
 		os.Exit(2)
 	}
-	e, err := newEnv(o.keep)
+	e, err := benchkit.NewEnv(progName, o.keep)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "propagation: %v\n", err)
 		os.Exit(1)
 	}
 	err = run(e, repo, o)
-	e.cleanup()
+	e.Cleanup()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "\npropagation: FAILED: %v\n", err)
 		os.Exit(1)
@@ -93,20 +94,20 @@ type session struct {
 
 type bench struct {
 	o       options
-	rs      *redisSetup
-	caddies []*caddyProc
+	rs      *benchkit.Redis
+	caddies []*benchkit.Caddy
 	clients []*http.Client // one keep-alive client per instance, for the pollers
 	admins  []*http.Client
 	started time.Time
 }
 
-func run(e *env, repo string, o options) error {
+func run(e *benchkit.Env, repo string, o options) error {
 	ctx := context.Background()
 	b := &bench{o: o, started: time.Now()}
-	logf("machine: %s", machine())
+	logf("machine: %s", benchkit.Machine())
 	logf("building Caddy with the module (go build ./cmd/caddy)...")
 	t0 := time.Now()
-	bin, err := buildCaddy(repo, e.dir)
+	bin, err := benchkit.BuildCaddy(repo, e.Dir())
 	if err != nil {
 		return err
 	}
@@ -117,12 +118,12 @@ func run(e *env, repo string, o options) error {
 		kind = "3-master Redis Cluster"
 	}
 	logf("starting %s...", kind)
-	if b.rs, err = startRedis(e, o.cluster, nil); err != nil {
+	if b.rs, err = benchkit.StartRedis(e, benchkit.RedisOptions{Cluster: o.cluster}); err != nil {
 		return err
 	}
-	defer b.rs.close()
-	logf("  redis %s at %s", b.rs.version, strings.Join(b.rs.addrs, " "))
-	errs0, err := b.rs.errorStats(ctx)
+	defer b.rs.Close()
+	logf("  redis %s at %s", b.rs.Version, strings.Join(b.rs.Addrs, " "))
+	errs0, err := b.rs.ErrorStats(ctx)
 	if err != nil {
 		return err
 	}
@@ -136,19 +137,19 @@ func run(e *env, repo string, o options) error {
 	secret := make([]byte, 24)
 	_, _ = rand.Read(secret)
 	vars := caddyVars{Upstream: up.Addr().String(), Secret: hex.EncodeToString(secret), Realm: realm,
-		Store: "store redis://" + b.rs.addrs[0] + "/0"}
+		Store: "store redis://" + b.rs.Addrs[0] + "/0"}
 	if o.cluster {
-		vars.Store = "store {\n\t\t\taddrs " + strings.Join(b.rs.addrs, " ") + "\n\t\t\tcluster\n\t\t}"
+		vars.Store = "store {\n\t\t\taddrs " + strings.Join(b.rs.Addrs, " ") + "\n\t\t\tcluster\n\t\t}"
 	}
 	for i := range o.instances {
-		c, err := startCaddy(e, bin, fmt.Sprintf("caddy%d", i+1), vars)
+		c, err := benchkit.StartCaddy(e, bin, benchkit.CaddySpec{Name: fmt.Sprintf("caddy%d", i+1), Config: vars.config})
 		if err != nil {
 			return err
 		}
 		b.caddies = append(b.caddies, c)
 		b.clients = append(b.clients, keepAliveClient(4))
 		b.admins = append(b.admins, keepAliveClient(2))
-		logf("  caddy %d at %s, admin %s, pid %d", i+1, c.site, c.admin, c.pid())
+		logf("  caddy %d at %s, admin %s, pid %d", i+1, c.Site, c.Admin, c.PID())
 	}
 
 	if o.cached > 0 {
@@ -168,7 +169,7 @@ func run(e *env, repo string, o options) error {
 	}
 	cacheEntries := make([]int, o.instances)
 	for i, c := range b.caddies {
-		cacheEntries[i], err = c.cacheEntries()
+		cacheEntries[i], err = readCacheEntries(c)
 		if err != nil {
 			return fmt.Errorf("caddy %d: GET /sessions/: %w", i+1, err)
 		}
@@ -196,15 +197,15 @@ func run(e *env, repo string, o options) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for i, c := range b.caddies {
-		if !c.running() {
-			failures = append(failures, fmt.Sprintf("caddy %d exited; log:\n%s", i+1, c.logTail(3000)))
+		if !c.Running() {
+			failures = append(failures, fmt.Sprintf("caddy %d exited; log:\n%s", i+1, c.LogTail(3000)))
 		}
 	}
-	errs1, err := b.rs.errorStats(ctx)
+	errs1, err := b.rs.ErrorStats(ctx)
 	if err != nil {
 		return err
 	}
-	redisErrs := diff(errs1, errs0)
+	redisErrs := benchkit.Diff(errs1, errs0)
 	b.report(os.Stdout, res, failures, cacheEntries, redisErrs)
 	if len(failures) > 0 {
 		return fmt.Errorf("%d trial(s) failed; first: %s", len(failures), failures[0])
@@ -253,7 +254,7 @@ func startUpstream() (net.Listener, error) {
 // get sends one request of s to instance i and returns the status and the
 // response headers.
 func (b *bench) get(client *http.Client, i int, s *session) (int, http.Header, error) {
-	req, _ := http.NewRequest(http.MethodGet, b.caddies[i].site+"/", nil)
+	req, _ := http.NewRequest(http.MethodGet, b.caddies[i].Site+"/", nil)
 	req.Header.Set("Cookie", s.cookieHeader)
 	req.Header.Set("X-User", s.user)
 	req.Header.Set("User-Agent", userAgent)
@@ -319,7 +320,7 @@ func (b *bench) openOne(client *http.Client, user string, warm int) (*session, e
 		return nil, err
 	}
 	if st != http.StatusOK {
-		return nil, fmt.Errorf("opening a session of %s on instance 1: %d; log:\n%s", user, st, b.caddies[0].logTail(2000))
+		return nil, fmt.Errorf("opening a session of %s on instance 1: %d; log:\n%s", user, st, b.caddies[0].LogTail(2000))
 	}
 	s.id = h.Get("X-Session-Id")
 	for _, line := range h.Values("Set-Cookie") {
@@ -476,7 +477,7 @@ func (b *bench) trial(s *session, a int) (trial, error) {
 // adminCall revokes s (DELETE .../sessions/{id}) or blocks its device
 // (PUT .../devices/{id} {"blocked": true}) through instance a's admin API.
 func (b *bench) adminCall(a int, s *session) error {
-	base := b.caddies[a].admin + "/sessions/" + url.PathEscape(realm) + "/users/" + url.PathEscape(s.user)
+	base := b.caddies[a].Admin + "/sessions/" + url.PathEscape(realm) + "/users/" + url.PathEscape(s.user)
 	var req *http.Request
 	if s.revoke {
 		req, _ = http.NewRequest(http.MethodDelete, base+"/sessions/"+url.PathEscape(s.id), nil)
@@ -504,9 +505,9 @@ func (b *bench) adminCall(a int, s *session) error {
 	return nil
 }
 
-func (c *caddyProc) cacheEntries() (int, error) {
+func readCacheEntries(c *benchkit.Caddy) (int, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(c.admin + "/sessions/")
+	resp, err := client.Get(c.Admin + "/sessions/")
 	if err != nil {
 		return 0, err
 	}
@@ -534,9 +535,9 @@ func (b *bench) report(w io.Writer, res []trial, failures []string, cacheEntries
 	}
 	p("")
 	p("== caddy-sessions: propagation of revocations and device blocks between instances (issue 5) ==")
-	p("machine:  %s", machine())
+	p("machine:  %s", benchkit.Machine())
 	p("setup:    %d Caddy processes (same Caddyfile: store redis, secret, realm %q, user {http.request.header.X-User}, session_cookie sid),", o.instances, realm)
-	p("          one Redis %s %s, one upstream; everything on loopback, sharing the cores", b.rs.version, kind)
+	p("          one Redis %s %s, one upstream; everything on loopback, sharing the cores", b.rs.Version, kind)
 	p("sessions: %d, each opened on instance 1 and warmed (2 requests) on every other instance, so all instances had it cached", 2*o.trials)
 	if o.cached > 0 {
 		p("          plus %d extra sessions in every instance's cache", o.cached)
@@ -570,14 +571,14 @@ func (b *bench) report(w io.Writer, res []trial, failures []string, cacheEntries
 		if len(d) == 0 {
 			continue
 		}
-		d, ds, adm, rtt = sortDurations(d), sortDurations(ds), sortDurations(adm), sortDurations(rtt)
+		d, ds, adm, rtt = benchkit.SortDurations(d), benchkit.SortDurations(ds), benchkit.SortDurations(adm), benchkit.SortDurations(rtt)
 		p("%s (%d delays = %d trials x %d other instances):", capital(kindName(revoke)), len(d), len(adm), o.instances-1)
 		p("| measured | n | p50 | p90 | p99 | max |")
 		p("|---|---:|---:|---:|---:|---:|")
-		p("| delay from the admin call's return | %d | %s | %s | %s | %s |", len(d), ms(quantile(d, .5)), ms(quantile(d, .9)), ms(quantile(d, .99)), ms(quantile(d, 1)))
-		p("| delay from the admin call's start | %d | %s | %s | %s | %s |", len(ds), ms(quantile(ds, .5)), ms(quantile(ds, .9)), ms(quantile(ds, .99)), ms(quantile(ds, 1)))
-		p("| the admin call itself | %d | %s | %s | %s | %s |", len(adm), ms(quantile(adm, .5)), ms(quantile(adm, .9)), ms(quantile(adm, .99)), ms(quantile(adm, 1)))
-		p("| one poll answered 200 (round trip, for scale) | %d | %s | %s | %s | %s |", len(rtt), ms(quantile(rtt, .5)), ms(quantile(rtt, .9)), ms(quantile(rtt, .99)), ms(quantile(rtt, 1)))
+		p("| delay from the admin call's return | %d | %s | %s | %s | %s |", len(d), benchkit.Ms(benchkit.Quantile(d, .5)), benchkit.Ms(benchkit.Quantile(d, .9)), benchkit.Ms(benchkit.Quantile(d, .99)), benchkit.Ms(benchkit.Quantile(d, 1)))
+		p("| delay from the admin call's start | %d | %s | %s | %s | %s |", len(ds), benchkit.Ms(benchkit.Quantile(ds, .5)), benchkit.Ms(benchkit.Quantile(ds, .9)), benchkit.Ms(benchkit.Quantile(ds, .99)), benchkit.Ms(benchkit.Quantile(ds, 1)))
+		p("| the admin call itself | %d | %s | %s | %s | %s |", len(adm), benchkit.Ms(benchkit.Quantile(adm, .5)), benchkit.Ms(benchkit.Quantile(adm, .9)), benchkit.Ms(benchkit.Quantile(adm, .99)), benchkit.Ms(benchkit.Quantile(adm, 1)))
+		p("| one poll answered 200 (round trip, for scale) | %d | %s | %s | %s | %s |", len(rtt), benchkit.Ms(benchkit.Quantile(rtt, .5)), benchkit.Ms(benchkit.Quantile(rtt, .9)), benchkit.Ms(benchkit.Quantile(rtt, .99)), benchkit.Ms(benchkit.Quantile(rtt, 1)))
 		p("(%d of %d refusals were received before the admin call had returned; counted as 0 ms from the return)", early, len(d))
 		p("")
 	}
@@ -593,13 +594,13 @@ func (b *bench) report(w io.Writer, res []trial, failures []string, cacheEntries
 				}
 			}
 		}
-		d = sortDurations(d)
-		got := quantile(d, .99)
+		d = benchkit.SortDurations(d)
+		got := benchkit.Quantile(d, .99)
 		ok := len(d) > 0 && got <= 200*time.Millisecond && len(failures) == 0
-		p("| %s reaches the other instances, p99 ≤ 200 ms | %s | %s |", kindName(revoke), ms(got), verdict(ok))
+		p("| %s reaches the other instances, p99 ≤ 200 ms | %s | %s |", kindName(revoke), benchkit.Ms(got), benchkit.Verdict(ok))
 	}
 	p("")
-	p("Redis errorstats during the run: %s (ERR: go-redis sends CLIENT SETINFO on each new connection, which Redis %s refuses; harmless)", fmtErrs(redisErrs), b.rs.version)
+	p("Redis errorstats during the run: %s (ERR: go-redis sends CLIENT SETINFO on each new connection, which Redis %s refuses; harmless)", benchkit.FormatCounts(redisErrs), b.rs.Version)
 	if o.cluster {
 		p("CROSSSLOT: %d", redisErrs["CROSSSLOT"])
 	}
@@ -614,25 +615,3 @@ func (b *bench) report(w io.Writer, res []trial, failures []string, cacheEntries
 }
 
 func capital(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
-
-func diff(after, before map[string]int64) map[string]int64 {
-	out := map[string]int64{}
-	for k, v := range after {
-		if d := v - before[k]; d != 0 {
-			out[k] = d
-		}
-	}
-	return out
-}
-
-func fmtErrs(m map[string]int64) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	var parts []string
-	for k, v := range m {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
-}

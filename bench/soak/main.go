@@ -15,7 +15,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -28,12 +27,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 )
 
 const progName = "soak"
@@ -78,18 +77,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "soak: need -sessions >= 1, -cache-size >= 1, -rate >= 0, -workers >= 1, -duration >= 10s, -sample >= 1s")
 		os.Exit(2)
 	}
-	repo, err := repoRoot()
+	repo, err := benchkit.RepoRoot("tracker/redis.go")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "soak: %v\n", err)
 		os.Exit(2)
 	}
-	e, err := newEnv(o.keep)
+	e, err := benchkit.NewEnv(progName, o.keep)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "soak: %v\n", err)
 		os.Exit(1)
 	}
 	code, err := run(e, repo, o)
-	e.cleanup()
+	e.Cleanup()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "\nsoak: FAILED: %v\n", err)
 		os.Exit(1)
@@ -99,8 +98,8 @@ func main() {
 
 type bench struct {
 	o       options
-	rs      *redisSetup
-	caddy   *caddyProc
+	rs      *benchkit.Redis
+	caddy   *benchkit.Caddy
 	client  *http.Client
 	started time.Time
 
@@ -125,13 +124,13 @@ type sample struct {
 	redisUsed          int64
 }
 
-func run(e *env, repo string, o options) (int, error) {
+func run(e *benchkit.Env, repo string, o options) (int, error) {
 	ctx := context.Background()
 	b := &bench{o: o, started: time.Now()}
-	logf("machine: %s", machine())
+	logf("machine: %s", benchkit.Machine())
 	logf("building Caddy with the module (go build ./cmd/caddy)...")
 	t0 := time.Now()
-	bin, err := buildCaddy(repo, e.dir)
+	bin, err := benchkit.BuildCaddy(repo, e.Dir())
 	if err != nil {
 		return 1, err
 	}
@@ -141,12 +140,12 @@ func run(e *env, repo string, o options) (int, error) {
 		kind = "3-master Redis Cluster"
 	}
 	logf("starting %s...", kind)
-	if b.rs, err = startRedis(e, o.cluster, nil); err != nil {
+	if b.rs, err = benchkit.StartRedis(e, benchkit.RedisOptions{Cluster: o.cluster}); err != nil {
 		return 1, err
 	}
-	defer b.rs.close()
-	logf("  redis %s at %s", b.rs.version, strings.Join(b.rs.addrs, " "))
-	errs0, err := b.rs.errorStats(ctx)
+	defer b.rs.Close()
+	logf("  redis %s at %s", b.rs.Version, strings.Join(b.rs.Addrs, " "))
+	errs0, err := b.rs.ErrorStats(ctx)
 	if err != nil {
 		return 1, err
 	}
@@ -158,14 +157,14 @@ func run(e *env, repo string, o options) (int, error) {
 	secret := make([]byte, 24)
 	_, _ = rand.Read(secret)
 	vars := caddyVars{Upstream: up.Addr().String(), Secret: hex.EncodeToString(secret), Realm: realm, CacheSize: o.cacheSize,
-		Store: "store redis://" + b.rs.addrs[0] + "/0"}
+		Store: "store redis://" + b.rs.Addrs[0] + "/0"}
 	if o.cluster {
-		vars.Store = "store {\n\t\t\taddrs " + strings.Join(b.rs.addrs, " ") + "\n\t\t\tcluster\n\t\t}"
+		vars.Store = "store {\n\t\t\taddrs " + strings.Join(b.rs.Addrs, " ") + "\n\t\t\tcluster\n\t\t}"
 	}
-	if b.caddy, err = startCaddy(e, bin, "caddy-soak", vars); err != nil {
+	if b.caddy, err = benchkit.StartCaddy(e, bin, benchkit.CaddySpec{Name: "caddy-soak", Config: vars.config}); err != nil {
 		return 1, err
 	}
-	logf("  caddy at %s, admin %s, pid %d", b.caddy.site, b.caddy.admin, b.caddy.pid())
+	logf("  caddy at %s, admin %s, pid %d", b.caddy.Site, b.caddy.Admin, b.caddy.PID())
 	b.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		MaxIdleConnsPerHost: o.workers, MaxIdleConns: o.workers, IdleConnTimeout: time.Minute, DisableCompression: true,
 		DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
@@ -190,7 +189,7 @@ func run(e *env, repo string, o options) (int, error) {
 	planned := time.Duration(float64(remaining) / float64(rate) * float64(time.Second))
 	dur := min(planned, o.duration)
 	logf("steady load: %d requests/s for %v (%s sessions; %s of them fit in -duration %v)...", rate, dur.Round(time.Second),
-		commas(int64(remaining)), commas(int64(min(float64(remaining), float64(rate)*o.duration.Seconds()))), o.duration)
+		benchkit.Commas(int64(remaining)), benchkit.Commas(int64(min(float64(remaining), float64(rate)*o.duration.Seconds()))), o.duration)
 	steady := b.steady(ctx, rate, dur, &series)
 	time.Sleep(2 * time.Second) // let the last requests' writes settle
 	final := b.read(ctx, time.Since(steady), "end (2 s after the load)", 0)
@@ -201,14 +200,14 @@ func run(e *env, repo string, o options) (int, error) {
 		b.report(os.Stdout, rate, series, nil)
 		return 1, fmt.Errorf("%d requests failed; first: %v", f, b.firstErr.Load())
 	}
-	if !b.caddy.running() {
-		return 1, fmt.Errorf("caddy exited; log:\n%s", b.caddy.logTail(3000))
+	if !b.caddy.Running() {
+		return 1, fmt.Errorf("caddy exited; log:\n%s", b.caddy.LogTail(3000))
 	}
-	errs1, err := b.rs.errorStats(ctx)
+	errs1, err := b.rs.ErrorStats(ctx)
 	if err != nil {
 		return 1, err
 	}
-	redisErrs := diff(errs1, errs0)
+	redisErrs := benchkit.Diff(errs1, errs0)
 	missed := b.report(os.Stdout, rate, series, redisErrs)
 	if redisErrs["CROSSSLOT"] > 0 {
 		return 1, fmt.Errorf("redis counted %d CROSSSLOT errors", redisErrs["CROSSSLOT"])
@@ -236,7 +235,7 @@ func startUpstream() (net.Listener, error) {
 func (b *bench) one(rnd *mrand.ChaCha8, i int64) {
 	var tok [24]byte
 	_, _ = rnd.Read(tok[:])
-	req, _ := http.NewRequest(http.MethodGet, b.caddy.site+"/", nil)
+	req, _ := http.NewRequest(http.MethodGet, b.caddy.Site+"/", nil)
 	req.Header.Set("Cookie", "sid="+base64.RawURLEncoding.EncodeToString(tok[:]))
 	req.Header.Set("X-User", fmt.Sprintf("soak-user-%07d@example.com", i%int64(b.o.users)))
 	req.Header.Set("User-Agent", userAgents[i%int64(len(userAgents))])
@@ -321,8 +320,8 @@ func (b *bench) steady(ctx context.Context, rate int, d time.Duration, series *[
 				s := b.read(ctx, now.Sub(start), "", float64(b.done.Load()-lastDone)/now.Sub(lastT).Seconds())
 				lastDone, lastT = b.done.Load(), now
 				*series = append(*series, s)
-				logf("  %6.0fs  sent %9s  %6.0f/s  RSS %s  heap %s  cache_entries %s  redis %s", s.at.Seconds(), commas(s.sent), s.rate,
-					mib(s.rss), mib(s.heapAlloc), commas(int64(s.cache)), mib(s.redisUsed))
+				logf("  %6.0fs  sent %9s  %6.0f/s  RSS %s  heap %s  cache_entries %s  redis %s", s.at.Seconds(), benchkit.Commas(s.sent), s.rate,
+					benchkit.MiB(s.rss), benchkit.MiB(s.heapAlloc), benchkit.Commas(int64(s.cache)), benchkit.MiB(s.redisUsed))
 			}
 		}
 	}()
@@ -364,13 +363,13 @@ func (b *bench) steady(ctx context.Context, rate int, d time.Duration, series *[
 // read takes one sample.
 func (b *bench) read(ctx context.Context, at time.Duration, label string, rate float64) sample {
 	s := sample{at: at, label: label, sent: b.next.Load(), rate: rate}
-	s.hwm, s.rss, _ = memStatus(b.caddy.pid())
-	if ms, err := b.caddy.memstats(); err == nil {
+	s.hwm, s.rss, _ = benchkit.MemStatus(b.caddy.PID())
+	if ms, err := readMemstats(b.caddy); err == nil {
 		s.heapAlloc, s.heapSys, s.sys, s.numGC = ms.HeapAlloc, ms.HeapSys, ms.Sys, ms.NumGC
 	}
-	s.cache, _ = b.caddy.cacheEntries()
-	if m, err := b.rs.memory(ctx); err == nil {
-		s.redisUsed = m.used
+	s.cache, _ = readCacheEntries(b.caddy)
+	if m, err := b.rs.Memory(ctx); err == nil {
+		s.redisUsed = m.Used
 	}
 	return s
 }
@@ -379,7 +378,7 @@ func (b *bench) read(ctx context.Context, at time.Duration, label string, rate f
 // reads again: what is live, without GC lag.
 func (b *bench) afterGC(ctx context.Context, at time.Duration) sample {
 	client := &http.Client{Timeout: 30 * time.Second}
-	if resp, err := client.Get(b.caddy.admin + "/debug/pprof/heap?gc=1"); err == nil {
+	if resp, err := client.Get(b.caddy.Admin + "/debug/pprof/heap?gc=1"); err == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
@@ -394,9 +393,9 @@ type memstats struct {
 }
 
 // memstats reads Go's runtime.MemStats from Caddy's admin /debug/vars.
-func (c *caddyProc) memstats() (memstats, error) {
+func readMemstats(c *benchkit.Caddy) (memstats, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(c.admin + "/debug/vars")
+	resp, err := client.Get(c.Admin + "/debug/vars")
 	if err != nil {
 		return memstats{}, err
 	}
@@ -408,9 +407,9 @@ func (c *caddyProc) memstats() (memstats, error) {
 	return v.Memstats, err
 }
 
-func (c *caddyProc) cacheEntries() (int, error) {
+func readCacheEntries(c *benchkit.Caddy) (int, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(c.admin + "/sessions/")
+	resp, err := client.Get(c.Admin + "/sessions/")
 	if err != nil {
 		return 0, err
 	}
@@ -420,36 +419,6 @@ func (c *caddyProc) cacheEntries() (int, error) {
 	}
 	err = json.NewDecoder(resp.Body).Decode(&v)
 	return v.CacheEntries, err
-}
-
-// memStatus returns VmHWM (peak RSS) and VmRSS of pid, in bytes.
-func memStatus(pid int) (hwm, rss int64, err error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		var dst *int64
-		switch k {
-		case "VmHWM":
-			dst = &hwm
-		case "VmRSS":
-			dst = &rss
-		default:
-			continue
-		}
-		if fs := strings.Fields(v); len(fs) >= 1 {
-			n, _ := strconv.ParseInt(fs[0], 10, 64)
-			*dst = n * 1024
-		}
-	}
-	return hwm, rss, sc.Err()
 }
 
 // ---------------------------------------------------------------------------
@@ -466,12 +435,12 @@ func (b *bench) report(w io.Writer, rate int, series []sample, redisErrs map[str
 	sent := b.next.Load()
 	p("")
 	p("== caddy-sessions: Caddy memory while distinct sessions pass through (issue 5) ==")
-	p("machine:  %s", machine())
-	p("setup:    one Caddy (sessions: store redis, user {http.request.header.X-User}, session_cookie sid, cache_size %s) + reverse_proxy", commas(int64(o.cacheSize)))
-	p("          to an in-process upstream; Redis %s %s; load generator in this process; all on loopback, sharing the cores", b.rs.version, kind)
-	p("load:     every request has a new sid cookie and a user header (%s users), so every request opens a session (a Redis", commas(int64(o.users)))
+	p("machine:  %s", benchkit.Machine())
+	p("setup:    one Caddy (sessions: store redis, user {http.request.header.X-User}, session_cookie sid, cache_size %s) + reverse_proxy", benchkit.Commas(int64(o.cacheSize)))
+	p("          to an in-process upstream; Redis %s %s; load generator in this process; all on loopback, sharing the cores", b.rs.Version, kind)
+	p("load:     every request has a new sid cookie and a user header (%s users), so every request opens a session (a Redis", benchkit.Commas(int64(o.users)))
 	p("          round trip on the request path, then a cache entry); steady open-loop rate %d/s with up to %d requests in flight", rate, o.workers)
-	p("sent:     %s sessions (%s answered, %d failed) of the %s asked for", commas(sent), commas(b.done.Load()), b.failed.Load(), commas(int64(o.sessions)))
+	p("sent:     %s sessions (%s answered, %d failed) of the %s asked for", benchkit.Commas(sent), benchkit.Commas(b.done.Load()), b.failed.Load(), benchkit.Commas(int64(o.sessions)))
 	if l := b.late.Load(); l > 0 {
 		p("          the generator found every worker busy %d times (the rate in the series shows what was achieved)", l)
 	}
@@ -487,11 +456,11 @@ func (b *bench) report(w io.Writer, rate int, series []sample, redisErrs map[str
 		if s.rate > 0 {
 			r = fmt.Sprintf("%.0f", s.rate)
 		}
-		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", t, commas(s.sent), r, mib(s.rss), mib(s.heapAlloc), mib(s.heapSys),
-			commas(int64(s.cache)), mib(s.redisUsed), s.label)
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |", t, benchkit.Commas(s.sent), r, benchkit.MiB(s.rss), benchkit.MiB(s.heapAlloc), benchkit.MiB(s.heapSys),
+			benchkit.Commas(int64(s.cache)), benchkit.MiB(s.redisUsed), s.label)
 	}
 	last := series[len(series)-1]
-	p("Caddy peak RSS (VmHWM): %s", mib(last.hwm))
+	p("Caddy peak RSS (VmHWM): %s", benchkit.MiB(last.hwm))
 	p("")
 
 	// Flatness: from the first sample with a full cache on.
@@ -504,7 +473,7 @@ func (b *bench) report(w io.Writer, rate int, series []sample, redisErrs map[str
 	}
 	missed := false
 	if full < 0 {
-		p("The cache never filled (%s entries at most; cache_size %s): the run is too short to judge flatness.", commas(int64(maxCache(series))), commas(int64(o.cacheSize)))
+		p("The cache never filled (%s entries at most; cache_size %s): the run is too short to judge flatness.", benchkit.Commas(int64(maxCache(series))), benchkit.Commas(int64(o.cacheSize)))
 		p("")
 	} else {
 		sf := series[full]
@@ -521,9 +490,9 @@ func (b *bench) report(w io.Writer, rate int, series []sample, redisErrs map[str
 			maxRSS = max(maxRSS, s.rss)
 		}
 		slope := fitSlope(loadSamples) // bytes of RSS per session sent
-		p("Cache full (≥ 99%% of cache_size) at %.0f s, after %s sessions: RSS %s.", sf.at.Seconds(), commas(sf.sent), mib(sf.rss))
+		p("Cache full (≥ 99%% of cache_size) at %.0f s, after %s sessions: RSS %s.", sf.at.Seconds(), benchkit.Commas(sf.sent), benchkit.MiB(sf.rss))
 		p("From then to the end of the load (%s more sessions): RSS %s → %s (max %s), %+.1f%%; least-squares slope %.1f bytes of RSS per session",
-			commas(end.sent-sf.sent), mib(sf.rss), mib(end.rss), mib(maxRSS), 100*float64(end.rss-sf.rss)/float64(sf.rss), slope)
+			benchkit.Commas(end.sent-sf.sent), benchkit.MiB(sf.rss), benchkit.MiB(end.rss), benchkit.MiB(maxRSS), 100*float64(end.rss-sf.rss)/float64(sf.rss), slope)
 		p("(%+.1f MiB per 100,000 sessions).", slope*1e5/(1<<20))
 		target := int64(1000000)
 		growth := float64(end.rss - sf.rss)
@@ -534,33 +503,33 @@ func (b *bench) report(w io.Writer, rate int, series []sample, redisErrs map[str
 			label = "EXTRAPOLATED"
 			secs := float64(target) / float64(rate)
 			p("1,000,000 sessions at %d/s would take %.0f s (%.1f min); this run sent %s. EXTRAPOLATED to 1,000,000 with the slope above",
-				rate, secs, secs/60, commas(sent))
-			p("(a negative slope counts as 0): RSS ≈ %s at 1,000,000 sessions.", mib(end.rss+int64(max(0, slope)*extra)))
+				rate, secs, secs/60, benchkit.Commas(sent))
+			p("(a negative slope counts as 0): RSS ≈ %s at 1,000,000 sessions.", benchkit.MiB(end.rss+int64(max(0, slope)*extra)))
 		}
 		ok := growth <= 0.10*float64(sf.rss)
 		missed = !ok
 		if len(loadSamples) < 10 || end.sent-sf.sent < int64(2*o.cacheSize) {
 			p("WARNING: only %d samples and %s sessions after the cache filled (want at least 10 and 2 x cache_size): the slope is",
-				len(loadSamples), commas(end.sent-sf.sent))
+				len(loadSamples), benchkit.Commas(end.sent-sf.sent))
 			p("mostly the Go heap still growing to its steady size; the extrapolation is not reliable. Run longer (-duration).")
 		}
 		p("")
 		p("| Target | Measured | Verdict |")
 		p("|---|---:|---|")
 		p("| RSS flat once the cache is full: growth from cache-full to 1,000,000 sessions ≤ 10%% of RSS at cache-full | %+.1f MiB (%+.1f%%, %s) | %s |",
-			growth/(1<<20), 100*growth/float64(sf.rss), label, verdict(ok))
-		p("| local cache bounded by cache_size | max %s entries (cache_size %s) | %s |", commas(int64(maxCache(series))), commas(int64(o.cacheSize)), verdict(maxCache(series) <= o.cacheSize))
+			growth/(1<<20), 100*growth/float64(sf.rss), label, benchkit.Verdict(ok))
+		p("| local cache bounded by cache_size | max %s entries (cache_size %s) | %s |", benchkit.Commas(int64(maxCache(series))), benchkit.Commas(int64(o.cacheSize)), benchkit.Verdict(maxCache(series) <= o.cacheSize))
 		p("")
 	}
 	r := series[len(series)-1]
-	if m, err := b.rs.memory(context.Background()); err == nil {
+	if m, err := b.rs.Memory(context.Background()); err == nil {
 		p("Redis at the end: used_memory %s, %s keys, %.0f bytes per session sent (all-in: user keys, devices, realm index)",
-			mib(m.used), commas(m.keys), float64(m.used)/float64(max(1, sent)))
+			benchkit.MiB(m.Used), benchkit.Commas(m.Keys), float64(m.Used)/float64(max(1, sent)))
 	} else {
-		p("Redis at the end: used_memory %s", mib(r.redisUsed))
+		p("Redis at the end: used_memory %s", benchkit.MiB(r.redisUsed))
 	}
 	if redisErrs != nil {
-		p("Redis errorstats during the run: %s (ERR: go-redis sends CLIENT SETINFO on each new connection, which Redis %s refuses; harmless)", fmtErrs(redisErrs), b.rs.version)
+		p("Redis errorstats during the run: %s (ERR: go-redis sends CLIENT SETINFO on each new connection, which Redis %s refuses; harmless)", benchkit.FormatCounts(redisErrs), b.rs.Version)
 		if o.cluster {
 			p("CROSSSLOT: %d", redisErrs["CROSSSLOT"])
 		}
@@ -596,26 +565,4 @@ func fitSlope(s []sample) float64 {
 		return 0
 	}
 	return (n*sxy - sx*sy) / d
-}
-
-func diff(after, before map[string]int64) map[string]int64 {
-	out := map[string]int64{}
-	for k, v := range after {
-		if d := v - before[k]; d != 0 {
-			out[k] = d
-		}
-	}
-	return out
-}
-
-func fmtErrs(m map[string]int64) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	var parts []string
-	for k, v := range m {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
 }

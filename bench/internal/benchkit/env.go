@@ -1,7 +1,8 @@
-package main
-
-// Process and port helpers, copied (trimmed) from bench/procs.go: package
-// main cannot be imported.
+// Package benchkit holds what the bench programs (bench, bench/memory,
+// bench/propagation, bench/soak) share: child processes that never outlive
+// the run, free loopback ports, a redis-server or 3-master cluster of their
+// own, a Caddy built from the repository, and small formatting helpers.
+package benchkit
 
 import (
 	"errors"
@@ -17,46 +18,54 @@ import (
 	"time"
 )
 
-// env owns the temp dir and every child process of one run. All children
-// are killed and the dir removed by cleanup, which runs on normal exit, on
+// Env owns the temp dir and every child process of one run. All children
+// are killed and the dir removed by Cleanup, which runs on normal exit, on
 // error and on SIGINT/SIGTERM. Children also get PDEATHSIG, so a crash of
 // this process (panic, SIGKILL) takes them down too.
-type env struct {
+type Env struct {
+	prog string
 	dir  string
 	keep bool
 
 	mu      sync.Mutex
-	procs   []*proc
+	procs   []*Proc
 	cleaned bool
 }
 
-// proc is one child process.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	log    string
+// Proc is one child process.
+type Proc struct {
+	Name   string
+	Cmd    *exec.Cmd
+	Log    string // log file path; "" when the caller set Stdout/Stderr
 	exited chan struct{}
 }
 
-func newEnv(keep bool) (*env, error) {
-	dir, err := os.MkdirTemp("", "caddy-sessions-"+progName+"-")
+// NewEnv creates the run's temp dir and stops everything on a signal. prog
+// names the program in the temp dir's name and in messages; keep keeps the
+// dir after Cleanup.
+func NewEnv(prog string, keep bool) (*Env, error) {
+	dir, err := os.MkdirTemp("", "caddy-sessions-"+prog+"-")
 	if err != nil {
 		return nil, err
 	}
-	e := &env{dir: dir, keep: keep}
+	e := &Env{prog: prog, dir: dir, keep: keep}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		s := <-sig
-		fmt.Fprintf(os.Stderr, "\n%s: %v: stopping all processes\n", progName, s)
-		e.cleanup()
+		fmt.Fprintf(os.Stderr, "\n%s: %v: stopping all processes\n", prog, s)
+		e.Cleanup()
 		os.Exit(130)
 	}()
 	return e, nil
 }
 
-// cleanup kills every child and removes the temp dir. Safe to call twice.
-func (e *env) cleanup() {
+// Dir is the run's temp dir.
+func (e *Env) Dir() string { return e.dir }
+
+// Cleanup kills every child (SIGKILL: nothing they hold is worth keeping)
+// and removes the temp dir. Safe to call more than once.
+func (e *Env) Cleanup() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.cleaned {
@@ -64,18 +73,18 @@ func (e *env) cleanup() {
 	}
 	e.cleaned = true
 	for i := len(e.procs) - 1; i >= 0; i-- {
-		e.procs[i].kill()
+		e.procs[i].Kill()
 	}
 	if e.keep {
-		fmt.Fprintf(os.Stderr, "%s: kept %s\n", progName, e.dir)
+		fmt.Fprintf(os.Stderr, "%s: kept %s\n", e.prog, e.dir)
 		return
 	}
 	_ = os.RemoveAll(e.dir)
 }
 
-// start starts cmd as a child of the run, logging to logPath unless cmd
+// Start starts cmd as a child of the run, logging to logPath unless cmd
 // already has Stdout/Stderr set.
-func (e *env) start(name string, cmd *exec.Cmd, logPath string) (*proc, error) {
+func (e *Env) Start(name string, cmd *exec.Cmd, logPath string) (*Proc, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.cleaned {
@@ -95,15 +104,17 @@ func (e *env) start(name string, cmd *exec.Cmd, logPath string) (*proc, error) {
 			cmd.Stderr = f
 		}
 	}
+	// Own process group: a ^C in the terminal reaches only this process,
+	// which then stops everything in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	err := spawn(cmd)
 	if logf != nil {
-		_ = logf.Close()
+		_ = logf.Close() // the child holds its own copy
 	}
 	if err != nil {
 		return nil, fmt.Errorf("starting %s (%s): %w", name, cmd.Path, err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
+	p := &Proc{Name: name, Cmd: cmd, Log: logPath, exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		close(p.exited)
@@ -112,7 +123,14 @@ func (e *env) start(name string, cmd *exec.Cmd, logPath string) (*proc, error) {
 	return p, nil
 }
 
-func (p *proc) running() bool {
+// PID is the process id.
+func (p *Proc) PID() int { return p.Cmd.Process.Pid }
+
+// Exited is closed once the process has exited and been waited for.
+func (p *Proc) Exited() <-chan struct{} { return p.exited }
+
+// Running tells whether the process has not exited yet.
+func (p *Proc) Running() bool {
 	select {
 	case <-p.exited:
 		return false
@@ -121,24 +139,32 @@ func (p *proc) running() bool {
 	}
 }
 
-func (p *proc) kill() {
-	if !p.running() {
+// Kill sends SIGKILL and waits up to 5s for the process to exit.
+func (p *Proc) Kill() {
+	if !p.Running() {
 		return
 	}
-	_ = p.cmd.Process.Kill()
+	_ = p.Cmd.Process.Kill()
 	select {
 	case <-p.exited:
 	case <-time.After(5 * time.Second):
 	}
 }
 
-func (p *proc) logTail(n int) string {
-	if p.log == "" {
+// LogTail is the last n bytes of the process log, for error messages.
+func (p *Proc) LogTail(n int) string {
+	if p.Log == "" {
 		return "(no log)"
 	}
-	b, err := os.ReadFile(p.log)
+	return fileTail(p.Log, n)
+}
+
+// fileTail is the last n bytes of the file at path, or a note saying why it
+// cannot be read.
+func fileTail(path string, n int) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", p.log, err)
+		return fmt.Sprintf("(cannot read %s: %v)", path, err)
 	}
 	if len(b) > n {
 		b = b[len(b)-n:]
@@ -147,7 +173,8 @@ func (p *proc) logTail(n int) string {
 }
 
 // spawn forks every child from one goroutine locked to a thread that lives
-// as long as the process: PDEATHSIG fires when the forking thread exits.
+// as long as the process: PDEATHSIG fires when the forking *thread* exits,
+// and the Go runtime may retire threads.
 func spawn(cmd *exec.Cmd) error {
 	spawnOnce.Do(func() {
 		spawnCh = make(chan spawnReq)
@@ -173,9 +200,9 @@ var (
 	spawnCh   chan spawnReq
 )
 
-// freePort is a loopback TCP port that was free a moment ago and that this
+// FreePort is a loopback TCP port that was free a moment ago and that this
 // process has not handed out before.
-func freePort() (int, error) {
+func FreePort() (int, error) {
 	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -1,7 +1,4 @@
-package main
-
-// Redis helpers, copied (trimmed) from bench/redis.go and extended with
-// memory and error readings. Only servers this program started are ever contacted.
+package benchkit
 
 import (
 	"bufio"
@@ -20,48 +17,72 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// redisSetup is the Redis this program started: one standalone server or a
-// 3-master cluster.
-type redisSetup struct {
-	cluster bool
-	addrs   []string
-	procs   []*proc
-	nodes   []*redis.Client // one per server, for INFO, MEMORY, DBSIZE
-	version string
+// RedisOptions say what StartRedis starts.
+type RedisOptions struct {
+	Cluster bool     // a 3-master cluster instead of one standalone server
+	Args    []string // extra redis-server arguments
+	// Identity lets go-redis send CLIENT SETINFO on every new connection
+	// of Nodes and Client. Off, as Redis before 7.2 answers it with an
+	// error (harmless, but it counts in errorstats as ERR and would hide
+	// real errors there).
+	Identity bool
 }
 
-func (r *redisSetup) close() {
-	for _, c := range r.nodes {
+// Redis is the Redis a program started: one standalone server or a
+// 3-master cluster. Only servers the program started are ever contacted.
+type Redis struct {
+	Cluster  bool
+	Addrs    []string
+	Procs    []*Proc
+	Nodes    []*redis.Client // one per server, for INFO and the like
+	Version  string          // redis_version of the first server
+	identity bool
+}
+
+// Close closes the clients in Nodes.
+func (r *Redis) Close() {
+	for _, c := range r.Nodes {
 		_ = c.Close()
 	}
 }
 
-func startRedis(e *env, cluster bool, extra []string) (*redisSetup, error) {
+// Client is a client for the whole setup (cluster-aware when needed).
+func (r *Redis) Client(poolSize int) redis.UniversalClient {
+	if r.Cluster {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: r.Addrs, PoolSize: poolSize, DisableIdentity: !r.identity})
+	}
+	return redis.NewClient(&redis.Options{Addr: r.Addrs[0], PoolSize: poolSize, DisableIdentity: !r.identity})
+}
+
+// StartRedis starts redis-server (and for a cluster redis-cli --cluster
+// create) from PATH as children of e, without persistence, on free
+// loopback ports, and waits until they serve.
+func StartRedis(e *Env, o RedisOptions) (*Redis, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found on PATH (%v); run scripts/install-deps.sh", err)
 	}
-	rs := &redisSetup{cluster: cluster}
+	rs := &Redis{Cluster: o.Cluster, identity: o.Identity}
 	n := 1
-	if cluster {
+	if o.Cluster {
 		n = 3
 		if _, err := exec.LookPath("redis-cli"); err != nil {
 			return nil, fmt.Errorf("redis-cli not found on PATH (needed for -cluster); run scripts/install-deps.sh")
 		}
 	}
 	for i := range n {
-		p, addr, err := startRedisServer(e, bin, fmt.Sprintf("redis%d", i), cluster, extra)
+		p, addr, err := startRedisServer(e, bin, fmt.Sprintf("redis%d", i), o.Cluster, o.Args)
 		if err != nil {
 			return nil, err
 		}
-		rs.procs = append(rs.procs, p)
-		rs.addrs = append(rs.addrs, addr)
-		rs.nodes = append(rs.nodes, redis.NewClient(&redis.Options{Addr: addr, PoolSize: 2, DisableIdentity: true}))
+		rs.Procs = append(rs.Procs, p)
+		rs.Addrs = append(rs.Addrs, addr)
+		rs.Nodes = append(rs.Nodes, redis.NewClient(&redis.Options{Addr: addr, PoolSize: 2, DisableIdentity: !o.Identity}))
 	}
-	if cluster {
+	if o.Cluster {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		args := append([]string{"--cluster", "create"}, rs.addrs...)
+		args := append([]string{"--cluster", "create"}, rs.Addrs...)
 		args = append(args, "--cluster-replicas", "0", "--cluster-yes")
 		out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput()
 		if err != nil {
@@ -71,16 +92,16 @@ func startRedis(e *env, cluster bool, extra []string) (*redisSetup, error) {
 			return nil, err
 		}
 	}
-	info, err := rs.nodes[0].Info(context.Background(), "server").Result()
+	info, err := rs.Nodes[0].Info(context.Background(), "server").Result()
 	if err == nil {
-		rs.version = parseInfo(info)["redis_version"]
+		rs.Version = ParseInfo(info)["redis_version"]
 	}
 	return rs, nil
 }
 
 // startRedisServer starts one redis-server on a free loopback port without
 // persistence, in its own dir under the run's temp dir.
-func startRedisServer(e *env, bin, name string, cluster bool, extra []string) (*proc, string, error) {
+func startRedisServer(e *Env, bin, name string, cluster bool, extra []string) (*Proc, string, error) {
 	dir := filepath.Join(e.dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", err
@@ -92,7 +113,7 @@ func startRedisServer(e *env, bin, name string, cluster bool, extra []string) (*
 		if cluster {
 			port, err = clusterPort()
 		} else {
-			port, err = freePort()
+			port, err = FreePort()
 		}
 		if err != nil {
 			return nil, "", err
@@ -108,22 +129,22 @@ func startRedisServer(e *env, bin, name string, cluster bool, extra []string) (*
 		}
 		args = append(args, extra...)
 		logPath := filepath.Join(dir, "redis.log")
-		p, err := e.start(name, exec.Command(bin, args...), logPath)
+		p, err := e.Start(name, exec.Command(bin, args...), logPath)
 		if err != nil {
 			return nil, "", err
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			if !p.running() {
-				lastErr = fmt.Errorf("redis-server %s exited during startup; log %s:\n%s", addr, logPath, p.logTail(3000))
+			if !p.Running() {
+				lastErr = fmt.Errorf("redis-server %s exited during startup; log %s:\n%s", addr, logPath, p.LogTail(3000))
 				break
 			}
 			if pingRaw(addr) == nil {
 				return p, addr, nil
 			}
 			if time.Now().After(deadline) {
-				p.kill()
-				return nil, "", fmt.Errorf("redis-server %s did not answer PING within 10s; log:\n%s", addr, p.logTail(3000))
+				p.Kill()
+				return nil, "", fmt.Errorf("redis-server %s did not answer PING within 10s; log:\n%s", addr, p.LogTail(3000))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -134,7 +155,8 @@ func startRedisServer(e *env, bin, name string, cluster bool, extra []string) (*
 	return nil, "", lastErr
 }
 
-// clusterPort is a port p with p and its bus port p+10000 free.
+// clusterPort is a port p with p and its bus port p+10000 free, from
+// [20000,30000) so the bus port stays below 65536.
 func clusterPort() (int, error) {
 	for range 200 {
 		p := 20000 + rand.IntN(10000)
@@ -165,7 +187,7 @@ func pingRaw(addr string) error {
 	return nil
 }
 
-func (r *redisSetup) waitClusterReady(ctx context.Context) error {
+func (r *Redis) waitClusterReady(ctx context.Context) error {
 	want := map[string]string{
 		"cluster_state": "ok", "cluster_slots_assigned": "16384", "cluster_slots_ok": "16384",
 		"cluster_known_nodes": "3", "cluster_size": "3",
@@ -173,16 +195,16 @@ func (r *redisSetup) waitClusterReady(ctx context.Context) error {
 	for {
 		var problem error
 	nodes:
-		for i, n := range r.nodes {
+		for i, n := range r.Nodes {
 			info, err := n.ClusterInfo(ctx).Result()
 			if err != nil {
-				problem = fmt.Errorf("CLUSTER INFO on %s: %w", r.addrs[i], err)
+				problem = fmt.Errorf("CLUSTER INFO on %s: %w", r.Addrs[i], err)
 				break
 			}
-			got := parseInfo(info)
+			got := ParseInfo(info)
 			for k, v := range want {
 				if got[k] != v {
-					problem = fmt.Errorf("%s: %s=%q, want %q", r.addrs[i], k, got[k], v)
+					problem = fmt.Errorf("%s: %s=%q, want %q", r.Addrs[i], k, got[k], v)
 					break nodes
 				}
 			}
@@ -198,7 +220,8 @@ func (r *redisSetup) waitClusterReady(ctx context.Context) error {
 	}
 }
 
-func parseInfo(info string) map[string]string {
+// ParseInfo splits an INFO reply into its "key:value" lines.
+func ParseInfo(info string) map[string]string {
 	m := map[string]string{}
 	for _, line := range strings.Split(info, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
@@ -208,7 +231,9 @@ func parseInfo(info string) map[string]string {
 	return m
 }
 
-func infoField(v, name string) int64 {
+// InfoField is the integer field name of an INFO value like
+// "calls=3,usec=12"; 0 if missing.
+func InfoField(v, name string) int64 {
 	for _, kv := range strings.Split(v, ",") {
 		if k, val, ok := strings.Cut(kv, "="); ok && k == name {
 			n, _ := strconv.ParseInt(val, 10, 64)
@@ -218,49 +243,56 @@ func infoField(v, name string) int64 {
 	return 0
 }
 
-// memReading is INFO memory summed over the servers, taken after MEMORY
+// MemReading is INFO memory summed over the servers, taken after MEMORY
 // PURGE (jemalloc returns dirty pages; used_memory itself counts what Redis
 // allocated, so PURGE mostly steadies used_memory_rss).
-type memReading struct {
-	used, dataset, rss, overhead int64
-	keys                         int64
+type MemReading struct {
+	Used, Dataset, RSS, Overhead int64
+	Clients                      int64 // mem_clients_normal: connections' buffers
+	Keys                         int64 // DBSIZE
 }
 
-func (r *redisSetup) memory(ctx context.Context) (memReading, error) {
-	var m memReading
-	for i, n := range r.nodes {
+// Data is used_memory without the connections' buffers, which come and go
+// with the load and are no data.
+func (m MemReading) Data() int64 { return m.Used - m.Clients }
+
+// Memory reads INFO memory and DBSIZE of every server, after MEMORY PURGE.
+func (r *Redis) Memory(ctx context.Context) (MemReading, error) {
+	var m MemReading
+	for i, n := range r.Nodes {
 		_ = n.Do(ctx, "MEMORY", "PURGE").Err() // best effort (jemalloc only)
 		info, err := n.Info(ctx, "memory").Result()
 		if err != nil {
-			return m, fmt.Errorf("INFO memory on %s: %w", r.addrs[i], err)
+			return m, fmt.Errorf("INFO memory on %s: %w", r.Addrs[i], err)
 		}
-		p := parseInfo(info)
+		p := ParseInfo(info)
 		atoi := func(k string) int64 { v, _ := strconv.ParseInt(p[k], 10, 64); return v }
-		m.used += atoi("used_memory")
-		m.dataset += atoi("used_memory_dataset")
-		m.rss += atoi("used_memory_rss")
-		m.overhead += atoi("used_memory_overhead")
+		m.Used += atoi("used_memory")
+		m.Dataset += atoi("used_memory_dataset")
+		m.RSS += atoi("used_memory_rss")
+		m.Overhead += atoi("used_memory_overhead")
+		m.Clients += atoi("mem_clients_normal")
 		k, err := n.DBSize(ctx).Result()
 		if err != nil {
-			return m, fmt.Errorf("DBSIZE on %s: %w", r.addrs[i], err)
+			return m, fmt.Errorf("DBSIZE on %s: %w", r.Addrs[i], err)
 		}
-		m.keys += k
+		m.Keys += k
 	}
 	return m, nil
 }
 
-// errorStats is INFO errorstats summed over the servers: error prefix ->
+// ErrorStats is INFO errorstats summed over the servers: error prefix ->
 // count (CROSSSLOT, NOSCRIPT, ERR, ...).
-func (r *redisSetup) errorStats(ctx context.Context) (map[string]int64, error) {
+func (r *Redis) ErrorStats(ctx context.Context) (map[string]int64, error) {
 	out := map[string]int64{}
-	for i, n := range r.nodes {
+	for i, n := range r.Nodes {
 		info, err := n.Info(ctx, "errorstats").Result()
 		if err != nil {
-			return nil, fmt.Errorf("INFO errorstats on %s: %w", r.addrs[i], err)
+			return nil, fmt.Errorf("INFO errorstats on %s: %w", r.Addrs[i], err)
 		}
-		for k, v := range parseInfo(info) {
+		for k, v := range ParseInfo(info) {
 			if name, ok := strings.CutPrefix(k, "errorstat_"); ok {
-				out[name] += infoField(v, "count")
+				out[name] += InfoField(v, "count")
 			}
 		}
 	}
