@@ -124,11 +124,21 @@ func material(id ident, user, dev string) string {
 }
 
 func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, id ident) error {
-	dev, devValid := h.deviceFor(r, id, id.user)
-	res, err := h.tracker.Observe(r.Context(), tracker.Request{
-		Realm: id.realm, Token: material(id, id.user, dev), User: id.user, IP: id.ip, UserAgent: id.ua, DeviceID: dev,
-		DeviceMinted: !devValid && id.token != "", Path: r.URL.Path, Consent: h.consent(repl),
-	})
+	req := tracker.Request{
+		Realm: id.realm, User: id.user, IP: id.ip, UserAgent: id.ua, Path: r.URL.Path, Consent: h.consent(repl),
+	}
+	devValid := true
+	if id.token != "" {
+		// The tracker checks the device cookie, against its cache first.
+		req.Token = id.token
+		_, req.DeviceCookie, _ = cookieValue(r, h.DeviceCookie, false)
+	} else {
+		// The device is part of the token: it must be known first.
+		req.DeviceID, devValid = h.deviceFor(r, id, id.user)
+		req.Token = material(id, id.user, req.DeviceID)
+	}
+	res, err := h.tracker.Observe(r.Context(), req)
+	devValid = devValid && !res.DeviceMinted
 	if err != nil {
 		clearPlaceholders(repl)
 		if h.FailClosed {
@@ -164,7 +174,7 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	case cw.newValue != "" && cw.newValue != id.token:
 		// The app rotated its session id mid-session (privilege change):
 		// the new token carries on for the same user.
-		h.login(r, repl, id, res.User, cw.newValue, dev)
+		h.login(r, repl, id, res.User, cw.newValue, res.DeviceID)
 		h.end(id, res.User, id.token, tracker.EndReplaced)
 	}
 	return err

@@ -23,6 +23,9 @@ type entry struct {
 	limited bool
 	// tz is the time zone the session's days are counted in.
 	tz *time.Location
+	// deviceCookie is the device's signed cookie value, so a request
+	// carrying it needs no verification.
+	deviceCookie string
 	// anonymous entries remember a token bound to no user.
 	anonymous bool
 	vars      Vars

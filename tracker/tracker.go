@@ -98,6 +98,10 @@ type Request struct {
 	// carried no valid device cookie: a known session keeps its device,
 	// and Result.DeviceID says which one to issue the cookie for.
 	DeviceMinted bool
+	// DeviceCookie, with DeviceID empty, is the raw device cookie for the
+	// tracker to resolve (see resolveDevice); Result.DeviceMinted then
+	// says whether a new cookie must be issued.
+	DeviceCookie string
 	// Path and Consent feed the extended activity trail: the path is
 	// kept only when the trail is on and Consent is set.
 	Path    string
@@ -117,6 +121,8 @@ type Result struct {
 	Reason  string
 	// DeviceID is the device the request counts on.
 	DeviceID string
+	// DeviceMinted: the request had no valid device cookie.
+	DeviceMinted bool
 	// Vars are User, SessionID and DeviceID boxed once per session, so
 	// that setting them as placeholders allocates nothing per request.
 	Vars Vars
@@ -224,12 +230,42 @@ func (t *Tracker) resync() { t.cache.removeIf(func(*entry) bool { return true })
 func (t *Tracker) Observe(ctx context.Context, r Request) (Result, error) {
 	key := t.cfg.Keys.TokenKey(r.Realm, r.Token)
 	now := t.now()
-	if e := t.cache.get(key); e != nil && now.UnixNano() < e.expires {
+	e := t.cache.get(key)
+	if e != nil && now.UnixNano() >= e.expires {
+		e = nil
+	}
+	if e != nil && e.anonymous && r.User == "" {
+		return Result{}, nil
+	}
+	if r.DeviceID == "" {
+		r = t.resolveDevice(e, r)
+	}
+	if e != nil {
 		if res, ok := t.fromCache(e, r, now); ok {
+			res.DeviceMinted = r.DeviceMinted
 			return res, nil
 		}
 	}
-	return t.observeStore(ctx, key, r, now, false)
+	res, err := t.observeStore(ctx, key, r, now, false)
+	res.DeviceMinted = r.DeviceMinted
+	return res, err
+}
+
+// resolveDevice reads Request.DeviceCookie: the cookie this token's cached
+// entry was last seen with needs no second HMAC on the request path;
+// another is verified; a missing or invalid one gets a new device id.
+func (t *Tracker) resolveDevice(e *entry, r Request) Request {
+	if r.DeviceCookie != "" && e != nil && r.DeviceCookie == e.deviceCookie {
+		r.DeviceID = e.deviceID
+		return r
+	}
+	if id, ok := t.cfg.Keys.VerifyDevice(r.DeviceCookie); ok {
+		r.DeviceID = id
+		return r
+	}
+	r.DeviceID, _ = t.cfg.Keys.NewDevice()
+	r.DeviceMinted = true
+	return r
 }
 
 // fromCache answers from a cached entry when nothing has changed.
@@ -349,7 +385,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 		res.DeviceID = r.DeviceID
 	}
 	e := &entry{key: key, tokenHash: th, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: res.DeviceID,
-		tz:      tz,
+		tz: tz, deviceCookie: t.cfg.Keys.DeviceCookie(res.DeviceID),
 		expires: now.Add(t.cfg.Policy.Idle).UnixNano(),
 		vars:    Vars{User: user, Session: res.SessionID, Device: res.DeviceID}}
 	e.lastSeen.Store(now.UnixNano())
