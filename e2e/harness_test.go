@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,6 +155,7 @@ type Caddy struct {
 	dir                 string // home, data and config live below
 	cfgPath             string
 	logPath             string
+	json                bool // cfgPath is JSON, not a Caddyfile
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -227,12 +227,16 @@ func (c *Caddy) start() error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(logf, "### e2e: %s run --config %s --adapter caddyfile\n", caddyBin, c.cfgPath)
-	cmd := exec.Command(caddyBin, "run", "--config", c.cfgPath, "--adapter", "caddyfile")
+	args := []string{"run", "--config", c.cfgPath}
+	if !c.json {
+		args = append(args, "--adapter", "caddyfile")
+	}
+	fmt.Fprintf(logf, "### e2e: %s %s\n", caddyBin, strings.Join(args, " "))
+	cmd := exec.Command(caddyBin, args...)
 	cmd.Dir = c.dir
 	cmd.Env = c.env()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	err = startProcess(cmd)
+	err = redistest.StartProcess(cmd)
 	_ = logf.Close()
 	if err != nil {
 		return err
@@ -509,36 +513,6 @@ func (c *Caddy) Revoke(t testing.TB, realm, user, id string) apiSession {
 	c.adminJSON(t, http.MethodDelete, "/sessions/"+url.PathEscape(realm)+"/users/"+url.PathEscape(user)+"/sessions/"+url.PathEscape(id), http.StatusOK, &s)
 	return s
 }
-
-// startProcess starts cmd so that on Linux the child is SIGKILLed when the
-// test binary dies even if cleanups never run. Pdeathsig fires when the
-// forking *thread* exits, so every child is forked from one goroutine locked
-// to a thread that lives as long as the process.
-func startProcess(cmd *exec.Cmd) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	spawnOnce.Do(func() {
-		spawnCh = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread() // never unlocked: keeps the thread alive
-			for r := range spawnCh {
-				r.done <- r.cmd.Start()
-			}
-		}()
-	})
-	r := spawnReq{cmd: cmd, done: make(chan error, 1)}
-	spawnCh <- r
-	return <-r.done
-}
-
-type spawnReq struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-var (
-	spawnOnce sync.Once
-	spawnCh   chan spawnReq
-)
 
 // ---------------------------------------------------------------------------
 // Admin API wire format (decoded independently of the tracker package)
@@ -1079,7 +1053,7 @@ func startCaddyJSON(t testing.TB, cfg string, edit func(map[string]any)) *Caddy 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Caddy{t: t, dir: dir}
+	c := &Caddy{t: t, dir: dir, json: true}
 	c.logPath = filepath.Join(c.dir, "caddy.log")
 	c.cfgPath = filepath.Join(c.dir, "caddy.json")
 	for _, d := range []string{"home", "data", "config"} {
@@ -1106,7 +1080,7 @@ func startCaddyJSON(t testing.TB, cfg string, edit func(map[string]any)) *Caddy 
 		if err = os.WriteFile(c.cfgPath, js, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err = c.startJSON(); err == nil {
+		if err = c.start(); err == nil {
 			return c
 		}
 		if !strings.Contains(c.LogTail(4000), "address already in use") {
@@ -1115,56 +1089,6 @@ func startCaddyJSON(t testing.TB, cfg string, edit func(map[string]any)) *Caddy 
 	}
 	t.Fatalf("starting caddy: %v\n--- JSON ---\n%s\n--- log tail ---\n%s", err, js, c.LogTail(6000))
 	return nil
-}
-
-// startJSON is start for `caddy run --config <json>`.
-func (c *Caddy) startJSON() error {
-	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(logf, "### e2e: %s run --config %s\n", caddyBin, c.cfgPath)
-	cmd := exec.Command(caddyBin, "run", "--config", c.cfgPath)
-	cmd.Dir = c.dir
-	cmd.Env = c.env()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	err = startProcess(cmd)
-	_ = logf.Close()
-	if err != nil {
-		return err
-	}
-	exited := make(chan struct{})
-	c.mu.Lock()
-	c.cmd, c.exited, c.state = cmd, exited, nil
-	c.mu.Unlock()
-	go func() {
-		_ = cmd.Wait()
-		c.mu.Lock()
-		c.state = cmd.ProcessState
-		c.mu.Unlock()
-		close(exited)
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	hc := &http.Client{Timeout: time.Second}
-	for {
-		select {
-		case <-exited:
-			return fmt.Errorf("caddy exited during startup (%v)", cmd.ProcessState)
-		default:
-		}
-		resp, err := hc.Get(c.Site + "/")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			hc.CloseIdleConnections()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			c.kill()
-			return fmt.Errorf("site %s did not answer within 20s: %v", c.Site, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 // redisKeyDump is every key of a Redis (all masters of a cluster) with its

@@ -281,7 +281,7 @@ func (s *Server) spawnLocked() error {
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	err = startProcess(cmd)
+	err = StartProcess(cmd)
 	_ = logf.Close() // the child holds its own copy of the fd
 	if err != nil {
 		return fmt.Errorf("exec %s: %w", s.bin, err)
@@ -519,13 +519,14 @@ func scanAll(ctx context.Context, c *redis.Client, pattern string) ([]string, er
 	return keys, iter.Err()
 }
 
-// startProcess starts cmd so that, where the OS supports it (Linux
-// PDEATHSIG), redis-server is SIGKILLed when the test binary dies even if
+// StartProcess starts cmd so that, where the OS supports it (Linux
+// PDEATHSIG), the child (redis-server, or any other a test starts) is
+// SIGKILLed when the test binary dies even if
 // tb.Cleanup never runs (panic, -timeout, ^C). The kernel sends that signal
 // when the *thread* that forked the child exits, and the Go runtime may retire
 // threads, so all children are forked from one goroutine locked to a thread
 // that lives as long as the process.
-func startProcess(cmd *exec.Cmd) error {
+func StartProcess(cmd *exec.Cmd) error {
 	attr := &syscall.SysProcAttr{}
 	// Pdeathsig only exists on some platforms; setting it via reflection
 	// keeps this package a single portable file.
