@@ -71,3 +71,7 @@ func realmSettingsKey(realm string) string {
 
 // tokenKey binds a session token hash (already realm-specific) to its user.
 func tokenKey(tokenHash string) string { return keyPrefix + "t:" + tokenHash }
+
+// agentKey and locationKey hold shared descriptions (descriptions.go).
+func agentKey(ref string) string    { return keyPrefix + "a:" + ref }
+func locationKey(ref string) string { return keyPrefix + "l:" + ref }

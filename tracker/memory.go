@@ -150,7 +150,9 @@ func (u *memUser) trim(now time.Time, p Policy, cutDay string) {
 	}
 }
 
-func (u *memUser) touchDevice(id string, now time.Time, ip string) bool {
+// touchDevice mirrors touch_device: given nd (the device as this request
+// describes it), the device takes its agent and location.
+func (u *memUser) touchDevice(id string, now time.Time, ip string, nd *Device) bool {
 	d := u.Devs[id]
 	if d == nil {
 		return false
@@ -158,6 +160,14 @@ func (u *memUser) touchDevice(id string, now time.Time, ip string) bool {
 	d.LastSeen = now
 	if ip != "" {
 		d.LastIP = ip
+	}
+	if nd != nil {
+		if nd.Agent != (Agent{}) {
+			d.Agent = nd.Agent
+		}
+		if ref, _ := locationDesc(nd.Location); ref != "" {
+			d.Location = nd.Location
+		}
 	}
 	return true
 }
@@ -261,7 +271,7 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 		return violation(restrict.PolicyDevices, l, n+1, sid)
 	}
 	useDevice := func() {
-		if !u.touchDevice(devID, now, req.New.IP) {
+		if !u.touchDevice(devID, now, req.New.IP, req.Device) {
 			d := *req.Device
 			d.ID, d.User, d.FirstSeen, d.LastSeen = devID, req.User, now, now
 			u.Devs[d.ID] = &d
@@ -299,7 +309,11 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 					if s.ipKey != "" {
 						u.IPs[s.ipKey] = now
 					}
-					u.touchDevice(s.DeviceID, s.LastSeen, req.New.IP)
+					var nd *Device
+					if devID == s.DeviceID {
+						nd = req.Device
+					}
+					u.touchDevice(s.DeviceID, s.LastSeen, req.New.IP, nd)
 					m.touched(u, now, p)
 					m.realmUser(req.Realm, req.User, now)
 				}
@@ -413,7 +427,7 @@ func (m *MemoryStore) Touch(_ context.Context, touches []Touch) []TouchResult {
 			if s.ipKey != "" {
 				u.IPs[s.ipKey] = now
 			}
-			u.touchDevice(s.DeviceID, now, "")
+			u.touchDevice(s.DeviceID, now, "", nil)
 			m.touched(u, now, t.Policy)
 			m.realmUser(t.Realm, t.User, now)
 		}

@@ -46,6 +46,9 @@ type Session struct {
 	tokenHash string
 	ipKey     string
 	day       string
+	// agentRef and locRef name the shared descriptions a Redis record
+	// refers to (descriptions.go); resolved into Agent and Location.
+	agentRef, locRef string
 }
 
 // Active reports whether the session has not ended.
@@ -108,4 +111,6 @@ type Device struct {
 	LastIP    string    `json:"last_ip"`
 	Location  Location  `json:"location"`
 	Blocked   bool      `json:"blocked"`
+
+	agentRef, locRef string
 }

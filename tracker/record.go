@@ -65,6 +65,31 @@ const (
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
+// field is one position of a record and where it is decoded to.
+type field struct {
+	i   int
+	dst any
+}
+
+func unmarshalFields(rec []json.RawMessage, what string, fields []field) error {
+	for _, f := range fields {
+		if err := json.Unmarshal(rec[f.i], f.dst); err != nil {
+			return fmt.Errorf("decoding %s field %d: %w", what, f.i, err)
+		}
+	}
+	return nil
+}
+
+// setTimes sets a session's times from a record's milliseconds.
+func (s *Session) setTimes(started, last, ended float64) {
+	s.StartedAt = fromMS(int64(started))
+	s.LastSeen = fromMS(int64(last))
+	if ended != 0 {
+		t := fromMS(int64(ended))
+		s.EndedAt = &t
+	}
+}
+
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 
 func encodeSession(s *Session) string {
@@ -96,37 +121,19 @@ func decodeSession(raw, realm, user string) (*Session, error) {
 	}
 	s := &Session{Realm: realm, User: user}
 	var started, last, ended float64
-	strs := []struct {
-		i   int
-		dst *string
-	}{
+	if err := unmarshalFields(rec, "session", []field{
 		{sID, &s.ID}, {sReason, &s.EndReason}, {sIP, &s.IP}, {sDevice, &s.DeviceID}, {sToken, &s.tokenHash},
 		{sBrowser, &s.Agent.Browser}, {sBrowserVersion, &s.Agent.BrowserVersion}, {sOS, &s.Agent.OS},
 		{sOSVersion, &s.Agent.OSVersion}, {sDeviceFamily, &s.Agent.DeviceFamily}, {sDeviceType, &s.Agent.DeviceType},
 		{sCity, &s.Location.City}, {sRegion, &s.Location.Region}, {sCountry, &s.Location.Country},
 		{sCountryCode, &s.Location.CountryCode}, {sTimeZone, &s.Location.TimeZone}, {sIPKey, &s.ipKey}, {sDay, &s.day},
-	}
-	for _, f := range strs {
-		if err := json.Unmarshal(rec[f.i], f.dst); err != nil {
-			return nil, fmt.Errorf("decoding session field %d: %w", f.i, err)
-		}
-	}
-	for _, f := range []struct {
-		i   int
-		dst *float64
-	}{{sStarted, &started}, {sLastSeen, &last}, {sEnded, &ended}} {
-		if err := json.Unmarshal(rec[f.i], f.dst); err != nil {
-			return nil, fmt.Errorf("decoding session field %d: %w", f.i, err)
-		}
+		{sStarted, &started}, {sLastSeen, &last}, {sEnded, &ended},
+	}); err != nil {
+		return nil, err
 	}
 	_ = json.Unmarshal(rec[sLatitude], &s.Location.Latitude)
 	_ = json.Unmarshal(rec[sLongitude], &s.Location.Longitude)
-	s.StartedAt = fromMS(int64(started))
-	s.LastSeen = fromMS(int64(last))
-	if ended != 0 {
-		t := fromMS(int64(ended))
-		s.EndedAt = &t
-	}
+	s.setTimes(started, last, ended)
 	return s, nil
 }
 
@@ -155,19 +162,14 @@ func decodeDevice(raw, user string) (*Device, error) {
 	d := &Device{User: user}
 	var first, last float64
 	var blocked int
-	for _, f := range []struct {
-		i   int
-		dst any
-	}{
+	if err := unmarshalFields(rec, "device", []field{
 		{dID, &d.ID}, {dFirstSeen, &first}, {dLastSeen, &last}, {dBlocked, &blocked}, {dLastIP, &d.LastIP},
 		{dBrowser, &d.Agent.Browser}, {dBrowserVersion, &d.Agent.BrowserVersion}, {dOS, &d.Agent.OS},
 		{dOSVersion, &d.Agent.OSVersion}, {dDeviceFamily, &d.Agent.DeviceFamily}, {dDeviceType, &d.Agent.DeviceType},
 		{dCity, &d.Location.City}, {dRegion, &d.Location.Region}, {dCountry, &d.Location.Country},
 		{dCountryCode, &d.Location.CountryCode}, {dTimeZone, &d.Location.TimeZone},
-	} {
-		if err := json.Unmarshal(rec[f.i], f.dst); err != nil {
-			return nil, fmt.Errorf("decoding device field %d: %w", f.i, err)
-		}
+	}); err != nil {
+		return nil, err
 	}
 	d.FirstSeen, d.LastSeen, d.Blocked = fromMS(int64(first)), fromMS(int64(last)), blocked != 0
 	return d, nil
@@ -230,4 +232,126 @@ func decodeTrail(raw string) []TrailEntry {
 		out = append(out, TrailEntry{Time: fromMS(int64(at)), Path: path})
 	}
 	return out
+}
+
+// The Redis store writes a compact layout (v2): a record leaves out its id
+// (the hash field holds it) and refers to its agent and location by the
+// reference of a shared description (descriptions.go), which thousands of
+// sessions have in common. Positions 1–8 are those of the first layout, so
+// the scripts read both; records of the first layout (21 or 23 fields) are
+// still read.
+const (
+	sStoredIPKey = sToken + 1 + iota
+	sStoredDay
+	sStoredAgent
+	sStoredLoc
+	storedSessionFields
+)
+
+// sameIP in a stored session's IP key means "the IP itself", which is what
+// max_ips counts unless ip_prefix is set.
+const sameIP = "="
+
+const (
+	dStoredAgent = dLastIP + 1 + iota
+	dStoredLoc
+	storedDeviceFields
+)
+
+// encodeStoredSession writes s in the Redis layout; s.agentRef and s.locRef
+// must be set.
+func encodeStoredSession(s *Session) string {
+	var ended int64
+	if s.EndedAt != nil {
+		ended = ms(*s.EndedAt)
+	}
+	ipKey := s.ipKey
+	if ipKey != "" && ipKey == s.IP {
+		ipKey = sameIP
+	}
+	rec := [storedSessionFields]any{
+		"", ms(s.StartedAt), ms(s.LastSeen), ended, s.EndReason, s.IP, s.DeviceID, s.tokenHash,
+		ipKey, s.day, s.agentRef, s.locRef,
+	}
+	b, _ := json.Marshal(rec)
+	return string(b)
+}
+
+// decodeStoredSession reads a Redis session record whose hash field is id.
+// Agent and Location stay empty until the references are resolved.
+func decodeStoredSession(raw, id, realm, user string) (*Session, error) {
+	var rec []json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return nil, fmt.Errorf("decoding session record: %w", err)
+	}
+	if len(rec) != storedSessionFields {
+		s, err := decodeSession(raw, realm, user)
+		if err != nil {
+			return nil, err
+		}
+		if s.ID == "" {
+			s.ID = id
+		}
+		if s.ipKey == sameIP { // the scripts write it into old records too
+			s.ipKey = s.IP
+		}
+		return s, nil
+	}
+	s := &Session{Realm: realm, User: user}
+	var started, last, ended float64
+	if err := unmarshalFields(rec, "session", []field{
+		{sID, &s.ID}, {sStarted, &started}, {sLastSeen, &last}, {sEnded, &ended}, {sReason, &s.EndReason},
+		{sIP, &s.IP}, {sDevice, &s.DeviceID}, {sToken, &s.tokenHash}, {sStoredIPKey, &s.ipKey},
+		{sStoredDay, &s.day}, {sStoredAgent, &s.agentRef}, {sStoredLoc, &s.locRef},
+	}); err != nil {
+		return nil, err
+	}
+	if s.ID == "" {
+		s.ID = id
+	}
+	if s.ipKey == sameIP {
+		s.ipKey = s.IP
+	}
+	s.setTimes(started, last, ended)
+	return s, nil
+}
+
+// encodeStoredDevice writes d in the Redis layout; d.agentRef and d.locRef
+// must be set.
+func encodeStoredDevice(d *Device) string {
+	blocked := 0
+	if d.Blocked {
+		blocked = 1
+	}
+	b, _ := json.Marshal([storedDeviceFields]any{"", ms(d.FirstSeen), ms(d.LastSeen), blocked, d.LastIP, d.agentRef, d.locRef})
+	return string(b)
+}
+
+// decodeStoredDevice reads a Redis device record whose hash field is id.
+func decodeStoredDevice(raw, id, user string) (*Device, error) {
+	var rec []json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return nil, fmt.Errorf("decoding device record: %w", err)
+	}
+	if len(rec) != storedDeviceFields {
+		d, err := decodeDevice(raw, user)
+		if err == nil && d.ID == "" {
+			d.ID = id
+		}
+		return d, err
+	}
+	d := &Device{User: user}
+	var first, last float64
+	var blocked int
+	if err := unmarshalFields(rec, "device", []field{
+		{dID, &d.ID}, {dFirstSeen, &first}, {dLastSeen, &last}, {dBlocked, &blocked}, {dLastIP, &d.LastIP},
+		{dStoredAgent, &d.agentRef}, {dStoredLoc, &d.locRef},
+	}); err != nil {
+		return nil, err
+	}
+	if d.ID == "" {
+		d.ID = id
+	}
+	d.FirstSeen, d.LastSeen, d.Blocked = fromMS(int64(first)), fromMS(int64(last)), blocked != 0
+	return d, nil
 }

@@ -42,7 +42,8 @@ var (
 // keys of one user share a hash tag, and each change is one Lua script on
 // that slot; see keys.go for the layout.
 type RedisStore struct {
-	rdb redis.UniversalClient
+	rdb  redis.UniversalClient
+	desc descCache
 
 	mu     sync.Mutex
 	subs   map[int]subscriber
@@ -89,16 +90,18 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 	}
 	req.New.tokenHash, req.New.ipKey = req.TokenHash, req.IPKey
 	keys := k.all()
+	// One round trip: the descriptions, the token's binding, the script
+	// and the realm's users index go in one pipeline (to each node
+	// concerned, at once).
+	pipe := s.rdb.Pipeline()
+	s.describe(ctx, pipe, req.New, req.Device, req.Policy.Retention)
 	args := []any{
 		now, msArg(req.Policy.Idle), msArg(req.Policy.Retention), msArg(req.Policy.Refresh),
-		req.TokenHash, req.New.ID, encodeSession(req.New), req.Device.ID, encodeDevice(req.Device),
+		req.TokenHash, req.New.ID, encodeStoredSession(req.New), req.Device.ID, encodeStoredDevice(req.Device),
 		mode, req.User, req.Realm, msArg(req.Policy.RevokeHold), req.New.IP,
 		limitsArg(req.Limits), req.IPKey, req.New.Location.String(),
 		daysOrEmpty(req.Activity.Days), req.Activity.Path, req.Activity.TrailLen, boolArg(!req.DeviceMinted),
 	}
-	// One round trip: the script, the token's binding and the realm's
-	// users index go in one pipeline (to each node concerned, at once).
-	pipe := s.rdb.Pipeline()
 	var bind *redis.StringCmd
 	if req.CheckToken {
 		bind = pipe.Get(ctx, tokenKey(req.TokenHash))
@@ -132,13 +135,17 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 	nclosed := int(num(vals[7]))
 	for i, v := range vals[8:] {
 		if i < nclosed {
-			if c, err := decodeSession(str(v), req.Realm, req.User); err == nil {
+			if c, err := decodeStoredSession(str(v), "", req.Realm, req.User); err == nil {
 				res.Closed = append(res.Closed, c)
 			}
 		} else if vi, err := decodeViolation(str(v), req.User); err == nil {
 			res.Violations = append(res.Violations, vi)
 		}
 	}
+	// Closing a session here is rare (a login replacing one, idle ones,
+	// evictions): describing them costs a round trip only then, and
+	// none when the descriptions are cached.
+	s.resolve(ctx, res.Closed, nil)
 	// The realm indexes are outside the user's slot, so not in the script;
 	// a lost update only delays the user in the admin users list.
 	if len(res.Violations) > 0 {
@@ -181,6 +188,7 @@ func (s *RedisStore) Touch(ctx context.Context, touches []Touch) []TouchResult {
 		_, _ = pipe.Exec(ctx)
 	}
 	users := map[string][]redis.Z{} // realm -> members: one ZADD per realm
+	renew := map[string]struct{}{}
 	for i, c := range cmds {
 		vals, err := c.Slice()
 		if err != nil {
@@ -196,7 +204,20 @@ func (s *RedisStore) Touch(ctx context.Context, touches []Touch) []TouchResult {
 		}
 		t := touches[i]
 		users[t.Realm] = append(users[t.Realm], redis.Z{Score: float64(ms(t.Now)), Member: t.User})
+		// A session that passed another day since its start names its
+		// descriptions (and its device's), to keep them alive.
+		// The reply is {'active', agent, location, device agent, device location}.
+		for j, v := range vals[1:] {
+			if r := str(v); r != "" {
+				kind := "a:"
+				if j%2 == 1 {
+					kind = "l:"
+				}
+				renew[kind+r] = struct{}{}
+			}
+		}
 	}
+	s.renewDescriptions(ctx, renew, touches[0].Policy.Retention)
 	// Only users still active: an erased user must not come back.
 	if len(users) > 0 {
 		pipe := s.rdb.Pipeline()
@@ -216,12 +237,13 @@ func (s *RedisStore) end(ctx context.Context, realm, user, mode, value, reason s
 	}
 	out := make([]*Session, 0, len(vals))
 	for _, v := range vals {
-		sess, err := decodeSession(str(v), realm, user)
+		sess, err := decodeStoredSession(str(v), "", realm, user)
 		if err != nil {
 			return out, err
 		}
 		out = append(out, sess)
 	}
+	s.resolve(ctx, out, nil)
 	return out, nil
 }
 
@@ -254,10 +276,11 @@ func (s *RedisStore) session(ctx context.Context, realm, user, id string, now ti
 	if err != nil {
 		return nil, fmt.Errorf("redis get session: %w", err)
 	}
-	sess, err := decodeSession(raw, realm, user)
+	sess, err := decodeStoredSession(raw, id, realm, user)
 	if err != nil {
 		return nil, err
 	}
+	s.resolve(ctx, []*Session{sess}, nil)
 	normalizeIdle(sess, now, p.Idle)
 	return sess, nil
 }
@@ -291,11 +314,11 @@ func (s *RedisStore) Sessions(ctx context.Context, req ListRequest) ([]*Session,
 		if err != nil {
 			return nil, 0, fmt.Errorf("redis list sessions: %w", err)
 		}
-		for _, raw := range raws {
+		for i, raw := range raws {
 			if raw == nil {
 				continue
 			}
-			sess, err := decodeSession(str(raw), req.Realm, req.User)
+			sess, err := decodeStoredSession(str(raw), chunk[i], req.Realm, req.User)
 			if err != nil {
 				continue
 			}
@@ -303,6 +326,7 @@ func (s *RedisStore) Sessions(ctx context.Context, req ListRequest) ([]*Session,
 		}
 	}
 	page, total := selectSessions(all, req)
+	s.resolve(ctx, page, nil)
 	return page, total, nil
 }
 
@@ -321,14 +345,15 @@ func (s *RedisStore) Devices(ctx context.Context, realm, user string) ([]*Device
 		return nil, fmt.Errorf("redis list devices: %w", err)
 	}
 	var out []*Device
-	for _, raw := range raws {
+	for i, raw := range raws {
 		if raw == nil {
 			continue
 		}
-		if d, err := decodeDevice(str(raw), user); err == nil {
+		if d, err := decodeStoredDevice(str(raw), ids[i], user); err == nil {
 			out = append(out, d)
 		}
 	}
+	s.resolve(ctx, nil, out)
 	return out, nil
 }
 
@@ -581,10 +606,11 @@ func (s *RedisStore) SetDeviceBlocked(ctx context.Context, realm, user, device s
 	}
 	var out []*Session
 	for _, v := range vals[1:] {
-		if sess, err := decodeSession(str(v), realm, user); err == nil {
+		if sess, err := decodeStoredSession(str(v), "", realm, user); err == nil {
 			out = append(out, sess)
 		}
 	}
+	s.resolve(ctx, out, nil)
 	return out, nil
 }
 
@@ -892,15 +918,16 @@ func (s *RedisStore) sessionsPage(ctx context.Context, k userKeys, req ListReque
 		return nil, 0, fmt.Errorf("redis list sessions: %w", err)
 	}
 	out := make([]*Session, 0, len(raws))
-	for _, raw := range raws {
+	for i, raw := range raws {
 		if raw == nil {
 			continue
 		}
-		if sess, err := decodeSession(str(raw), req.Realm, req.User); err == nil {
+		if sess, err := decodeStoredSession(str(raw), ids[i], req.Realm, req.User); err == nil {
 			normalizeIdle(sess, req.Now, req.Policy.Idle)
 			out = append(out, sess)
 		}
 	}
+	s.resolve(ctx, out, nil)
 	return out, int(card.Val()), nil
 }
 
@@ -915,7 +942,7 @@ func boolArg(b bool) string {
 func sessionTokens(recs []string) []string {
 	var out []string
 	for _, raw := range recs {
-		if sess, err := decodeSession(raw, "", ""); err == nil && sess.tokenHash != "" {
+		if sess, err := decodeStoredSession(raw, "", "", ""); err == nil && sess.tokenHash != "" {
 			out = append(out, sess.tokenHash)
 		}
 	}

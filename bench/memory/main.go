@@ -28,6 +28,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
@@ -426,6 +428,10 @@ func run(e *benchkit.Env, o options) (int, error) {
 	if err != nil {
 		return 1, err
 	}
+	nDesc, descBytes, err := b.descStats(ctx)
+	if err != nil {
+		return 1, err
+	}
 
 	// Reads with the data loaded.
 	logf("timing reads: %d x one user's sessions (state=all and state=active, limit 50), up to %d x users list first page (limit 50)...", o.lists, o.userPages)
@@ -450,7 +456,7 @@ func run(e *benchkit.Env, o options) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	r := results{o: o, b: b, m0: m0, m1: m1, m2: m2, m3a: m3a, m3b: m3b, p1: p1, p2: p2, p3a: p3a, p3b: p3b,
+	r := results{o: o, b: b, m0: m0, m1: m1, m2: m2, m3a: m3a, m3b: m3b, nDesc: nDesc, descBytes: descBytes, p1: p1, p2: p2, p3a: p3a, p3b: p3b,
 		nClosed: len(closeIdx), bd1: breakdown1, bd2: breakdown2, sample: sample, big: big,
 		listAll: listAll, listActive: listActive, usersPage: usersPage, redisErrs: benchkit.Diff(errs1, errs0), failed: benchkit.Diff(failed1, failed0)}
 	missed := r.print(os.Stdout)
@@ -538,6 +544,37 @@ func (b *bench) userKeysTable(ctx context.Context, u int) ([]keyStat, error) {
 		return nil, fmt.Errorf("no key of user %s found under cs:{%s}:*: the key layout of tracker/keys.go changed; update bench/memory", b.users[u], tagOf(realm, b.users[u]))
 	}
 	return out, nil
+}
+
+// descStats counts the shared descriptions (cs:a:*, cs:l:*: parsed agents
+// and locations that session and device records refer to) and their bytes.
+func (b *bench) descStats(ctx context.Context) (n int, bytes int64, err error) {
+	var mu sync.Mutex
+	scan := func(ctx context.Context, c *redis.Client) error {
+		for _, pat := range []string{"cs:a:*", "cs:l:*"} {
+			it := c.Scan(ctx, 0, pat, 1000).Iterator()
+			for it.Next(ctx) {
+				u, _ := c.MemoryUsage(ctx, it.Val(), 0).Result()
+				mu.Lock()
+				n++
+				bytes += u
+				mu.Unlock()
+			}
+			if err := it.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	switch c := b.st.Client().(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, scan)
+	case *redis.Client:
+		err = scan(ctx, c)
+	default:
+		err = fmt.Errorf("unexpected client %T", c)
+	}
+	return n, bytes, err
 }
 
 // realmKeys are the realm-wide keys (one each).
@@ -677,6 +714,8 @@ type results struct {
 	nClosed           int
 	bd1, bd2          breakdown
 	sample, big       []keyStat
+	nDesc             int
+	descBytes         int64
 	listAll           timed
 	listActive        timed
 	usersPage         timed
@@ -813,9 +852,16 @@ func (r results) print(w io.Writer) int {
 		}
 		p("| %s | %s | %s | %s | %s | %s |", k.key, k.typ, k.enc, benchkit.Commas(k.length), benchkit.Commas(k.bytes), ttl)
 	}
+	if r.nDesc > 0 {
+		p("Shared descriptions (cs:a:*, cs:l:*: the parsed agents and locations that records refer to): %d keys, %s bytes by MEMORY USAGE",
+			r.nDesc, benchkit.Commas(r.descBytes))
+		p("(%.0f B each, plus about 50 B of main-dict and expires entries); in the per-session numbers above. Here %d agents and %d places",
+			float64(r.descBytes)/float64(r.nDesc), len(userAgents), len(places))
+		p("describe every session; with more variety each distinct agent or place adds about that much once, whatever the number of sessions.")
+	}
 	p("Key count: %s after phase 1 (%.2f per user), %s at the end; encoding thresholds: hash-max-listpack-value and zset-max-listpack-value",
 		benchkit.Commas(r.m1.Keys), float64(r.m1.Keys)/float64(o.users), benchkit.Commas(r.m3b.Keys))
-	p("are 64 bytes by default, so a hash holding one session or device record (a few hundred bytes of JSON) is a hashtable, not a listpack.")
+	p("are 64 bytes by default, so a hash whose session or device records are longer (about 130 and 70 bytes here) is a hashtable, not a listpack.")
 	p("")
 
 	p("Reads with the data loaded (one goroutine, no other load; RedisStore.Sessions / RedisStore.Users):")

@@ -1,13 +1,59 @@
 -- Shared by every user script. Prepended by redis.go; not a script alone.
 -- KEYS (all of one user, one hash tag): 1 meta, 2 tok, 3 sess, 4 act, 5 hist,
 -- 6 devs, 7 devz, 8 ips, 9 violations, 10 violations by time, 11 days, 12 trail.
--- Records are the positional arrays of record.go (1-based here).
+-- Records are the positional arrays of record.go (1-based here): the
+-- stored layout (12 fields for a session, 7 for a device), or the first
+-- layout (21 or 23, 16) of records written before; 1-8 (sessions) and 1-5
+-- (devices) mean the same in both.
 local K_META, K_TOK, K_SESS, K_ACT, K_HIST, K_DEVS, K_DEVZ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local K_IPS, K_V, K_VZ, K_DAYS, K_TRAIL = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local S_ID, S_START, S_LAST, S_END, S_REASON, S_IP, S_DEV, S_TOK = 1, 2, 3, 4, 5, 6, 7, 8
-local S_IPKEY, S_DAY = 22, 23
-local D_LAST, D_BLOCKED, D_IP = 3, 4, 5
+local S_AGENT, S_LOC = 11, 12
+local D_LAST, D_BLOCKED, D_IP, D_AGENT, D_LOC, D_FIELDS = 3, 4, 5, 6, 7, 7
 local V_VIEWED = 11
+local DAY_MS = 86400000
+
+-- first_layout: a session record written before the stored layout.
+local function first_layout(r)
+  return #r > 12
+end
+
+local function s_ipkey_i(r)
+  return first_layout(r) and 22 or 9
+end
+
+local function s_day_i(r)
+  return first_layout(r) and 23 or 10
+end
+
+-- ipkey_of: the IP as max_ips counts it ('=' stands for the IP itself).
+local function ipkey_of(r)
+  local k = r[s_ipkey_i(r)]
+  if k == '=' then
+    return r[S_IP]
+  end
+  return k
+end
+
+local function set_ipkey(r, ip, key)
+  if key ~= '' and key == ip then
+    key = '='
+  end
+  r[s_ipkey_i(r)] = key
+end
+
+-- refs: a session's description references, '' for the first layout.
+local function refs(r)
+  if first_layout(r) then
+    return '', ''
+  end
+  return r[S_AGENT], r[S_LOC]
+end
+
+-- new_day: did [from, to] pass a multiple of a day since start?
+local function new_day(start, from, to)
+  return math.floor((to - start) / DAY_MS) > math.floor((from - start) / DAY_MS)
+end
 
 -- blocks_token: a session ended so keeps its token mapping, so that the
 -- token is found and refused (or, for device_blocked, checked again).
@@ -21,15 +67,19 @@ local function holds(reason)
 end
 
 -- close ends session sid (record r) at time at and returns its encoding.
+-- The reply names the session in the record, which the stored one leaves out.
 local function close(sid, r, at, reason)
   r[S_END] = at
   r[S_REASON] = reason
-  local enc = cjson.encode(r)
-  redis.call('HSET', K_SESS, sid, enc)
+  redis.call('HSET', K_SESS, sid, cjson.encode(r))
   redis.call('ZREM', K_ACT, sid)
   if not blocks_token(reason) and redis.call('HGET', K_TOK, r[S_TOK]) == sid then
     redis.call('HDEL', K_TOK, r[S_TOK])
   end
+  local id = r[S_ID]
+  r[S_ID] = sid
+  local enc = cjson.encode(r)
+  r[S_ID] = id
   return enc
 end
 
@@ -106,16 +156,30 @@ local function renew_ttls(now, ret, touched)
   end
 end
 
--- touch_device refreshes last seen and IP of a known device.
-local function touch_device(id, now, ip)
+-- touch_device refreshes last seen and IP of a known device and, given nd
+-- (the device as this request describes it), its descriptions: a device is
+-- described as its newest session.
+local function touch_device(id, now, ip, nd)
   local raw = redis.call('HGET', K_DEVS, id)
   if not raw then
     return nil
   end
   local d = cjson.decode(raw)
+  if nd and #d ~= D_FIELDS then
+    -- first layout: rewritten in the stored one, described anew
+    d = {'', d[2], d[D_LAST], d[D_BLOCKED], d[D_IP], '', ''}
+  end
   d[D_LAST] = now
   if ip ~= '' then
     d[D_IP] = ip
+  end
+  if nd then
+    if nd[D_AGENT] ~= '' then
+      d[D_AGENT] = nd[D_AGENT]
+    end
+    if nd[D_LOC] ~= '' then
+      d[D_LOC] = nd[D_LOC]
+    end
   end
   redis.call('HSET', K_DEVS, id, cjson.encode(d))
   redis.call('ZADD', K_DEVZ, now, id)
@@ -155,9 +219,10 @@ local function add_day(r, date, dur)
   if dur > 0 then
     redis.call('HINCRBY', K_DAYS, date, dur)
   end
-  if r[S_DAY] ~= date then
+  local di = s_day_i(r)
+  if r[di] ~= date then
     redis.call('HINCRBY', K_DAYS, date .. '#n', 1)
-    r[S_DAY] = date
+    r[di] = date
   end
 end
 

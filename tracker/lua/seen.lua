@@ -70,10 +70,11 @@ local function device_ok(sid)
 end
 
 local newdev = 0
+local ndev = cjson.decode(ARGV[9])
 local function use_device()
-  if not touch_device(devid, now, ip) then
-    local d = cjson.decode(ARGV[9])
-    d[1], d[2], d[D_LAST] = devid, now, now
+  if not touch_device(devid, now, ip, ndev) then
+    local d = ndev
+    d[2], d[D_LAST] = now, now
     redis.call('HSET', K_DEVS, devid, cjson.encode(d))
     redis.call('ZADD', K_DEVZ, now, devid)
     newdev = 1
@@ -106,7 +107,7 @@ if sid then
             return reply('refused', sid, r[S_START], r[S_LAST], 'max_ips', 0)
           end
           r[S_IP] = ip
-          r[S_IPKEY] = ipkey
+          set_ipkey(r, ip, ipkey)
           changed = true
         end
         if devid ~= r[S_DEV] then
@@ -126,10 +127,15 @@ if sid then
           redis.call('HSET', K_SESS, sid, cjson.encode(r))
           redis.call('ZADD', K_ACT, r[S_LAST], sid)
           redis.call('HSET', K_META, 'last', r[S_LAST])
-          if r[S_IPKEY] and r[S_IPKEY] ~= '' then
-            redis.call('ZADD', K_IPS, now, r[S_IPKEY])
+          local ipk = ipkey_of(r)
+          if ipk and ipk ~= '' then
+            redis.call('ZADD', K_IPS, now, ipk)
           end
-          touch_device(r[S_DEV], r[S_LAST], ip)
+          local nd = nil
+          if devid == r[S_DEV] then
+            nd = ndev -- this request describes the session's device
+          end
+          touch_device(r[S_DEV], r[S_LAST], ip, nd)
           renew_ttls(now, ret, {K_DAYS, K_IPS, K_TRAIL, K_DEVS, K_DEVZ})
         end
         return reply('active', sid, r[S_START], r[S_LAST], '', newdev)
