@@ -130,3 +130,22 @@ func (c *caddyProc) cpuProfile(path string, d time.Duration) error {
 	}
 	return f.Close()
 }
+
+// goMem is the part of Caddy's runtime.MemStats (admin /debug/vars) the
+// bench compares between scenarios.
+type goMem struct {
+	Mallocs    uint64 `json:"Mallocs"`
+	TotalAlloc uint64 `json:"TotalAlloc"`
+	NumGC      uint32 `json:"NumGC"`
+	NextGC     uint64 `json:"NextGC"`
+	HeapAlloc  uint64 `json:"HeapAlloc"`
+}
+
+// goMemStats reads Caddy's Go memory statistics.
+func (c *caddyProc) goMemStats() (goMem, error) {
+	var v struct {
+		MemStats goMem `json:"memstats"`
+	}
+	err := c.adminJSON("/debug/vars", &v)
+	return v.MemStats, err
+}

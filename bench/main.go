@@ -41,6 +41,7 @@ type options struct {
 	connections, threads      int
 	sessions, users, rounds   int
 	cluster, monitor, keep    bool
+	keeper                    bool
 	caddyProcs                int
 	latConns                  int
 	latDuration               time.Duration
@@ -51,13 +52,13 @@ type options struct {
 
 func main() {
 	var o options
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured load per scenario per round (whole seconds)")
+	flag.DurationVar(&o.duration, "duration", 8*time.Second, "measured load per scenario per round (whole seconds)")
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured load per scenario before the first round")
 	flag.IntVar(&o.connections, "connections", 32, "concurrent keep-alive connections of the load generator")
 	flag.IntVar(&o.threads, "threads", 1, "wrk threads (each one takes up to a core from Caddy)")
 	flag.IntVar(&o.sessions, "sessions", 10000, "distinct logged-in sessions cycled through")
 	flag.IntVar(&o.users, "users", 0, "distinct users owning the sessions (0: one user per session)")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every scenario once, in rotating order")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every scenario once, in rotating order")
 	flag.BoolVar(&o.cluster, "cluster", false, "run B and C against a local 3-master Redis Cluster")
 	flag.DurationVar(&o.refresh, "refresh", 30*time.Second, "refresh_interval of scenario B")
 	flag.BoolVar(&o.monitor, "monitor", true, "after the rounds, a diagnostic B run with Redis MONITOR (not in the tables): what the module sends, and the write gaps per session")
@@ -65,8 +66,9 @@ func main() {
 	flag.IntVar(&o.caddyProcs, "caddy-procs", 0, "GOMAXPROCS of the Caddy processes (0: Go default, all cores)")
 	flag.StringVar(&o.scenarios, "scenarios", "ABC", "scenarios to run (subset of ABC, for development)")
 	flag.IntVar(&o.latConns, "latency-connections", 1, "connections of the extra unsaturated latency run per scenario and round (0: skip it)")
-	flag.DurationVar(&o.latDuration, "latency-duration", 5*time.Second, "duration of the latency run")
-	flag.StringVar(&o.profileDir, "profile", "", "save a CPU profile of each scenario's Caddy (round 1, saturating run; Caddy's admin /debug/pprof) into this dir")
+	flag.DurationVar(&o.latDuration, "latency-duration", 4*time.Second, "duration of the latency run")
+	flag.StringVar(&o.profileDir, "profile", "", "save a CPU profile of each scenario's Caddy in every saturating run (Caddy's admin /debug/pprof) into this dir, with the requests each covers in profiles.txt")
+	flag.BoolVar(&o.keeper, "keeper", true, "hold B's sessions in steady state: open them staggered over refresh_interval and touch each once per refresh_interval (+0.5s) for the whole run, during every scenario; false: open them at once and let B idle between its runs (a refresh burst at the start of each B run)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (Caddyfiles, logs) after the run")
 	role := flag.String("role", "", "internal: run as a child role (upstream, auth)")
 	roleRedis := flag.String("role-redis", "", "internal: Redis addresses of the auth role")
@@ -161,15 +163,29 @@ type bench struct {
 	// B's session writes seen through MONITOR, by session id: times (ms)
 	// of the open and of each refresh.
 	writesAt map[string][]float64
-	openEnd  time.Time // when B's sessions were all open
 	open     *openCost
 	rssB     []rssPoint // B's Caddy RSS at stages of the run
 	diag     *diagRun
+	keeper   *keeper // nil with -keeper=false or without B
+	profiles []profileNote
 }
+
+// profileNote is one saved CPU profile and the requests it covers.
+type profileNote struct {
+	file                string
+	scenario            string
+	round               int
+	secs                float64
+	wrkReqs, keeperReqs float64 // estimated, in the profile's window
+}
+
+// keeperPeriod is the keeper's cycle: refresh_interval plus its slack.
+func (o options) keeperPeriod() time.Duration { return o.refresh + keeperSlack(o.refresh) }
 
 // diagRun is the diagnostic B run with MONITOR, after the measured rounds.
 type diagRun struct {
 	w           wrkResult
+	kept        keeperCounts // the keeper's requests meanwhile
 	dur         time.Duration
 	calls, errs map[string]int64
 	usec        map[string]int64
@@ -191,6 +207,8 @@ func (b *bench) noteRSS(label string) {
 
 type openCost struct {
 	took          time.Duration
+	paced         bool
+	lat           []time.Duration // each opening request, sorted
 	calls         map[string]int64
 	top, inner    map[string]int64
 	errs          map[string]int64
@@ -214,9 +232,26 @@ type measurement struct {
 	usec       map[string]int64 // commandstats usec delta
 	satScripts int64            // Redis scripts run during the saturating run
 	latScripts int64            // ... and during the latency run
-	redisReqs  int64
+	redisReqs  int64            // wrk's requests (saturating + latency run)
+	io         procIO           // the scenario's Caddy: syscalls and context switches in the saturating run
+	mem0, mem1 *goMem           // the scenario's Caddy: Go memory statistics before and after it
+	kept       keeperCounts     // the keeper's requests to B's Caddy during the saturating run
+	keptAll    keeperCounts     // ... during the saturating and the latency run
 	start, end time.Time
 }
+
+// caddyReqs is the requests the scenario's Caddy served in the saturating
+// run: wrk's, and for B the keeper's too.
+func (m measurement) caddyReqs() int64 {
+	if m.scenario == "B" {
+		return m.w.requests + m.kept.served
+	}
+	return m.w.requests
+}
+
+// servedReqs is every request the bench's servers answered in the
+// saturating run: wrk's and the keeper's.
+func (m measurement) servedReqs() int64 { return m.w.requests + m.kept.served }
 
 func run(e *benchkit.Env, o options) error {
 	b := &bench{o: o, e: e, caddies: map[string]*caddyProc{}, writesAt: map[string][]float64{}}
@@ -297,10 +332,16 @@ func run(e *benchkit.Env, o options) error {
 
 	if o.has("B") {
 		b.noteRSS("started")
-		if err := b.openSessions(ctx); err != nil {
+		start, err := b.openSessions(ctx)
+		if err != nil {
 			return err
 		}
 		b.noteRSS(fmt.Sprintf("%s sessions opened", benchkit.Commas(int64(len(b.sess)))))
+		if o.keeper {
+			b.keeper = startKeeper(b.caddies["B"].Site, b.sess, start, o.keeperPeriod())
+			defer b.keeper.stop()
+			logf("keeper: one request per session every %v at staggered times, %.0f/s to caddy B, until the end of the run", o.keeperPeriod(), b.keeper.rate())
+		}
 	}
 	if b.script, b.data, err = writeWrkFiles(e.Dir(), b.sess); err != nil {
 		return err
@@ -333,7 +374,7 @@ func run(e *benchkit.Env, o options) error {
 				lat = fmt.Sprintf("; c=%d: %.0f req/s p50 %s p99 %s max %s", o.latConns, m.lat.rps, benchkit.Ms(m.lat.p50), benchkit.Ms(m.lat.p99), benchkit.Ms(m.lat.max))
 			}
 			if m.satScripts+m.latScripts > 0 {
-				lat += fmt.Sprintf("; Redis scripts %d + %d", m.satScripts, m.latScripts)
+				lat += fmt.Sprintf("; Redis scripts %d + %d (%.0f/s)", m.satScripts, m.latScripts, m.scriptRate())
 			}
 			logf("round %d %s: %6.0f req/s p50 %s p99 %s errors %d%s", r+1, sc, m.w.rps, benchkit.Ms(m.w.p50), benchkit.Ms(m.w.p99), m.w.errors()+m.latErrors(), lat)
 			ms = append(ms, m)
@@ -347,6 +388,16 @@ func run(e *benchkit.Env, o options) error {
 		}
 	}
 	b.noteRSS("end")
+	b.keeper.stop()
+	if b.keeper != nil {
+		kc := b.keeper.counts()
+		if kc.failed > 0 {
+			logf("keeper: %d of %d requests failed, first: %s", kc.failed, kc.served, b.keeper.firstError())
+		}
+	}
+	if err := b.writeProfileNotes(); err != nil {
+		logf("profiles.txt: %v", err)
+	}
 	b.report(os.Stdout, ms)
 	return nil
 }
@@ -391,18 +442,28 @@ func (b *bench) seedAuth(ctx context.Context) error {
 // with a user header and a new sid cookie is the session's first
 // authenticated sight, which opens it. The answer sets the module's device
 // cookie, which the load generator sends from then on, as a browser would.
-func (b *bench) openSessions(ctx context.Context) error {
+//
+// With the keeper, session i is opened at start + i*period/n, so the
+// sessions' refresh deadlines are spread evenly over the keeper's period
+// (cycle 0 of its schedule); without, as fast as 8 clients can. It returns
+// start.
+func (b *bench) openSessions(ctx context.Context) (time.Time, error) {
 	c := b.caddies["B"]
-	logf("opening %d sessions (%d users) through caddy B...", len(b.sess), b.o.users)
-	oc := &openCost{sessionsCount: len(b.sess)}
+	period := b.o.keeperPeriod()
+	oc := &openCost{sessionsCount: len(b.sess), paced: b.o.keeper}
+	if oc.paced {
+		logf("opening %d sessions (%d users) through caddy B, staggered over %v (%.0f/s)...", len(b.sess), b.o.users, period, float64(len(b.sess))/period.Seconds())
+	} else {
+		logf("opening %d sessions (%d users) through caddy B...", len(b.sess), b.o.users)
+	}
 	before, err := b.rs.stats(ctx)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	var mon *monitor
 	if b.o.monitor {
 		if mon, err = startMonitor(b.rs.Addrs, b.scripts, b.writesAt); err != nil {
-			return fmt.Errorf("redis MONITOR: %w", err)
+			return time.Time{}, fmt.Errorf("redis MONITOR: %w", err)
 		}
 		defer func() {
 			if mon != nil {
@@ -417,22 +478,30 @@ func (b *bench) openSessions(ctx context.Context) error {
 		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
+		failed   atomic.Bool
 	)
-	t0 := time.Now()
+	oc.lat = make([]time.Duration, len(b.sess))
+	t0 := time.Now().Add(50 * time.Millisecond)
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
+			for !failed.Load() {
 				i := int(next.Add(1) - 1)
 				if i >= len(b.sess) {
 					return
 				}
+				if oc.paced {
+					time.Sleep(time.Until(slotAt(t0, period, 0, i, len(b.sess))))
+				}
+				r0 := time.Now()
 				dev, err := b.openOne(client, c.Site, b.sess[i])
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
+					failed.Store(true)
 					return
 				}
+				oc.lat[i] = time.Since(r0)
 				b.sess[i].device = dev
 			}
 		}()
@@ -440,8 +509,9 @@ func (b *bench) openSessions(ctx context.Context) error {
 	wg.Wait()
 	oc.took = time.Since(t0)
 	if firstErr != nil {
-		return fmt.Errorf("opening sessions: %w; caddy log:\n%s", firstErr, c.LogTail(3000))
+		return t0, fmt.Errorf("opening sessions: %w; caddy log:\n%s", firstErr, c.LogTail(3000))
 	}
+	oc.lat = benchkit.SortDurations(oc.lat)
 	if mon != nil {
 		mc := mon.stop()
 		mon = nil
@@ -449,11 +519,12 @@ func (b *bench) openSessions(ctx context.Context) error {
 	}
 	after, err := b.rs.stats(ctx)
 	if err != nil {
-		return err
+		return t0, err
 	}
 	oc.calls, oc.errs = diffCounts(after.calls, before.calls), diffCounts(after.errors, before.errors)
-	b.open, b.openEnd = oc, time.Now()
-	logf("  opened in %v (%.0f/s)", oc.took.Round(10*time.Millisecond), float64(len(b.sess))/oc.took.Seconds())
+	b.open = oc
+	logf("  opened in %v (%.0f/s); opening request p50 %s p99 %s", oc.took.Round(10*time.Millisecond), float64(len(b.sess))/oc.took.Seconds(),
+		benchkit.Ms(benchkit.Quantile(oc.lat, 0.5)), benchkit.Ms(benchkit.Quantile(oc.lat, 0.99)))
 
 	// Check through the admin API that the module really holds them.
 	var page struct {
@@ -461,20 +532,19 @@ func (b *bench) openSessions(ctx context.Context) error {
 	}
 	u := b.sess[0].user
 	if err := c.adminJSON("/sessions/bench/users/"+u+"/sessions?state=active", &page); err != nil {
-		return fmt.Errorf("admin API check: %w", err)
+		return t0, fmt.Errorf("admin API check: %w", err)
 	}
 	want := (len(b.sess) + b.o.users - 1) / b.o.users
 	if page.Total < 1 || page.Total > want {
-		return fmt.Errorf("admin API: user %s has %d active sessions, want 1..%d", u, page.Total, want)
+		return t0, fmt.Errorf("admin API: user %s has %d active sessions, want 1..%d", u, page.Total, want)
 	}
-	return nil
+	return t0, nil
 }
 
 func (b *bench) openOne(client *http.Client, site string, s session) (string, error) {
 	req, _ := http.NewRequest(http.MethodGet, site+"/", nil)
-	req.Header.Set("Cookie", "sid="+s.token)
-	req.Header.Set("X-Bench-User", s.user)
-	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36")
+	s.device = ""
+	setSessionHeaders(req, s)
 	resp, err := client.Do(req)
 	if err != nil {
 		return "", err
@@ -492,8 +562,16 @@ func (b *bench) openOne(client *http.Client, site string, s session) (string, er
 	return "", fmt.Errorf("first request of session of %s set no sessions_device cookie (Set-Cookie: %q)", s.user, resp.Header.Values("Set-Cookie"))
 }
 
+// cpuProcs are the processes whose CPU time is measured, by role: the
+// scenario's Caddy, the other Caddies (B's serves the keeper during every
+// run), upstream, session service, Redis.
 func (b *bench) cpuProcs(sc string) map[string][]*benchkit.Proc {
 	m := map[string][]*benchkit.Proc{"caddy": {b.caddies[sc].Proc}, "upstream": {b.upstream}, "redis": b.rs.Procs}
+	for other, c := range b.caddies {
+		if other != sc {
+			m["caddy-other"] = append(m["caddy-other"], c.Proc)
+		}
+	}
 	if b.auth != nil {
 		m["auth"] = []*benchkit.Proc{b.auth}
 	}
@@ -524,21 +602,42 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 		return m, err
 	}
 	var prof chan error
-	if b.o.profileDir != "" && round == 0 {
+	profSecs := max(1, int((b.o.duration - time.Second).Seconds()))
+	profFile := fmt.Sprintf("caddy-%s-r%d.pprof", sc, round+1)
+	if b.o.profileDir != "" {
 		prof = make(chan error, 1)
 		go func() {
-			prof <- c.cpuProfile(filepath.Join(b.o.profileDir, "caddy-"+sc+".pprof"), b.o.duration-time.Second)
+			prof <- c.cpuProfile(filepath.Join(b.o.profileDir, profFile), time.Duration(profSecs)*time.Second)
 		}()
+	}
+	k0 := b.keeper.counts()
+	io0, ioErr := readProcIO(c.PID())
+	if gm, err := c.goMemStats(); err == nil {
+		m.mem0 = &gm
 	}
 	cpu0, sys0 := b.cpuSnapshot(sc), readSysCPUOrZero()
 	m.start = time.Now()
 	m.w, err = runWrk(b.e, c.Site+"/", b.script, b.data, b.o.threads, b.o.connections, b.o.duration)
 	cpu1, sys1 := b.cpuSnapshot(sc), readSysCPUOrZero()
+	if io1, err := readProcIO(c.PID()); err == nil && ioErr == nil {
+		m.io = io1.sub(io0)
+	}
+	if gm, err := c.goMemStats(); err == nil && m.mem0 != nil {
+		m.mem1 = &gm
+	}
+	m.kept = b.keeper.counts().sub(k0)
 	if prof != nil {
 		if perr := <-prof; perr != nil {
 			logf("  CPU profile of caddy %s: %v", sc, perr)
-		} else {
-			logf("  CPU profile of caddy %s: %s", sc, filepath.Join(b.o.profileDir, "caddy-"+sc+".pprof"))
+		} else if err == nil {
+			// The profile covers profSecs of the run (from its start);
+			// the requests in it are estimated at the run's mean rate.
+			f := float64(profSecs) / m.w.duration.Seconds()
+			n := profileNote{file: profFile, scenario: sc, round: round + 1, secs: float64(profSecs), wrkReqs: float64(m.w.requests) * f}
+			if sc == "B" {
+				n.keeperReqs = float64(m.kept.served) * f
+			}
+			b.profiles = append(b.profiles, n)
 		}
 	}
 	m.redisReqs = m.w.requests
@@ -553,6 +652,7 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 		m.redisReqs += lat.requests
 	}
 	m.end = time.Now()
+	m.keptAll = b.keeper.counts().sub(k0)
 	if err != nil {
 		return m, err
 	}
@@ -571,6 +671,9 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 	m.cpu = map[string]time.Duration{"wrk": m.w.cpu}
 	for k, v := range cpu1 {
 		m.cpu[k] = v - cpu0[k]
+	}
+	if b.keeper != nil && b.keeper.late.Load() > k0.late {
+		logf("  keeper: %d requests started over 1 s late (the machine is overloaded)", b.keeper.late.Load()-k0.late)
 	}
 	if dt := sys1.total - sys0.total; dt > 0 {
 		m.steal = float64(sys1.steal-sys0.steal) / float64(dt)
@@ -600,10 +703,12 @@ func (b *bench) diagnose(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("redis MONITOR: %w", err)
 	}
+	k0 := b.keeper.counts()
 	t0 := time.Now()
 	w, err := runWrk(b.e, c.Site+"/", b.script, b.data, b.o.threads, b.o.connections, b.o.diagDuration)
 	d := time.Since(t0)
 	mc := mon.stop()
+	kept := b.keeper.counts().sub(k0)
 	if err != nil {
 		return err
 	}
@@ -611,9 +716,47 @@ func (b *bench) diagnose(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.diag = &diagRun{w: w, dur: d, top: mc.top, inner: mc.inner,
+	b.diag = &diagRun{w: w, kept: kept, dur: d, top: mc.top, inner: mc.inner,
 		calls: diffCounts(after.calls, before.calls), errs: diffCounts(after.errors, before.errors), usec: diffCounts(after.usec, before.usec)}
 	return nil
+}
+
+// scriptRate is Redis scripts per second in the saturating run: for B the
+// refreshes (and any store lookup on a cache miss), for A and C the
+// keeper's refreshes of B's sessions in the background.
+func (m measurement) scriptRate() float64 {
+	if m.w.duration <= 0 {
+		return 0
+	}
+	return float64(m.satScripts) / m.w.duration.Seconds()
+}
+
+// writeProfileNotes lists the saved CPU profiles with the requests each
+// covers, so that profiles of runs with different throughput can be
+// compared per request.
+func (b *bench) writeProfileNotes() error {
+	if b.o.profileDir == "" || len(b.profiles) == 0 {
+		return nil
+	}
+	var sb strings.Builder
+	sb.WriteString("# CPU profiles of each scenario's Caddy, one per saturating run (go run ./bench -profile).\n")
+	sb.WriteString("# requests: in the profile's window, estimated at the run's mean rate; for B the keeper's included.\n")
+	sb.WriteString("# CPU per request of a function = its cum seconds / requests, e.g. over all rounds of a scenario:\n")
+	sb.WriteString("#   go tool pprof -top -cum caddy-B-r*.pprof   (pprof merges the files; divide by the sum below)\n")
+	sb.WriteString("# file\tscenario\tround\tseconds\trequests\t(wrk\tkeeper)\n")
+	tot := map[string]float64{}
+	for _, n := range b.profiles {
+		fmt.Fprintf(&sb, "%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\n", n.file, n.scenario, n.round, n.secs, n.wrkReqs+n.keeperReqs, n.wrkReqs, n.keeperReqs)
+		tot[n.scenario] += n.wrkReqs + n.keeperReqs
+	}
+	for _, sc := range []string{"A", "B", "C"} {
+		if t, ok := tot[sc]; ok {
+			fmt.Fprintf(&sb, "# all rounds of %s (caddy-%s-r*.pprof): %.0f requests\n", sc, sc, t)
+		}
+	}
+	path := filepath.Join(b.o.profileDir, "profiles.txt")
+	logf("CPU profiles: %s (requests per profile in %s)", b.o.profileDir, path)
+	return os.WriteFile(path, []byte(sb.String()), 0o644)
 }
 
 func (m measurement) latErrors() int64 {

@@ -65,3 +65,49 @@ func readSysCPU() (sysCPU, error) {
 	s.busy = s.total - v[3] - v[4] - v[7]
 	return s, nil
 }
+
+// procIO is a process's read- and write-family syscalls so far
+// (/proc/<pid>/io syscr, syscw) and its threads' context switches
+// (voluntary and not, summed over /proc/<pid>/task/*/status).
+type procIO struct {
+	syscr, syscw, ctxsw int64
+}
+
+func readProcIO(pid int) (procIO, error) {
+	var p procIO
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return p, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "syscr":
+			p.syscr = n
+		case "syscw":
+			p.syscw = n
+		}
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return p, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // the thread exited meanwhile
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				p.ctxsw += n
+			}
+		}
+	}
+	return p, nil
+}
+
+func (a procIO) sub(b procIO) procIO {
+	return procIO{a.syscr - b.syscr, a.syscw - b.syscw, a.ctxsw - b.ctxsw}
+}

@@ -37,23 +37,40 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 		p("          after each, a latency run: wrk -t1 -c%d for %v (not saturating: no queueing in the numbers)", o.latConns, o.latDuration)
 	}
 	p("          B: refresh_interval %v, sessions opened through the module before the runs (user header + sid cookie)", o.refresh)
+	if k := b.keeper; k != nil {
+		kc := k.counts()
+		p("keeper:   B in steady state: sessions opened staggered over %v, then one request per session every %v at its", k.period, k.period)
+		p("          own phase, %.0f/s to caddy B during every scenario's runs (%s requests, %d failed, %d over 1 s late),", k.rate(), benchkit.Commas(kc.served), kc.failed, kc.late)
+		p("          so refreshes run at about %s/%v = %.0f/s all the time, never in a burst", benchkit.Commas(int64(len(b.sess))), o.refresh, float64(len(b.sess))/o.refresh.Seconds())
+	} else if o.has("B") {
+		p("keeper:   off (-keeper=false): sessions opened at once, B idles between its runs, so each B run starts with a refresh burst")
+	}
 	p("cpu:      Caddy GOMAXPROCS %s; Caddy, upstream, session service, Redis and wrk all share the %d cores", procs, runtime.NumCPU())
 	p("")
 
 	p("Per round (saturating runs, -c%d):", o.connections)
-	p("  round scen    req/s       p50       p90       p99     p99.9  errors  Caddy CPU/req  all CPU/req  steal  other load  Redis scripts")
+	p("  round scen    req/s       p50       p90       p99     p99.9  errors  Caddy CPU/req  all CPU/req  steal  other load  Redis scripts/s")
 	var errRuns int
 	for _, m := range ms {
 		if m.w.errors()+m.latErrors() > 0 {
 			errRuns++
 		}
-		p("  %5d %-4s %8.0f %9s %9s %9s %9s %7d %14s %12s %5.0f%% %6.2f cores %14s", m.round+1, m.scenario, m.w.rps,
+		p("  %5d %-4s %8.0f %9s %9s %9s %9s %7d %14s %12s %5.0f%% %6.2f cores %16.0f", m.round+1, m.scenario, m.w.rps,
 			benchkit.Ms(m.w.p50), benchkit.Ms(m.w.p90), benchkit.Ms(m.w.p99), benchkit.Ms(m.w.p999), m.w.errors()+m.latErrors(),
-			fmtMicros(m.cpu["caddy"], m.w.requests), fmtMicros(m.cpuServers(), m.w.requests), m.steal*100, m.foreign, benchkit.Commas(m.satScripts))
+			fmtMicros(m.cpu["caddy"], m.caddyReqs()), fmtMicros(m.cpuServers(), m.servedReqs()), m.steal*100, m.foreign, m.scriptRate())
 	}
-	p("  (CPU/req: CPU time per request; \"all\" is Caddy + upstream + session service + Redis, without wrk;")
+	if b.keeper != nil {
+		p("  (CPU/req: CPU time per request served; B's Caddy also serves the keeper's requests, counted with wrk's;")
+		p("   \"all\" is every Caddy + upstream + session service + Redis, without wrk and the bench, per request of wrk and keeper;")
+	} else {
+		p("  (CPU/req: CPU time per request; \"all\" is every Caddy + upstream + session service + Redis, without wrk;")
+	}
 	p("   steal: CPU time the hypervisor took from this VM; other load: cores busy with processes outside the bench;")
-	p("   Redis scripts: EVALSHA/EVAL during the run, for B the session refreshes)")
+	if b.keeper != nil {
+		p("   Redis scripts/s: EVALSHA/EVAL per second: for B its refreshes, for A and C those the keeper causes in the background)")
+	} else {
+		p("   Redis scripts/s: EVALSHA/EVAL per second, for B the session refreshes)")
+	}
 	if errRuns > 0 {
 		p("  WARNING: %d run(s) had failed requests (non-2xx or socket errors); their numbers are suspect", errRuns)
 	}
@@ -71,7 +88,7 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 			rps = append(rps, m.w.rps)
 			p50 = append(p50, float64(m.w.p50))
 			p99 = append(p99, float64(m.w.p99))
-			cc = append(cc, perReq(m.cpu["caddy"], m.w.requests))
+			cc = append(cc, perReq(m.cpu["caddy"], m.caddyReqs()))
 			if m.lat != nil {
 				lp50 = append(lp50, float64(m.lat.p50))
 				lp99 = append(lp99, float64(m.lat.p99))
@@ -89,15 +106,20 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 
 	if o.latConns > 0 {
 		p("Latency runs (-c%d), per round:", o.latConns)
-		p("  round scen    req/s       p50       p99     p99.9       max  Redis scripts")
+		p("  round scen    req/s       p50       p99     p99.9       max  Redis scripts/s")
 		for _, m := range ms {
 			if m.lat != nil {
-				p("  %5d %-4s %8.0f %9s %9s %9s %9s %14s", m.round+1, m.scenario, m.lat.rps, benchkit.Ms(m.lat.p50), benchkit.Ms(m.lat.p99),
-					benchkit.Ms(m.lat.p999), benchkit.Ms(m.lat.max), benchkit.Commas(m.latScripts))
+				rate := 0.0
+				if m.lat.duration > 0 {
+					rate = float64(m.latScripts) / m.lat.duration.Seconds()
+				}
+				p("  %5d %-4s %8.0f %9s %9s %9s %9s %16.0f", m.round+1, m.scenario, m.lat.rps, benchkit.Ms(m.lat.p50), benchkit.Ms(m.lat.p99),
+					benchkit.Ms(m.lat.p999), benchkit.Ms(m.lat.max), rate)
 			}
 		}
 		p("")
 	}
+	b.printRatios(p, ms)
 
 	p("Results (median of %d round(s)):", o.rounds)
 	p("")
@@ -132,6 +154,7 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 	p(" Caddy CPU/req: Caddy's CPU time per request in the saturating runs. Peak RSS: VmHWM of that")
 	p(" scenario's Caddy process over the whole run, warm-up and session opening included.)")
 	p("")
+	b.printIO(p, ms)
 
 	// Targets.
 	p("Targets of issue 5:")
@@ -143,7 +166,11 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 	c, okC := med["C"]
 	if okA && okB {
 		r := bb.rps / a.rps
-		p("| B/A throughput ≥ 0.95 | %.3f | %s |", r, benchkit.Verdict(r >= 0.95))
+		paired := ""
+		if pr := roundRatios(ms, "B", "A"); len(pr) > 1 {
+			paired = fmt.Sprintf(" (per round: median %.3f, %s)", median(pr), fmtList(pr, "%.2f"))
+		}
+		p("| B/A throughput ≥ 0.95 | %.3f%s | %s |", r, paired, benchkit.Verdict(r >= 0.95))
 		if o.latConns > 0 {
 			d := time.Duration(bb.lp99 - a.lp99)
 			p("| p99 added by the module ≤ 1 ms (-c%d) | %s | %s |", o.latConns, fmtSigned(d), benchkit.Verdict(d <= time.Millisecond))
@@ -197,21 +224,122 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 	if okB {
 		b.printRedisB(p, rb)
 	}
-	if okC {
-		calls := map[string]int64{}
-		var reqs int64
-		for _, m := range ms {
-			if m.scenario == "C" {
-				addCounts(calls, m.calls)
-				reqs += m.redisReqs
-			}
+	for _, sc := range []string{"A", "C"} {
+		if _, ok := med[sc]; ok {
+			b.printRedisOther(p, ms, sc)
 		}
-		p("Redis during C (%s requests): %.3f commands per request (%s)", benchkit.Commas(reqs), float64(sum(calls))/float64(max(reqs, 1)), perReqList(calls, reqs, 6))
-		p("")
 	}
 	if oc := b.open; oc != nil {
 		b.printOpen(p, oc)
 	}
+}
+
+// printIO prints each Caddy's syscalls and context switches, allocations
+// and GC cycles per request served in the saturating runs (medians over
+// rounds): the same work per request should cost the same number of each.
+func (b *bench) printIO(p func(string, ...any), ms []measurement) {
+	var parts []string
+	for _, sc := range []string{"A", "B", "C"} {
+		var r, w, cs []float64
+		for _, m := range ms {
+			if n := float64(m.caddyReqs()); m.scenario == sc && n > 0 && m.io != (procIO{}) {
+				r = append(r, float64(m.io.syscr)/n)
+				w = append(w, float64(m.io.syscw)/n)
+				cs = append(cs, float64(m.io.ctxsw)/n)
+			}
+		}
+		if len(r) > 0 {
+			parts = append(parts, fmt.Sprintf("%s read %.2f, write %.2f, context switches %.2f", sc, median(r), median(w), median(cs)))
+		}
+	}
+	printed := len(parts) > 0
+	if printed {
+		p("Caddy syscalls and context switches per request served (saturating runs, medians; /proc/<pid>/io syscr/syscw, task status):")
+		p("  %s", strings.Join(parts, "; "))
+	}
+	parts = parts[:0]
+	for _, sc := range []string{"A", "B", "C"} {
+		var allocs, bytes, gcs, heap []float64
+		for _, m := range ms {
+			if n := float64(m.caddyReqs()); m.scenario == sc && n > 0 && m.mem0 != nil && m.mem1 != nil {
+				allocs = append(allocs, float64(m.mem1.Mallocs-m.mem0.Mallocs)/n)
+				bytes = append(bytes, float64(m.mem1.TotalAlloc-m.mem0.TotalAlloc)/n)
+				gcs = append(gcs, float64(m.mem1.NumGC-m.mem0.NumGC)/n*1e4)
+				heap = append(heap, float64(m.mem1.NextGC))
+			}
+		}
+		if len(allocs) > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0f allocations, %.1f KiB, %.2f GC cycles per 10,000 requests, GC goal %s",
+				sc, median(allocs), median(bytes)/1024, median(gcs), benchkit.MiB(int64(median(heap)))))
+		}
+	}
+	if len(parts) > 0 {
+		p("Caddy Go heap per request served (saturating runs, medians; admin /debug/vars):")
+		p("  %s", strings.Join(parts, "; "))
+	}
+	if printed || len(parts) > 0 {
+		p("")
+	}
+}
+
+// roundRatios is req/s of scenario x over y in each round where both ran:
+// the two runs of a pair are minutes apart at most, so slow drift of the
+// machine cancels out of each ratio.
+func roundRatios(ms []measurement, x, y string) []float64 {
+	rx, ry := map[int]float64{}, map[int]float64{}
+	for _, m := range ms {
+		switch m.scenario {
+		case x:
+			rx[m.round] = m.w.rps
+		case y:
+			ry[m.round] = m.w.rps
+		}
+	}
+	var out []float64
+	for r := 0; r < len(ms); r++ {
+		if vx, ok := rx[r]; ok {
+			if vy, ok := ry[r]; ok && vy > 0 {
+				out = append(out, vx/vy)
+			}
+		}
+	}
+	return out
+}
+
+// printRatios prints the throughput ratios per round.
+func (b *bench) printRatios(p func(string, ...any), ms []measurement) {
+	var lines []string
+	for _, pair := range [][2]string{{"B", "A"}, {"B", "C"}, {"A", "C"}} {
+		if r := roundRatios(ms, pair[0], pair[1]); len(r) > 0 {
+			lo, hi := minMax(r)
+			lines = append(lines, fmt.Sprintf("  %s/%s: %s; median %.3f (min %.2f, max %.2f)", pair[0], pair[1], fmtList(r, "%.3f"), median(r), lo, hi))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	p("Throughput ratios per round (saturating runs):")
+	for _, l := range lines {
+		p("%s", l)
+	}
+	p("")
+}
+
+func fmtList(xs []float64, format string) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf(format, x)
+	}
+	return strings.Join(parts, " ")
+}
+
+// isBackgroundRead tells a top-level read the module makes off the request
+// path: the realm settings' refresh (Tracker.Settings reloads them in a
+// goroutine once they are older than their TTL, answering from the copy it
+// has) and the idle sweep (sweepLoop, which reads the realm's users index).
+func isBackgroundRead(k string) bool {
+	cmd, key, _ := strings.Cut(k, " ")
+	return (cmd == "get" && strings.HasSuffix(key, ":settings")) || cmd == "zrangebyscore"
 }
 
 // isReadCmd tells a top-level read ("get cs:t:*") in MONITOR counts.
@@ -245,14 +373,17 @@ func (m measurement) cpuServers() time.Duration {
 // (commandstats) and the diagnostic run (commandstats and MONITOR).
 type redisBSummary struct {
 	runs        int
-	reqs        int64
-	secs        float64 // measured seconds of load (saturating + latency runs)
+	reqs        int64     // requests B served in its measured runs: wrk's and the keeper's
+	keptReqs    int64     // ... of which the keeper's
+	secs        float64   // measured seconds of load (saturating + latency runs)
+	rates       []float64 // Redis scripts per second in each saturating run
 	calls, errs map[string]int64
 	usec        map[string]int64
 	runGap      time.Duration // mean time between the starts of two B runs
 
 	d                 *diagRun
 	lookups           int64 // request-path store reads in the diagnostic run: seen script, GETs
+	background        int64 // reads off the request path: settings poll, idle sweep
 	touches           int64
 	writesPerInterval float64
 	minGap            time.Duration
@@ -264,7 +395,7 @@ type redisBSummary struct {
 func (r redisBSummary) perReq(n int64) float64 { return float64(n) / float64(max(r.reqs, 1)) }
 
 func (r redisBSummary) perDiagReq(n int64) float64 {
-	return float64(n) / float64(max(r.d.w.requests, 1))
+	return float64(n) / float64(max(r.d.w.requests+r.d.kept.served, 1))
 }
 
 func (b *bench) redisB(ms []measurement) redisBSummary {
@@ -276,8 +407,10 @@ func (b *bench) redisB(ms []measurement) redisBSummary {
 			continue
 		}
 		r.runs++
-		r.reqs += m.redisReqs
+		r.reqs += m.redisReqs + m.keptAll.served
+		r.keptReqs += m.keptAll.served
 		r.secs += m.end.Sub(m.start).Seconds()
+		r.rates = append(r.rates, m.scriptRate())
 		addCounts(r.calls, m.calls)
 		addCounts(r.errs, m.errs)
 		addCounts(r.usec, m.usec)
@@ -291,6 +424,8 @@ func (b *bench) redisB(ms []measurement) redisBSummary {
 	}
 	for k, v := range r.d.top {
 		switch {
+		case isBackgroundRead(k):
+			r.background += v
 		case strings.HasSuffix(k, " seen"), isReadCmd(k):
 			r.lookups += v
 		case strings.HasSuffix(k, " touch"):
@@ -324,9 +459,14 @@ func scriptCalls(m map[string]int64) int64 {
 }
 
 func (b *bench) printRedisB(p func(string, ...any), r redisBSummary) {
-	p("Redis during B, measured runs (INFO commandstats; %d run(s), %s requests):", r.runs, benchkit.Commas(r.reqs))
+	kept := ""
+	if r.keptReqs > 0 {
+		kept = fmt.Sprintf(", the keeper's %s included", benchkit.Commas(r.keptReqs))
+	}
+	p("Redis during B, measured runs (INFO commandstats; %d run(s), %.0f s, %s requests%s):", r.runs, r.secs, benchkit.Commas(r.reqs), kept)
 	total := sum(r.calls)
-	p("  commands: %s = %.4f per request", benchkit.Commas(total), r.perReq(total))
+	p("  commands: %s = %.4f per request = %.2f per session per refresh_interval (%.0f/s)", benchkit.Commas(total), r.perReq(total),
+		float64(total)/max(r.secs, 1)*r.refresh.Seconds()/float64(max(r.sessions, 1)), float64(total)/max(r.secs, 1))
 	if total > 0 {
 		byClass := map[string]int64{}
 		for k, v := range r.calls {
@@ -341,14 +481,19 @@ func (b *bench) printRedisB(p func(string, ...any), r redisBSummary) {
 				scUsec += v
 			}
 		}
-		p("    scripts (EVALSHA/EVAL): %s = %.0f/s of load; Redis time %.0f µs per script; all commands %.1f µs of Redis time per request",
-			benchkit.Commas(sc), float64(sc)/max(r.secs, 1), float64(scUsec)/float64(max(sc, 1)), float64(sum(r.usec))/float64(max(r.reqs, 1)))
-		if r.runGap > r.refresh {
-			p("    B idles between its runs (a B run starts every %.0f s, refresh_interval %v), so each run starts with every", r.runGap.Seconds(), r.refresh)
-			p("    session due: up to %s refreshes per run, %.0f/s over %.0f s runs, where constant load gives %s/%v = %.0f/s",
-				benchkit.Commas(int64(r.sessions)), float64(r.sessions)/(r.secs/float64(max(r.runs, 1))), r.secs/float64(max(r.runs, 1)),
-				benchkit.Commas(int64(r.sessions)), r.refresh, float64(r.sessions)/r.refresh.Seconds())
-		}
+		p("    scripts (EVALSHA/EVAL): %s = %.0f/s of load = %.2f per session per refresh_interval; Redis time %.0f µs per script; all commands %.1f µs of Redis time per request",
+			benchkit.Commas(sc), float64(sc)/max(r.secs, 1), float64(sc)/max(r.secs, 1)*r.refresh.Seconds()/float64(max(r.sessions, 1)),
+			float64(scUsec)/float64(max(sc, 1)), float64(sum(r.usec))/float64(max(r.reqs, 1)))
+	}
+	steady := float64(r.sessions) / r.refresh.Seconds()
+	if len(r.rates) > 0 {
+		p("  refreshes per second in each saturating run (Redis scripts/s): %s; median %.0f/s; constant load: %s/%v = %.0f/s",
+			fmtList(r.rates, "%.0f"), median(r.rates), benchkit.Commas(int64(r.sessions)), r.refresh, steady)
+	}
+	if b.keeper == nil && r.runGap > r.refresh {
+		p("    B idles between its runs (a B run starts every %.0f s, refresh_interval %v) and -keeper=false, so each run starts with", r.runGap.Seconds(), r.refresh)
+		p("    every session due: up to %s refreshes per run, %.0f/s over %.0f s runs: a burst, not steady state",
+			benchkit.Commas(int64(r.sessions)), float64(r.sessions)/(r.secs/float64(max(r.runs, 1))), r.secs/float64(max(r.runs, 1)))
 	}
 	if len(r.errs) == 0 {
 		p("  Redis errors: none")
@@ -363,8 +508,8 @@ func (b *bench) printRedisB(p func(string, ...any), r redisBSummary) {
 		return
 	}
 	top, _ := splitSetup(d.top)
-	p("Redis during B, diagnostic run with MONITOR (%.0f s, -c%d, %s requests; not in the tables, MONITOR costs CPU):",
-		d.dur.Seconds(), b.o.connections, benchkit.Commas(d.w.requests))
+	p("Redis during B, diagnostic run with MONITOR (%.0f s, -c%d, %s requests incl. %s of the keeper; not in the tables, MONITOR costs CPU):",
+		d.dur.Seconds(), b.o.connections, benchkit.Commas(d.w.requests+d.kept.served), benchkit.Commas(d.kept.served))
 	p("  top-level commands the module sent: %s = %.4f per request", benchkit.Commas(top), r.perDiagReq(top))
 	if len(d.top) > 0 {
 		p("    %s", list(d.top, 12))
@@ -372,7 +517,8 @@ func (b *bench) printRedisB(p func(string, ...any), r redisBSummary) {
 	if in := sum(d.inner); in > 0 {
 		p("    run inside those scripts: %s", list(d.inner, 12))
 	}
-	p("  request-path store lookups (seen script = cache miss, GET): %s = %.4f per request", benchkit.Commas(r.lookups), r.perDiagReq(r.lookups))
+	p("  request-path store lookups (seen script = cache miss, GET): %s = %.4f per request; reads off the request path (settings refresh, idle sweep): %s",
+		benchkit.Commas(r.lookups), r.perDiagReq(r.lookups), benchkit.Commas(r.background))
 	p("  refreshes (touch script, batched off the request path): %s = %.0f/s (constant load: %s sessions / %v = %.0f/s)",
 		benchkit.Commas(r.touches), float64(r.touches)/d.dur.Seconds(), benchkit.Commas(int64(r.sessions)), r.refresh, float64(r.sessions)/r.refresh.Seconds())
 	iv := d.dur.Seconds() / r.refresh.Seconds()
@@ -395,9 +541,67 @@ func (b *bench) printRedisB(p func(string, ...any), r redisBSummary) {
 	p("")
 }
 
+// printRedisOther prints what Redis saw during A's or C's runs. C's
+// session service sends one GET per request; the keeper's refreshes of
+// B's sessions run in the background (scripts and what they call, and the
+// module's ZADD/PEXPIRE after each batch), the same during every scenario.
+func (b *bench) printRedisOther(p func(string, ...any), ms []measurement, sc string) {
+	calls := map[string]int64{}
+	var reqs int64
+	var secs float64
+	for _, m := range ms {
+		if m.scenario == sc {
+			addCounts(calls, m.calls)
+			reqs += m.redisReqs
+			secs += m.end.Sub(m.start).Seconds()
+		}
+	}
+	own, bg := map[string]int64{}, map[string]int64{}
+	for k, v := range calls {
+		if sc == "C" && k == "get" {
+			own[k] += v
+		} else {
+			bg[k] += v
+		}
+	}
+	switch {
+	case sc == "C" && b.keeper == nil:
+		p("Redis during C (%s requests): %.3f commands per request (%s)", benchkit.Commas(reqs), float64(sum(calls))/float64(max(reqs, 1)), perReqList(calls, reqs, 6))
+	case sc == "C":
+		p("Redis during C (%s requests): the session service's GET %.3f per request; in the background, the keeper's refreshes of B: %.0f commands/s (%s)",
+			benchkit.Commas(reqs), float64(own["get"])/float64(max(reqs, 1)), float64(sum(bg))/max(secs, 1), perSecList(bg, secs, 6))
+	case b.keeper != nil:
+		p("Redis during A (no Redis of its own): the keeper's refreshes of B in the background: %.0f commands/s (%s)", float64(sum(bg))/max(secs, 1), perSecList(bg, secs, 6))
+	default:
+		return
+	}
+	p("")
+}
+
+func perSecList(m map[string]int64, secs float64, limit int) string {
+	var parts []string
+	for i, k := range sortedKeys(m) {
+		if limit > 0 && i == limit {
+			parts = append(parts, "...")
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %.0f/s", k, float64(m[k])/max(secs, 1)))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (b *bench) printOpen(p func(string, ...any), oc *openCost) {
 	n := float64(oc.sessionsCount)
-	p("Opening %s sessions through B (not measured above): %v, %.0f sessions/s", benchkit.Commas(int64(oc.sessionsCount)), oc.took.Round(10*time.Millisecond), n/oc.took.Seconds())
+	how := "as fast as 8 clients can"
+	if oc.paced {
+		how = "staggered evenly (the keeper's cycle 0), so the rate is the pacing"
+	}
+	p("Opening %s sessions through B (not measured above): %v, %.0f sessions/s, %s; opening request p50 %s, p99 %s",
+		benchkit.Commas(int64(oc.sessionsCount)), oc.took.Round(10*time.Millisecond), n/oc.took.Seconds(), how,
+		benchkit.Ms(benchkit.Quantile(oc.lat, 0.5)), benchkit.Ms(benchkit.Quantile(oc.lat, 0.99)))
 	if oc.monitored {
 		work, _ := splitSetup(oc.top)
 		p("  top-level commands per session: %.2f (%s)", float64(work)/n, perReqList(oc.top, int64(oc.sessionsCount), 8))
