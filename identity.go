@@ -9,25 +9,41 @@ import (
 // allocates every cookie). With wild, name is a prefix. It returns the full
 // name found and the value.
 func cookieValue(r *http.Request, name string, wild bool) (string, string, bool) {
+	k, v, _ := cookieValues(r, name, wild, "")
+	return k, v, v != ""
+}
+
+// cookieValues is cookieValue that also finds the cookie named dev (if not
+// ""), in the same pass: the first non-empty value of each.
+func cookieValues(r *http.Request, name string, wild bool, dev string) (found, value, devValue string) {
 	for _, line := range r.Header["Cookie"] {
 		for line != "" {
 			var part string
-			part, line, _ = strings.Cut(line, ";")
+			if i := strings.IndexByte(line, ';'); i >= 0 {
+				part, line = line[:i], line[i+1:]
+			} else {
+				part, line = line, ""
+			}
 			part = strings.TrimSpace(part)
-			k, v, ok := strings.Cut(part, "=")
-			if !ok {
+			i := strings.IndexByte(part, '=')
+			if i < 0 {
 				continue
 			}
-			if k == name || (wild && strings.HasPrefix(k, name)) {
-				v = strings.Trim(v, `"`)
-				if v == "" {
-					continue
+			k := part[:i]
+			if value == "" && (k == name || (wild && strings.HasPrefix(k, name))) {
+				if v := strings.Trim(part[i+1:], `"`); v != "" {
+					found, value = k, v
 				}
-				return k, v, true
+			}
+			if devValue == "" && dev != "" && k == dev {
+				devValue = strings.Trim(part[i+1:], `"`)
+			}
+			if value != "" && (devValue != "" || dev == "") {
+				return found, value, devValue
 			}
 		}
 	}
-	return "", "", false
+	return found, value, devValue
 }
 
 // expireCookie tells the browser to drop the app's session cookie.

@@ -34,6 +34,9 @@ type ident struct {
 	cookieName string // the app's session cookie as found
 	token      string // its value, "" if none
 	ip, ua     string
+	// devCookie is the device cookie's value, when devRead.
+	devCookie string
+	devRead   bool
 }
 
 func (h *Handler) identify(r *http.Request, repl *caddy.Replacer) ident {
@@ -45,7 +48,9 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer) ident {
 		id.user = repl.ReplaceAll(h.User, "")
 	}
 	if h.SessionCookie != "" {
-		id.cookieName, id.token, _ = cookieValue(r, h.cookiePrefix, h.cookieWild)
+		// One pass over the header: a token asks for the device cookie.
+		id.cookieName, id.token, id.devCookie = cookieValues(r, h.cookiePrefix, h.cookieWild, h.DeviceCookie)
+		id.devRead = true
 	}
 	id.ip, _ = caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	return id
@@ -102,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // agent and IP otherwise, so that a client that keeps no cookies (an API
 // client with basic auth) stays one device and one session.
 func (h *Handler) deviceFor(r *http.Request, id ident, user string) (dev string, valid bool) {
-	if _, v, ok := cookieValue(r, h.DeviceCookie, false); ok {
+	if v := h.rawDeviceCookie(r, id); v != "" {
 		if dev, ok := h.keys.VerifyDevice(v); ok {
 			return dev, true
 		}
@@ -112,6 +117,15 @@ func (h *Handler) deviceFor(r *http.Request, id ident, user string) (dev string,
 		return dev, false
 	}
 	return h.keys.DerivedDevice(id.realm, user, id.ua, id.ip), false
+}
+
+// rawDeviceCookie is the device cookie's value, "" if none.
+func (h *Handler) rawDeviceCookie(r *http.Request, id ident) string {
+	if id.devRead {
+		return id.devCookie
+	}
+	_, v, _ := cookieValue(r, h.DeviceCookie, false)
+	return v
 }
 
 // material is the token the tracker hashes: the app's cookie, or for
@@ -131,7 +145,7 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	if id.token != "" {
 		// The tracker checks the device cookie, against its cache first.
 		req.Token = id.token
-		_, req.DeviceCookie, _ = cookieValue(r, h.DeviceCookie, false)
+		req.DeviceCookie = h.rawDeviceCookie(r, id)
 	} else {
 		// The device is part of the token: it must be known first.
 		req.DeviceID, devValid = h.deviceFor(r, id, id.user)
@@ -154,7 +168,11 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	if !devValid {
 		h.setDeviceCookie(w, r, res.DeviceID)
 	}
-	h.setPlaceholders(repl, res)
+	if lookup := sessionLookup(res.Vars); lookup != nil && !res.New {
+		publishPlaceholders(repl, lookup, res.Vars.User, res.Vars.Session, res.Vars.Device, false)
+	} else {
+		h.setPlaceholders(repl, res)
+	}
 	if res.Refused {
 		return h.refuse(w, r, repl, id, res.Reason)
 	}
@@ -289,21 +307,79 @@ func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, dev st
 	})
 }
 
+const (
+	phUser   = "http.sessions.user"
+	phID     = "http.sessions.id"
+	phDevice = "http.sessions.device"
+	phNew    = "http.sessions.new"
+)
+
 // clearPlaceholders makes {http.sessions.*} known and empty on requests
 // the handler does not track, so header_up or logs never send the
 // placeholder's literal text to the app.
 func clearPlaceholders(repl *caddy.Replacer) {
-	repl.Set("http.sessions.user", "")
-	repl.Set("http.sessions.id", "")
-	repl.Set("http.sessions.device", "")
-	repl.Set("http.sessions.new", false)
+	publishPlaceholders(repl, noSession, "", "", "", false)
+}
+
+func noSession(key string) (any, bool) {
+	switch key {
+	case phUser, phID, phDevice:
+		return "", true
+	case phNew:
+		return false, true
+	}
+	return nil, false
+}
+
+// sessionLookup answers the placeholders of a known session on a request
+// that did not open it. It is made once per cached session (Vars.Memo),
+// not per request; nil without a Memo.
+func sessionLookup(v tracker.Vars) caddy.ReplacerFunc {
+	if v.Memo == nil {
+		return nil
+	}
+	if f, ok := v.Memo.Load().(caddy.ReplacerFunc); ok {
+		return f
+	}
+	f := caddy.ReplacerFunc(func(key string) (any, bool) {
+		switch key {
+		case phUser:
+			return v.User, true
+		case phID:
+			return v.Session, true
+		case phDevice:
+			return v.Device, true
+		case phNew:
+			return false, true
+		}
+		return nil, false
+	})
+	v.Memo.Store(f)
+	return f
+}
+
+// publishPlaceholders maps lookup into the replacer rather than setting
+// the four values: Caddy makes a fresh replacer per request, and Set would
+// cost four locked map writes plus the map's first allocation. A mapped
+// lookup is asked after the Set values and after lookups mapped before
+// it, so if something answers already (the handler ran earlier in this
+// request), the values are Set: the last one wins, as with Set alone.
+func publishPlaceholders(repl *caddy.Replacer, lookup caddy.ReplacerFunc, user, id, dev any, isNew bool) {
+	if _, known := repl.Get(phUser); !known {
+		repl.Map(lookup)
+		return
+	}
+	repl.Set(phUser, user)
+	repl.Set(phID, id)
+	repl.Set(phDevice, dev)
+	repl.Set(phNew, isNew)
 }
 
 func (h *Handler) setPlaceholders(repl *caddy.Replacer, res tracker.Result) {
-	repl.Set("http.sessions.user", res.Vars.User)
-	repl.Set("http.sessions.id", res.Vars.Session)
-	repl.Set("http.sessions.device", res.Vars.Device)
-	repl.Set("http.sessions.new", res.New)
+	repl.Set(phUser, res.Vars.User)
+	repl.Set(phID, res.Vars.Session)
+	repl.Set(phDevice, res.Vars.Device)
+	repl.Set(phNew, res.New)
 }
 
 // storeError logs store failures at most once per breaker period: an outage

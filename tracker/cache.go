@@ -8,38 +8,54 @@ import (
 
 // entry is what an instance remembers about one token. Its identity fields
 // never change; a change of IP, device or state replaces the entry.
+//
+// The fields a cache hit reads come first, together: entries are many and
+// mostly cold, so each cache line they span costs a miss.
 type entry struct {
+	// moved is the shard's move count when the entry last went to the
+	// front of the list (guarded by the shard's lock).
+	moved uint64
+	// expires (unix ns) bounds how long the entry is trusted at all.
+	expires   int64
+	lastSeen  atomic.Int64 // unix ns, local view
+	lastWrite atomic.Int64 // unix ns of the last write sent to the store
+	// anonymous entries remember a token bound to no user.
+	anonymous bool
+	// revoked entries answer "refused" without asking the store.
+	revoked bool
+	// limited: refused by a limit for this IP and device only.
+	limited bool
+	// devCookie is the device's signed cookie value (if hasDevCookie),
+	// so a request carrying it needs no verification. Kept inline: it is
+	// compared on every hit, and a string's bytes would be one more cold
+	// cache line.
+	hasDevCookie bool
+	devCookie    [deviceCookieLen]byte
+	ip           string
+	deviceID     string
+	user         string
+	sessionID    string
+	vars         Vars
+	memo         atomic.Value // vars.Memo
+
 	key       TokenKey
 	tokenHash string
 	realm     string
-	sessionID string
-	user      string
-	ip        string
-	deviceID  string
-	// revoked entries answer "refused" without asking the store.
-	revoked bool
-	reason  string
-	// limited: refused by a limit for this IP and device only.
-	limited bool
+	reason    string
 	// tz is the time zone the session's days are counted in.
-	tz *time.Location
-	// deviceCookie is the device's signed cookie value, so a request
-	// carrying it needs no verification.
-	deviceCookie string
-	// anonymous entries remember a token bound to no user.
-	anonymous bool
-	vars      Vars
-	// expires (unix ns) bounds how long the entry is trusted at all.
-	expires int64
-
-	lastSeen  atomic.Int64 // unix ns, local view
-	lastWrite atomic.Int64 // unix ns of the last write sent to the store
-
+	tz         *time.Location
 	prev, next *entry
 }
 
 // cache is a bounded LRU of entries keyed by token hash, sharded so that
 // concurrent requests rarely wait on one lock.
+//
+// A hit moves its entry to the front only if it may have drifted out of
+// the front eighth of the shard's list, i.e. once a window of limit/8
+// entries were moved to the front after it: relinking touches two other,
+// usually cold, entries, and a known session is hit on every request. So
+// eviction order is LRU give or take that window (exact below 8 entries
+// per shard), and the size bound is untouched.
 type cache struct {
 	shards []cacheShard
 	n      byte
@@ -93,6 +109,8 @@ type cacheShard struct {
 	m     map[TokenKey]*entry
 	head  entry // sentinel: head.next is most recent
 	limit int
+	// moves counts pushFront calls; window is limit/8.
+	moves, window uint64
 }
 
 const cacheShards = 32
@@ -109,6 +127,7 @@ func newCache(size int) *cache {
 		if i < size%n {
 			s.limit++
 		}
+		s.window = uint64(s.limit / 8)
 	}
 	return c
 }
@@ -126,13 +145,17 @@ func (s *cacheShard) pushFront(e *entry) {
 	e.prev, e.next = &s.head, s.head.next
 	s.head.next.prev = e
 	s.head.next = e
+	s.moves++
+	e.moved = s.moves
 }
 
 func (c *cache) get(key TokenKey) *entry {
 	s := c.shard(key)
 	s.mu.Lock()
 	e := s.m[key]
-	if e != nil && s.head.next != e {
+	// Whatever is ahead of e was moved to the front after e: e is at most
+	// s.moves-e.moved places from the front.
+	if e != nil && s.moves-e.moved > s.window {
 		s.unlink(e)
 		s.pushFront(e)
 	}

@@ -146,3 +146,71 @@ func TestCacheRemoveIf(t *testing.T) {
 		t.Errorf("len after removing all = %d", n)
 	}
 }
+
+// shardOrder lists a shard's users, most recent first.
+func shardOrder(c *cache, shard byte) []string {
+	s := &c.shards[shard]
+	var out []string
+	for e := s.head.next; e != &s.head; e = e.next {
+		out = append(out, e.user)
+	}
+	return out
+}
+
+// A hit relinks its entry only once it may have left the front window
+// (limit/8 moves); the list and the bound stay as they were otherwise.
+func TestCacheHitWindow(t *testing.T) {
+	const limit = 64 // per shard: window 8
+	c := newCache(limit * cacheShards)
+	if w := c.shards[0].window; w != 8 {
+		t.Fatalf("window = %d, want 8", w)
+	}
+	for i := range limit {
+		c.put(cacheEntry(cacheKey(4, uint32(i)), fmt.Sprint(i)))
+	}
+	// 60 went in 4 moves ago: it stays where it is.
+	before := shardOrder(c, 4)
+	if c.get(cacheKey(4, 60)) == nil {
+		t.Fatal("60 missing")
+	}
+	if got := shardOrder(c, 4); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Errorf("a hit inside the window relinked: %v", got[:8])
+	}
+	// 0 is 64 moves old: the hit moves it to the front, and the next put
+	// evicts 1, the least recent.
+	c.get(cacheKey(4, 0))
+	if got := shardOrder(c, 4); got[0] != "0" {
+		t.Errorf("a hit outside the window stayed at %v", got[:3])
+	}
+	c.put(cacheEntry(cacheKey(4, 1000), "new"))
+	if c.get(cacheKey(4, 1)) != nil || c.get(cacheKey(4, 0)) == nil {
+		t.Error("eviction did not take the least recently used entry")
+	}
+	if n := c.len(); n != limit {
+		t.Errorf("len = %d, want %d", n, limit)
+	}
+}
+
+// A hit that did not relink its entry still protects it from all but a
+// window's worth of puts: only entries that were not hit go before it.
+func TestCacheHitWindowProtects(t *testing.T) {
+	const limit = 64
+	c := newCache(limit * cacheShards)
+	s := &c.shards[9]
+	for i := range limit {
+		c.put(cacheEntry(cacheKey(9, uint32(i)), fmt.Sprint(i)))
+	}
+	hot := cacheKey(9, uint32(limit-1-s.window)) // at the window's edge
+	if c.get(hot) == nil || shardOrder(c, 9)[s.window] != fmt.Sprint(limit-1-s.window) {
+		t.Fatal("hot missing, or moved")
+	}
+	for i := range limit - int(s.window) - 1 {
+		c.put(cacheEntry(cacheKey(9, uint32(1000+i)), "filler"))
+		if s.m[hot] == nil { // not c.get: that would count as a use
+			t.Fatalf("hit entry evicted after %d puts", i+1)
+		}
+		if s.m[cacheKey(9, uint32(i))] != nil {
+			t.Fatalf("after %d puts, entry %d (older, never hit) is still there", i+1, i)
+		}
+	}
+}

@@ -111,6 +111,10 @@ func (k *Keyring) DerivedDevice(realm, user, userAgent, ip string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
+// deviceCookieLen is the length of a device cookie: a 16-character id, a
+// dot and a 22-character signature (VerifyDevice takes no other).
+const deviceCookieLen = 16 + 1 + 22
+
 // DeviceCookie is the signed cookie value of a device id.
 func (k *Keyring) DeviceCookie(id string) string { return id + "." + k.deviceSig(id) }
 

@@ -129,7 +129,13 @@ type Result struct {
 }
 
 // Vars holds values boxed for placeholders.
-type Vars struct{ User, Session, Device any }
+type Vars struct {
+	User, Session, Device any
+	// Memo, when not nil, keeps what the caller derives from these
+	// values, once per cached session rather than per request (the
+	// handler's placeholder lookup). It must always hold one type.
+	Memo *atomic.Value
+}
 
 // negativeTTL is how long an instance trusts "this token is anonymous".
 // Logins publish an invalidation, so it only bounds a lost message.
@@ -238,10 +244,10 @@ func (t *Tracker) Observe(ctx context.Context, r Request) (Result, error) {
 		return Result{}, nil
 	}
 	if r.DeviceID == "" {
-		r = t.resolveDevice(e, r)
+		t.resolveDevice(e, &r)
 	}
 	if e != nil {
-		if res, ok := t.fromCache(e, r, now); ok {
+		if res, ok := t.fromCache(e, &r, now); ok {
 			res.DeviceMinted = r.DeviceMinted
 			return res, nil
 		}
@@ -254,22 +260,21 @@ func (t *Tracker) Observe(ctx context.Context, r Request) (Result, error) {
 // resolveDevice reads Request.DeviceCookie: the cookie this token's cached
 // entry was last seen with needs no second HMAC on the request path;
 // another is verified; a missing or invalid one gets a new device id.
-func (t *Tracker) resolveDevice(e *entry, r Request) Request {
-	if r.DeviceCookie != "" && e != nil && r.DeviceCookie == e.deviceCookie {
+func (t *Tracker) resolveDevice(e *entry, r *Request) {
+	if e != nil && e.hasDevCookie && r.DeviceCookie == string(e.devCookie[:]) {
 		r.DeviceID = e.deviceID
-		return r
+		return
 	}
 	if id, ok := t.cfg.Keys.VerifyDevice(r.DeviceCookie); ok {
 		r.DeviceID = id
-		return r
+		return
 	}
 	r.DeviceID, _ = t.cfg.Keys.NewDevice()
 	r.DeviceMinted = true
-	return r
 }
 
 // fromCache answers from a cached entry when nothing has changed.
-func (t *Tracker) fromCache(e *entry, r Request, now time.Time) (Result, bool) {
+func (t *Tracker) fromCache(e *entry, r *Request, now time.Time) (Result, bool) {
 	if r.User != "" && r.User != e.user && !e.anonymous {
 		return Result{}, false
 	}
@@ -298,7 +303,7 @@ func (t *Tracker) fromCache(e *entry, r Request, now time.Time) (Result, bool) {
 		select {
 		// The trail switch is read now, not when the entry was made: it
 		// can change at runtime.
-		case t.touches <- pendingTouch{e: e, now: now, path: t.trailPath(t.Settings(context.Background(), e.realm).ActivityTrail, r)}:
+		case t.touches <- pendingTouch{e: e, now: now, path: t.trailPath(t.Settings(context.Background(), e.realm).ActivityTrail, *r)}:
 		default:
 			t.dropped.Add(1)
 			e.lastWrite.Store(last) // try again on the next request
@@ -385,9 +390,12 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 		res.DeviceID = r.DeviceID
 	}
 	e := &entry{key: key, tokenHash: th, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: res.DeviceID,
-		tz: tz, deviceCookie: t.cfg.Keys.DeviceCookie(res.DeviceID),
-		expires: now.Add(t.cfg.Policy.Idle).UnixNano(),
-		vars:    Vars{User: user, Session: res.SessionID, Device: res.DeviceID}}
+		tz: tz, expires: now.Add(t.cfg.Policy.Idle).UnixNano(),
+		vars: Vars{User: user, Session: res.SessionID, Device: res.DeviceID}}
+	e.vars.Memo = &e.memo
+	if c := t.cfg.Keys.DeviceCookie(res.DeviceID); len(c) == deviceCookieLen {
+		e.hasDevCookie = copy(e.devCookie[:], c) == deviceCookieLen
+	}
 	e.lastSeen.Store(now.UnixNano())
 	e.lastWrite.Store(res.LastSeen.UnixNano())
 	out := Result{Tracked: true, User: user, SessionID: res.SessionID, DeviceID: res.DeviceID, Vars: e.vars}
