@@ -90,7 +90,7 @@ func descFixture(t *testing.T) (*fx, *RedisStore, *redistest.Server) {
 // Thousands of sessions share a few agents and places: each description is
 // stored once, and a session record holds none of its text.
 func TestRedisDescriptionsShared(t *testing.T) {
-	f, st, srv := descFixture(t)
+	f, _, srv := descFixture(t)
 	var ids []string
 	for i, u := range []string{"alice", "bob", "carol"} {
 		ids = append(ids, f.open(u, time.Duration(i)*time.Second, asUser(u), withDevice("dev-"+u)))
@@ -130,7 +130,6 @@ func TestRedisDescriptionsShared(t *testing.T) {
 	if err != nil || len(devs) != 1 || devs[0].ID != "dev-carol" || devs[0].Agent != testAgent || devs[0].Location.City != "London" {
 		t.Errorf("Devices = %+v, %v", devs, err)
 	}
-	_ = st
 }
 
 // A description that is gone leaves the fields empty; nothing fails.
