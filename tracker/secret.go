@@ -99,8 +99,17 @@ func (k *Keyring) SessionID(tokenHash string, started time.Time) string {
 func (k *Keyring) NewDevice() (id, cookie string) {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	id = base64.RawURLEncoding.EncodeToString(b[:])
+	id = deviceID(b)
 	return id, k.DeviceCookie(id)
+}
+
+// deviceID encodes 12 bytes as a 16-character id whose first character is
+// a letter: the top bit is cleared (95 random bits remain), so an id never
+// starts with '-' or '_' and a spreadsheet shows it as it is instead of a
+// neutralised formula.
+func deviceID(b [12]byte) string {
+	b[0] &= 0x7f
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // DerivedDevice is the device id of a client seen without a device cookie,
@@ -108,7 +117,7 @@ func (k *Keyring) NewDevice() (id, cookie string) {
 // device.
 func (k *Keyring) DerivedDevice(realm, user, userAgent, ip string) string {
 	sum := k.mac("newdev", realm, user, userAgent, ip)
-	return base64.RawURLEncoding.EncodeToString(sum[:12])
+	return deviceID([12]byte(sum[:12]))
 }
 
 // deviceCookieLen is the length of a device cookie: a 16-character id, a

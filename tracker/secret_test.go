@@ -1,9 +1,11 @@
 package tracker
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 func TestNewKeyringRejectsShortSecret(t *testing.T) {
@@ -216,6 +218,21 @@ func TestDeviceCookie(t *testing.T) {
 				t.Errorf("VerifyDevice(%.60q) = %q, %v; want rejected", c.cookie, got, ok)
 			}
 		})
+	}
+}
+
+// Device ids go into CSV exports: none may start with a character a
+// spreadsheet reads as a formula (or be neutralised into another value).
+func TestDeviceIDStartsWithLetter(t *testing.T) {
+	k := testKeyring(t)
+	for i := range 4096 {
+		id, _ := k.NewDevice()
+		d := k.DerivedDevice("realm", "alice", "UA", fmt.Sprint("198.51.100.", i))
+		for _, id := range []string{id, d} {
+			if len(id) != 16 || !unicode.IsLetter(rune(id[0])) {
+				t.Fatalf("device id %q: want 16 characters starting with a letter", id)
+			}
+		}
 	}
 }
 
