@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -76,5 +77,24 @@ func TestParseAgentHugeGarbage(t *testing.T) {
 	long := strings.Repeat("x", 600) + "iPad"
 	if a := ParseAgent(long); a.DeviceType != "desktop" {
 		t.Errorf("a marker past the parsed prefix changed the device type: %+v", a)
+	}
+}
+
+// The agent cache answers what a fresh parse answers and stays bounded
+// however many distinct agents pass.
+func TestAgentCacheBounded(t *testing.T) {
+	const ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+	want := parseAgent(ua)
+	for i := range agentCacheSize + 50 {
+		ParseAgent(fmt.Sprintf("n%d", i)) // short: quick to parse under -race
+		if got := ParseAgent(ua); got != want {
+			t.Fatalf("cached %+v, parsed %+v", got, want)
+		}
+	}
+	agentCache.Lock()
+	n := len(agentCache.m)
+	agentCache.Unlock()
+	if n > agentCacheSize {
+		t.Errorf("agent cache holds %d entries, bound is %d", n, agentCacheSize)
 	}
 }
