@@ -110,15 +110,24 @@ func (c *caddyProc) cacheSize() (n int64, field string, ok bool) {
 // cpuProfile saves a CPU profile of d from Caddy's admin endpoint.
 func (c *caddyProc) cpuProfile(path string, d time.Duration) error {
 	secs := max(1, int(d.Seconds()))
-	client := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
-	resp, err := client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.Admin, secs))
+	return c.saveProfile(path, fmt.Sprintf("profile?seconds=%d", secs), time.Duration(secs+30)*time.Second)
+}
+
+// heapProfile saves Caddy's live heap, after a GC, from its admin endpoint.
+func (c *caddyProc) heapProfile(path string) error {
+	return c.saveProfile(path, "heap?gc=1", 30*time.Second)
+}
+
+func (c *caddyProc) saveProfile(path, query string, timeout time.Duration) error {
+	client := &http.Client{Timeout: timeout}
+	resp, err := client.Get(c.Admin + "/debug/pprof/" + query)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("GET /debug/pprof/profile: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return fmt.Errorf("GET /debug/pprof/%s: %s: %s", query, resp.Status, strings.TrimSpace(string(b)))
 	}
 	f, err := os.Create(path)
 	if err != nil {

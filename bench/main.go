@@ -67,7 +67,7 @@ func main() {
 	flag.StringVar(&o.scenarios, "scenarios", "ABC", "scenarios to run (subset of ABC, for development)")
 	flag.IntVar(&o.latConns, "latency-connections", 1, "connections of the extra unsaturated latency run per scenario and round (0: skip it)")
 	flag.DurationVar(&o.latDuration, "latency-duration", 4*time.Second, "duration of the latency run")
-	flag.StringVar(&o.profileDir, "profile", "", "save a CPU profile of each scenario's Caddy in every saturating run (Caddy's admin /debug/pprof) into this dir, with the requests each covers in profiles.txt")
+	flag.StringVar(&o.profileDir, "profile", "", "save a CPU profile of each scenario's Caddy in every saturating run, and its live heap after it (Caddy's admin /debug/pprof), into this dir, with the requests each CPU profile covers in profiles.txt")
 	flag.BoolVar(&o.keeper, "keeper", true, "hold B's sessions in steady state: open them staggered over refresh_interval and touch each once per refresh_interval (+0.5s) for the whole run, during every scenario; false: open them at once and let B idle between its runs (a refresh burst at the start of each B run)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (Caddyfiles, logs) after the run")
 	role := flag.String("role", "", "internal: run as a child role (upstream, auth)")
@@ -626,6 +626,12 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 		m.mem1 = &gm
 	}
 	m.kept = b.keeper.counts().sub(k0)
+	if b.o.profileDir != "" {
+		heapFile := filepath.Join(b.o.profileDir, fmt.Sprintf("caddy-%s-r%d.heap.pprof", sc, round+1))
+		if herr := c.heapProfile(heapFile); herr != nil {
+			logf("  heap profile of caddy %s: %v", sc, herr)
+		}
+	}
 	if prof != nil {
 		if perr := <-prof; perr != nil {
 			logf("  CPU profile of caddy %s: %v", sc, perr)
