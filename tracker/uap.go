@@ -1,11 +1,14 @@
 package tracker
 
 import (
+	"cmp"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/ua-parser/uap-go/uaparser"
 	"gopkg.in/yaml.v3"
@@ -13,27 +16,33 @@ import (
 
 // uapMatcher applies uap-core's patterns (uap-go's embedded regexes.yaml) in
 // uap-go's order with uap-go's replacement rules, so it returns what
-// uaparser.Parser.Parse returns, at about a quarter of the memory.
+// uaparser.Parser.Parse returns, with a fraction of the memory.
 //
-// Why: uap-go keeps all 1,200 patterns compiled, about 12 MB of Go heap
+// Why: uap-go keeps all 1,200 patterns compiled, about 13 MB of Go heap
 // whose pointers every GC cycle scans, in a process whose requests never
 // parse a user agent (only a session opening does). Three quarters of those
 // compiled instructions come from bounded repetitions such as [^;]{0,200},
-// which Go's regexp unrolls. So each pattern is matched in two steps: a
-// filter, the same pattern with every x{n,m} made x{n,} (it matches a
-// superset of the strings, with a fraction of the instructions), and only
-// when the filter matches, the exact pattern, compiled the first time that
-// happens and kept. A user agent passes the filters of a few patterns, so
-// few exact patterns are ever compiled.
+// which Go's regexp unrolls. So each pattern is tried in up to three steps,
+// each compiled the first time it is needed and then kept:
+//   - literals every match contains ("Firefox", "Build" or "AppleWebKit"):
+//     one missing, no match;
+//   - a filter, the pattern with every x{n,m} made x{n,} (a superset of the
+//     strings it matches, with a fraction of the instructions);
+//   - the exact pattern, for the captures.
+//
+// A user agent contains the literals of a few dozen patterns and passes
+// the filters of a few, so few patterns are ever compiled.
 type uapMatcher struct {
 	agent, os, device []uapPattern
 }
 
 type uapPattern struct {
-	expr   string         // as uap-go compiles it, flags included
-	repl   []string       // replacements, uap-go's defaults applied; repl[0] is the family
-	filter *regexp.Regexp // expr with its bounded repetitions unbounded
-	exact  atomic.Pointer[regexp.Regexp]
+	expr       string     // as uap-go compiles it, flags included
+	filterExpr string     // expr with its bounded repetitions unbounded; "" if it has none
+	repl       []string   // replacements, uap-go's defaults applied; repl[0] is the family
+	lits       [][]uapLit // every match contains one literal of each set; none: unknown
+	filter     atomic.Pointer[regexp.Regexp]
+	exact      atomic.Pointer[regexp.Regexp]
 }
 
 func newUAPMatcher(definitions []byte) (*uapMatcher, error) {
@@ -77,21 +86,95 @@ func (p *uapPattern) init(flags, expr string, repl ...string) error {
 		expr = "(?" + flags + ")" + expr
 	}
 	p.expr, p.repl = expr, repl
-	if _, err := syntax.Parse(expr, syntax.Perl); err != nil {
+	re, err := syntax.Parse(expr, syntax.Perl) // regexp.Compile's flags: a lazy compile cannot fail
+	if err != nil {
 		return err
 	}
-	filter, ok := unboundRepeats(expr)
-	if !ok {
-		exact, err := regexp.Compile(expr)
-		if err != nil {
-			return err
-		}
-		p.exact.Store(exact)
-		return nil
+	p.lits = requiredLiterals(re)
+	if filter, ok := unboundRepeats(expr); ok {
+		p.filterExpr = filter
 	}
-	var err error
-	p.filter, err = regexp.Compile(filter)
+	if p.lits != nil {
+		return nil // compiled when a user agent contains a literal
+	}
+	if p.filterExpr != "" {
+		f, err := regexp.Compile(p.filterExpr)
+		p.filter.Store(f)
+		return err
+	}
+	exact, err := regexp.Compile(expr)
+	p.exact.Store(exact)
 	return err
+}
+
+// uapLit is an ASCII literal, lower-cased when matched case-insensitively.
+type uapLit struct {
+	s    string
+	fold bool
+}
+
+// maxLitSets bounds the literal sets a pattern is checked against: the
+// few most selective are enough to skip almost every pattern.
+const maxLitSets = 3
+
+// requiredLiterals returns sets of literals such that every match of re
+// contains one literal of each set, the most selective first (longest
+// shortest literal, then fewest literals); nil when it finds none.
+func requiredLiterals(re *syntax.Regexp) [][]uapLit {
+	var sets [][]uapLit
+	switch re.Op {
+	case syntax.OpLiteral:
+		s := string(re.Rune)
+		for i := 0; i < len(s); i++ {
+			if s[i] >= utf8.RuneSelf {
+				return nil
+			}
+		}
+		if re.Flags&syntax.FoldCase != 0 {
+			return [][]uapLit{{{strings.ToLower(s), true}}}
+		}
+		return [][]uapLit{{{s, false}}}
+	case syntax.OpCapture, syntax.OpPlus:
+		return requiredLiterals(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return requiredLiterals(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			sets = append(sets, requiredLiterals(sub)...)
+		}
+	case syntax.OpAlternate:
+		var any []uapLit // one branch's most selective set, for each branch
+		for _, sub := range re.Sub {
+			l := requiredLiterals(sub)
+			if l == nil {
+				return nil // a branch without one
+			}
+			any = append(any, l[0]...)
+		}
+		sets = [][]uapLit{any}
+	}
+	slices.SortStableFunc(sets, func(a, b []uapLit) int {
+		if c := cmp.Compare(shortestLit(b), shortestLit(a)); c != 0 {
+			return c
+		}
+		return cmp.Compare(len(a), len(b))
+	})
+	if len(sets) > maxLitSets {
+		sets = sets[:maxLitSets]
+	}
+	return sets
+}
+
+func shortestLit(set []uapLit) int {
+	n := 0
+	for i, l := range set {
+		if i == 0 || len(l.s) < n {
+			n = len(l.s)
+		}
+	}
+	return n
 }
 
 // unboundRepeats rewrites every x{n,m} (m > n) in expr as x{n,} and
@@ -177,26 +260,64 @@ func repeatCount(s string) (int, bool) {
 	return n, err == nil
 }
 
-// match fills out with the pattern's replacements expanded, as uap-go's
-// Match does, and reports whether the pattern matched.
-func (p *uapPattern) match(line string, out []string, trim bool) bool {
-	re := p.exact.Load()
-	if re == nil {
-		if !p.filter.MatchString(line) {
+// uapLine is a user agent as the patterns see it.
+type uapLine struct {
+	s     string
+	lower string // s lower-cased so that a case-insensitive ASCII literal is found in it
+}
+
+func newUAPLine(s string) uapLine {
+	lower := strings.ToLower(s) // also the Kelvin sign, which folds to k, to k
+	if strings.Contains(lower, "ſ") {
+		lower = strings.ReplaceAll(lower, "ſ", "s") // the long s folds to s: TestFoldsToASCII
+	}
+	return uapLine{s: s, lower: lower}
+}
+
+// containsAll reports whether line contains a literal of each set.
+func (line uapLine) containsAll(sets [][]uapLit) bool {
+	for _, set := range sets {
+		found := false
+		for _, l := range set {
+			if l.fold && strings.Contains(line.lower, l.s) || !l.fold && strings.Contains(line.s, l.s) {
+				found = true
+				break
+			}
+		}
+		if !found {
 			return false
 		}
-		var err error
-		if re, err = regexp.Compile(p.expr); err != nil {
-			return false // not for uap-core's patterns: TestUAPPatternsCompile
-		}
-		p.exact.Store(re) // a racing compile stores an equal regexp
 	}
-	m := re.FindStringSubmatchIndex(line)
+	return true
+}
+
+// match fills out with the pattern's replacements expanded, as uap-go's
+// Match does, and reports whether the pattern matched.
+func (p *uapPattern) match(line uapLine, out []string, trim bool) bool {
+	if !line.containsAll(p.lits) {
+		return false
+	}
+	re := p.exact.Load()
+	if re == nil {
+		if p.filterExpr != "" {
+			f := p.filter.Load()
+			if f == nil {
+				f = regexp.MustCompile(p.filterExpr) // parsed in init
+				p.filter.Store(f)                    // a racing compile stores an equal regexp
+			}
+			if !f.MatchString(line.s) {
+				return false
+			}
+		}
+		re = regexp.MustCompile(p.expr)
+		p.exact.Store(re)
+	}
+	m := re.FindStringSubmatchIndex(line.s)
 	if m == nil {
 		return false
 	}
 	for i, r := range p.repl {
-		out[i] = string(re.ExpandString(nil, r, line, m))
+		out[i] = string(re.ExpandString(nil, r, line.s, m))
 		if trim {
 			out[i] = strings.TrimSpace(out[i])
 		}
@@ -207,7 +328,7 @@ func (p *uapPattern) match(line string, out []string, trim bool) bool {
 // first is uap-go's lookup loop: the first pattern that matches with a
 // non-empty family wins; none gives "Other" (with the versions of the last
 // pattern that matched, as uap-go leaves them).
-func first(ps []uapPattern, line string, out []string, trim bool) {
+func first(ps []uapPattern, line uapLine, out []string, trim bool) {
 	for i := range ps {
 		if ps[i].match(line, out, trim) && out[0] != "" {
 			return
@@ -218,7 +339,8 @@ func first(ps []uapPattern, line string, out []string, trim bool) {
 
 // parse returns browser family, major and minor; OS family, major and
 // minor; device family.
-func (m *uapMatcher) parse(line string) (browser, os [3]string, device string) {
+func (m *uapMatcher) parse(ua string) (browser, os [3]string, device string) {
+	line := newUAPLine(ua)
 	first(m.agent, line, browser[:], false)
 	first(m.os, line, os[:], false)
 	var d [1]string

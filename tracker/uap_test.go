@@ -3,13 +3,17 @@ package tracker
 import (
 	"bufio"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"regexp/syntax"
 	"runtime"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ua-parser/uap-go/uaparser"
 )
@@ -70,6 +74,84 @@ var extraAgents = []string{
 	"InettvBrowser/1.0 (a;Sony" + strings.Repeat("b", 10) + ";c;d)",
 	"curl/8.5.0",
 	"Mozilla/5.0 (Mobile; ALCATEL 4044W; rv:" + strings.Repeat("9", 201) + ") Gecko/48.0 Firefox/48.0 KaiOS/2.5",
+	// Not ASCII: case folding reaches beyond ASCII (the Kelvin sign folds
+	// to k, the long s to s).
+	"Mozilla/5.0 (Linux; U; Android 4.0.3; en-us; \u212aFTT Build/IML74K) AppleWebKit/534.30 (\u212aHTML, like Gecko) Silk/3.68 Safari/534.30",
+	"Mozilla/5.0 (Linux; Android 9; \u212aindle Fire) AppleWebKit/537.36 Chrome/124.0 Safari/537.36 \u017fafari",
+	"Mozilla/5.0 (Windows NT 10.0) Chrome/124.0 Safari/537.36 \xff\xfe",
+}
+
+// requiredLiterals finds literals only where every match has them.
+func TestRequiredLiterals(t *testing.T) {
+	for _, c := range []struct {
+		expr, want string
+	}{
+		{`(Firefox)/(\d+)`, "[[{Firefox false}] [{/ false}]]"},
+		{`(?i)(kindle)/(\d+)`, "[[{kindle true}] [{/ true}]]"},
+		{`(?:Silk|Kindle)/(\d+)`, "[[{Silk false} {Kindle false}] [{/ false}]]"},
+		{`(Opera)?Mini`, "[[{Mini false}]]"},
+		{`(Opera)*x`, "[[{x false}]]"},
+		{`(Opera){1,3}x`, "[[{Opera false}] [{x false}]]"},
+		{`(Opera){0,3}x`, "[[{x false}]]"},
+		{`a|b*`, "[]"},
+		{`caf\x{e9}`, "[]"},
+		{`[Ff]oo`, "[[{oo false}] [{f true}]]"}, // the parser makes [Ff] a case-folded f
+		{`MSIE (\d+)|(?i)trident`, "[[{MSIE  false} {trident true}]]"},
+		{`; (Acer |ACER )([^;/]+?)(?: Build|\) AppleWebKit)`, "[[{ Build false} {) AppleWebKit false}] [{cer  false} {CER  false}] [{;  false}]]"}, // A factored out
+		{`a.b.c.d.e`, "[[{a false}] [{b false}] [{c false}]]"},
+	} {
+		re, err := syntax.Parse(c.expr, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(requiredLiterals(re)); got != c.want {
+			t.Errorf("requiredLiterals(%q) = %v, want %v", c.expr, got, c.want)
+		}
+	}
+}
+
+// Only the Kelvin sign and the long s fold to ASCII letters, which is what
+// newUAPLine's lower-casing relies on.
+func TestFoldsToASCII(t *testing.T) {
+	for r := rune(0); r < utf8.RuneSelf; r++ {
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f >= utf8.RuneSelf && f != '\u212a' && f != '\u017f' {
+				t.Errorf("%q folds to %q: newUAPLine must map it to %q", f, r, unicode.ToLower(r))
+			}
+			if f >= utf8.RuneSelf && newUAPLine(string(f)).lower != string(unicode.ToLower(r)) {
+				t.Errorf("newUAPLine(%q).lower = %q, want %q", f, newUAPLine(string(f)).lower, unicode.ToLower(r))
+			}
+		}
+	}
+}
+
+// No string a pattern matches lacks the pattern's literal: the gate never
+// turns a match away.
+func FuzzRequiredLiteral(f *testing.F) {
+	f.Add(`(?i)(kindle)/(\d+)`, "KINDLE/3")
+	f.Add(`(Opera){1,3}x`, "OperaOperax")
+	f.Add(`(?i)k`, "\u212a")
+	f.Fuzz(func(t *testing.T, expr, s string) {
+		re, err := syntax.Parse(expr, syntax.Perl)
+		if err != nil {
+			return
+		}
+		p := uapPattern{lits: requiredLiterals(re)}
+		line := newUAPLine(s)
+		if p.lits == nil {
+			return
+		}
+		exact, err := regexp.Compile(expr)
+		if err != nil {
+			return
+		}
+		p.exact.Store(exact)
+		p.repl = []string{"x"}
+		var out [1]string
+		if exact.MatchString(s) != p.match(line, out[:], false) {
+			t.Errorf("%q on %q: regexp says %v, the gated pattern (literals %v) differs", expr, s, exact.MatchString(s), p.lits)
+		}
+	})
 }
 
 func sameAsUAPGo(t *testing.T, m *uapMatcher, ua string) bool {
@@ -114,16 +196,19 @@ func TestUAPMatcherAgreesWithUAPGo(t *testing.T) {
 // bounded repetitions are where uap-core has them.
 func TestUAPPatternsLoad(t *testing.T) {
 	m := uap()
-	filters := 0
+	filters, lits := 0, 0
 	for _, list := range [][]uapPattern{m.agent, m.os, m.device} {
 		for i := range list {
-			if list[i].filter != nil {
+			if list[i].filterExpr != "" {
 				filters++
+			}
+			if list[i].lits != nil {
+				lits++
 			}
 		}
 	}
-	if n := len(m.agent) + len(m.os) + len(m.device); n < 1000 || filters < n/4 {
-		t.Errorf("%d patterns, %d with a filter: uap-core's regexes did not load as expected", n, filters)
+	if n := len(m.agent) + len(m.os) + len(m.device); n < 1000 || filters < n/4 || lits < n/2 {
+		t.Errorf("%d patterns, %d with a filter, %d with a literal: uap-core's regexes did not load as expected", n, filters, lits)
 	}
 }
 
@@ -209,11 +294,11 @@ func TestUnboundRepeats(t *testing.T) {
 		{"nothing here", false, false},    //
 		{"botzxx;abBotzzzxx", true, true}, //
 	} {
-		if got := p.filter.MatchString(c.line); got != c.filter {
+		if got := regexp.MustCompile(p.filterExpr).MatchString(c.line); got != c.filter {
 			t.Errorf("filter(%q) = %v, want %v", c.line, got, c.filter)
 		}
 		var out [1]string
-		if got := p.match(c.line, out[:], true); got != c.family || (got && !strings.EqualFold(out[0], "bot")) {
+		if got := p.match(newUAPLine(c.line), out[:], true); got != c.family || (got && !strings.EqualFold(out[0], "bot")) {
 			t.Errorf("match(%q) = %v %q, want %v", c.line, got, out[0], c.family)
 		}
 	}
@@ -235,31 +320,34 @@ func FuzzUAPMatcher(f *testing.F) {
 // The matcher's share of the Go heap, next to uap-go's parser (benchstat:
 // the heap-MB metric), after parsing the corpus's first 2,000 agents.
 func BenchmarkUAPHeap(b *testing.B) {
-	corpus := uapCorpus(b, 50)[:2000]
-	for _, impl := range []string{"matcher", "uap-go"} {
-		b.Run("impl="+impl, func(b *testing.B) {
-			var heap float64
-			for b.Loop() {
-				before := liveHeap()
-				var keep any
-				if impl == "matcher" {
-					m, _ := newUAPMatcher(uaparser.DefinitionYaml)
-					for _, ua := range corpus {
-						m.parse(ua)
+	all := uapCorpus(b, 50)
+	for _, n := range []int{20, 2000} {
+		corpus := all[:n]
+		for _, impl := range []string{"matcher", "uap-go"} {
+			b.Run(fmt.Sprintf("impl=%s/agents=%d", impl, n), func(b *testing.B) {
+				var heap float64
+				for b.Loop() {
+					before := liveHeap()
+					var keep any
+					if impl == "matcher" {
+						m, _ := newUAPMatcher(uaparser.DefinitionYaml)
+						for _, ua := range corpus {
+							m.parse(ua)
+						}
+						keep = m
+					} else {
+						p, _ := uaparser.New(uaparser.WithCacheSize(1))
+						for _, ua := range corpus {
+							p.Parse(ua)
+						}
+						keep = p
 					}
-					keep = m
-				} else {
-					p, _ := uaparser.New(uaparser.WithCacheSize(1))
-					for _, ua := range corpus {
-						p.Parse(ua)
-					}
-					keep = p
+					heap = float64(liveHeap()-before) / (1 << 20)
+					runtime.KeepAlive(keep)
 				}
-				heap = float64(liveHeap()-before) / (1 << 20)
-				runtime.KeepAlive(keep)
-			}
-			b.ReportMetric(heap, "heap-MB")
-		})
+				b.ReportMetric(heap, "heap-MB")
+			})
+		}
 	}
 }
 
