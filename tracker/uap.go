@@ -92,6 +92,9 @@ func (p *uapPattern) init(flags, expr string, repl ...string) error {
 	}
 	p.lits = requiredLiterals(re)
 	if filter, ok := unboundRepeats(expr); ok {
+		if _, err := syntax.Parse(filter, syntax.Perl); err != nil {
+			return err // not for uap-core's patterns: FuzzUnboundRepeats
+		}
 		p.filterExpr = filter
 	}
 	if p.lits != nil {
@@ -302,14 +305,14 @@ func (p *uapPattern) match(line uapLine, out []string, trim bool) bool {
 		if p.filterExpr != "" {
 			f := p.filter.Load()
 			if f == nil {
-				f = regexp.MustCompile(p.filterExpr) // parsed in init
+				f = regexp.MustCompile(p.filterExpr) // parsed in init: cannot panic
 				p.filter.Store(f)                    // a racing compile stores an equal regexp
 			}
 			if !f.MatchString(line.s) {
 				return false
 			}
 		}
-		re = regexp.MustCompile(p.expr)
+		re = regexp.MustCompile(p.expr) // parsed in init
 		p.exact.Store(re)
 	}
 	m := re.FindStringSubmatchIndex(line.s)
