@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -83,5 +84,47 @@ func BenchmarkSeenRedis(b *testing.B) {
 		if err != nil || res.Status != StatusOpened {
 			b.Fatalf("Seen = %+v, %v", res, err)
 		}
+	}
+}
+
+// BenchmarkCacheHeap measures what the local cache costs the garbage
+// collector: Go heap bytes and heap objects per cached session (mark work
+// grows with the objects and pointers), and the time of one full
+// collection with the cache filled (gc-ms, the baseline heap included).
+func BenchmarkCacheHeap(b *testing.B) {
+	k := testKeyring(b)
+	for _, n := range []int{10000, 100000} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			var perEntry, objects, gcMS float64
+			for b.Loop() {
+				var m0, m1 runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m0)
+				c := newCache(n)
+				for i := range n {
+					key := k.TokenKey("shop", fmt.Sprintf("session-token-%08d", i))
+					user, sid, dev := fmt.Sprint("user-", i%(n/10)), fmt.Sprintf("s%015d", i), fmt.Sprintf("d%019d", i)
+					e := &entry{key: key, tokenHash: key.String(), realm: "shop", sessionID: sid, user: user, ip: "203.0.113.7",
+						deviceID: dev, tz: time.UTC, expires: time.Now().Add(time.Hour).UnixNano(),
+						vars: Vars{User: user, Session: sid, Device: dev}}
+					e.vars.Memo = &e.memo
+					c.put(e)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&m1)
+				start := time.Now()
+				const rounds = 5
+				for range rounds {
+					runtime.GC()
+				}
+				gcMS = float64(time.Since(start).Microseconds()) / 1000 / rounds
+				perEntry = float64(m1.HeapAlloc-m0.HeapAlloc) / float64(n)
+				objects = float64(m1.HeapObjects-m0.HeapObjects) / float64(n)
+				runtime.KeepAlive(c)
+			}
+			b.ReportMetric(perEntry, "heap-B/entry")
+			b.ReportMetric(objects, "objects/entry")
+			b.ReportMetric(gcMS, "gc-ms")
+		})
 	}
 }
