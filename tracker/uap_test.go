@@ -11,6 +11,7 @@ import (
 	"regexp/syntax"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"unicode"
 	"unicode/utf8"
@@ -19,15 +20,7 @@ import (
 )
 
 // uapOracle is uap-go's own parser: what uapMatcher must agree with.
-var uapOracle = func() func() *uaparser.Parser {
-	var p *uaparser.Parser
-	return func() *uaparser.Parser {
-		if p == nil {
-			p = uaparser.NewFromSaved()
-		}
-		return p
-	}
-}()
+var uapOracle = sync.OnceValue(uaparser.NewFromSaved)
 
 // uapCorpus is uap-go's own sample of 100,000 real user agents (the file
 // "uas" in its module), every step-th of them, plus agents chosen here.
