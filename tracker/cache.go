@@ -38,10 +38,9 @@ type entry struct {
 	vars         Vars
 	memo         atomic.Value // vars.Memo
 
-	key       TokenKey
-	tokenHash string
-	realm     string
-	reason    string
+	key    TokenKey
+	realm  string
+	reason string
 	// tz is the time zone the session's days are counted in.
 	tz         *time.Location
 	prev, next *entry
@@ -64,30 +63,42 @@ type cache struct {
 	// entries (revocation, device block) costs their number, not the
 	// cache's size. Lock order: a shard's lock, then umu.
 	umu    sync.Mutex
-	byUser map[string]map[TokenKey]struct{}
+	byUser map[cachedUser]userTokens
 }
 
-func userIndexKey(realm, user string) string { return realm + "\x00" + user }
+// cachedUser names a user of a realm; its strings are the entries' own.
+type cachedUser struct{ realm, user string }
+
+// userTokens are the cached keys of one user, held inline while there is
+// one (most users have one session): a map per user would be two more
+// heap objects per cached session for the collector to mark.
+type userTokens struct {
+	one  TokenKey
+	more map[TokenKey]struct{} // when there are several; holds one too
+}
 
 func (c *cache) index(e *entry, add bool) {
 	if e.user == "" {
 		return
 	}
-	k := userIndexKey(e.realm, e.user)
+	k := cachedUser{e.realm, e.user}
 	c.umu.Lock()
 	defer c.umu.Unlock()
-	set := c.byUser[k]
-	if add {
-		if set == nil {
-			set = map[TokenKey]struct{}{}
-			c.byUser[k] = set
-		}
-		set[e.key] = struct{}{}
-		return
-	}
-	delete(set, e.key)
-	if len(set) == 0 {
+	keys, ok := c.byUser[k]
+	switch {
+	case add && !ok:
+		c.byUser[k] = userTokens{one: e.key}
+	case add && keys.more == nil && keys.one != e.key:
+		c.byUser[k] = userTokens{more: map[TokenKey]struct{}{keys.one: {}, e.key: {}}}
+	case add && keys.more != nil:
+		keys.more[e.key] = struct{}{}
+	case !add && keys.more == nil && keys.one == e.key:
 		delete(c.byUser, k)
+	case !add && keys.more != nil:
+		delete(keys.more, e.key)
+		if len(keys.more) == 0 {
+			delete(c.byUser, k)
+		}
 	}
 }
 
@@ -95,8 +106,13 @@ func (c *cache) index(e *entry, add bool) {
 func (c *cache) removeUser(realm, user string) {
 	c.umu.Lock()
 	var keys []TokenKey
-	for k := range c.byUser[userIndexKey(realm, user)] {
-		keys = append(keys, k)
+	if uk, ok := c.byUser[cachedUser{realm, user}]; ok {
+		if uk.more == nil {
+			keys = append(keys, uk.one)
+		}
+		for k := range uk.more {
+			keys = append(keys, k)
+		}
 	}
 	c.umu.Unlock()
 	for _, k := range keys {
@@ -117,7 +133,7 @@ const cacheShards = 32
 
 func newCache(size int) *cache {
 	n := min(max(size, 1), cacheShards) // a tiny cache gets fewer shards
-	c := &cache{shards: make([]cacheShard, n), n: byte(n), byUser: map[string]map[TokenKey]struct{}{}}
+	c := &cache{shards: make([]cacheShard, n), n: byte(n), byUser: map[cachedUser]userTokens{}}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.m = make(map[TokenKey]*entry)

@@ -15,7 +15,7 @@ func cacheKey(shard byte, n uint32) TokenKey {
 }
 
 func cacheEntry(k TokenKey, user string) *entry {
-	return &entry{key: k, tokenHash: k.String(), user: user, realm: "r"}
+	return &entry{key: k, user: user, realm: "r"}
 }
 
 func TestCacheBound(t *testing.T) {
@@ -212,5 +212,45 @@ func TestCacheHitWindowProtects(t *testing.T) {
 		if s.m[cacheKey(9, uint32(i))] != nil {
 			t.Fatalf("after %d puts, entry %d (older, never hit) is still there", i+1, i)
 		}
+	}
+}
+
+// removeUser drops exactly the user's entries, whether the user has one
+// cached session (held inline in the index) or several, and the index
+// forgets users with no entry left.
+func TestCacheRemoveUser(t *testing.T) {
+	c := newCache(1000)
+	var ann, bob []TokenKey
+	for i := range 3 {
+		k := cacheKey(byte(i), 1)
+		ann = append(ann, k)
+		c.put(cacheEntry(k, "ann"))
+	}
+	bob = append(bob, cacheKey(7, 7))
+	c.put(cacheEntry(bob[0], "bob"))
+	c.put(cacheEntry(cacheKey(8, 8), "cy"))
+	c.put(cacheEntry(bob[0], "bob")) // again: still one key for bob
+
+	c.remove(ann[1]) // ann down to two
+	c.removeUser("r", "ann")
+	for _, k := range ann {
+		if c.get(k) != nil {
+			t.Errorf("ann's entry %x survived removeUser", k[:2])
+		}
+	}
+	if c.get(bob[0]) == nil || c.get(cacheKey(8, 8)) == nil || c.len() != 2 {
+		t.Fatalf("removeUser(ann) touched others: len %d", c.len())
+	}
+	c.removeUser("r", "bob")
+	c.removeUser("other-realm", "cy")
+	if c.get(bob[0]) != nil || c.get(cacheKey(8, 8)) == nil {
+		t.Error("removeUser(bob) missed bob's one entry, or removeUser in another realm dropped cy's")
+	}
+	c.remove(cacheKey(8, 8))
+	c.umu.Lock()
+	left := len(c.byUser)
+	c.umu.Unlock()
+	if left != 0 || c.len() != 0 {
+		t.Errorf("after removing everything: %d users indexed, %d entries", left, c.len())
 	}
 }

@@ -331,7 +331,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 			return Result{}, err
 		}
 		if u == "" {
-			t.cache.put(&entry{key: key, tokenHash: th, realm: r.Realm, anonymous: true, expires: now.Add(negativeTTL).UnixNano()})
+			t.cache.put(&entry{key: key, realm: r.Realm, anonymous: true, expires: now.Add(negativeTTL).UnixNano()})
 			return Result{}, nil
 		}
 		user = u
@@ -389,7 +389,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	if res.DeviceID == "" {
 		res.DeviceID = r.DeviceID
 	}
-	e := &entry{key: key, tokenHash: th, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: res.DeviceID,
+	e := &entry{key: key, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: res.DeviceID,
 		tz: tz, expires: now.Add(t.cfg.Policy.Idle).UnixNano(),
 		vars: Vars{User: user, Session: res.SessionID, Device: res.DeviceID}}
 	e.vars.Memo = &e.memo
