@@ -105,10 +105,9 @@ func BenchmarkCacheHeap(b *testing.B) {
 				for i := range n {
 					key := k.TokenKey("shop", fmt.Sprintf("session-token-%08d", i))
 					user, sid, dev := fmt.Sprint("user-", i/2), fmt.Sprintf("s%015d", i), fmt.Sprintf("d%019d", i)
-					e := &entry{key: key, realm: "shop", sessionID: sid, user: user, ip: "203.0.113.7",
-						deviceID: dev, tz: time.UTC, expires: time.Now().Add(time.Hour).UnixNano(),
-						vars: Vars{User: user, Session: sid, Device: dev}}
-					e.vars.Memo = &e.memo
+					e := &entry{key: key, realm: "shop", tz: time.UTC, expires: time.Now().Add(time.Hour).UnixNano()}
+					e.setIDs(user, sid, dev, fmt.Sprint("203.0.113.", i%250)) // an IP string per request, as parsed
+					e.vars = Vars{User: e.user(), Session: e.sessionID(), Device: e.deviceID(), Memo: &e.memo}
 					c.put(e)
 				}
 				runtime.GC()

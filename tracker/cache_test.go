@@ -15,7 +15,9 @@ func cacheKey(shard byte, n uint32) TokenKey {
 }
 
 func cacheEntry(k TokenKey, user string) *entry {
-	return &entry{key: k, user: user, realm: "r"}
+	e := &entry{key: k, realm: "r"}
+	e.setIDs(user, "", "", "")
+	return e
 }
 
 func TestCacheBound(t *testing.T) {
@@ -77,7 +79,7 @@ func TestCachePutReplaces(t *testing.T) {
 	k := cacheKey(1, 1)
 	c.put(cacheEntry(k, "first"))
 	c.put(cacheEntry(k, "second"))
-	if e := c.get(k); e == nil || e.user != "second" {
+	if e := c.get(k); e == nil || e.user() != "second" {
 		t.Errorf("get after replace = %+v, want the second entry", e)
 	}
 	if n := c.len(); n != 1 {
@@ -123,7 +125,7 @@ func TestCacheRemoveIf(t *testing.T) {
 	if n := c.len(); n != 200 {
 		t.Fatalf("len = %d, want 200", n)
 	}
-	c.removeIf(func(e *entry) bool { return e.user == "bob" })
+	c.removeIf(func(e *entry) bool { return e.user() == "bob" })
 	if n := c.len(); n != 100 {
 		t.Errorf("len after removeIf = %d, want 100", n)
 	}
@@ -152,7 +154,7 @@ func shardOrder(c *cache, shard byte) []string {
 	s := &c.shards[shard]
 	var out []string
 	for e := s.head.next; e != &s.head; e = e.next {
-		out = append(out, e.user)
+		out = append(out, e.user())
 	}
 	return out
 }
@@ -252,5 +254,22 @@ func TestCacheRemoveUser(t *testing.T) {
 	c.umu.Unlock()
 	if left != 0 || c.len() != 0 {
 		t.Errorf("after removing everything: %d users indexed, %d entries", left, c.len())
+	}
+}
+
+// An entry's packed identifiers come back as they went in, empty ones too.
+func TestEntryIDs(t *testing.T) {
+	for _, c := range [][4]string{
+		{"ann", "s1", "d1", "203.0.113.7"},
+		{"", "", "", ""},
+		{"bob", "", "dev", ""},
+		{"", "sid", "", "2001:db8::1"},
+		{"ünï", "ş", "∂", "::1"},
+	} {
+		var e entry
+		e.setIDs(c[0], c[1], c[2], c[3])
+		if got := [4]string{e.user(), e.sessionID(), e.deviceID(), e.ip()}; got != c {
+			t.Errorf("setIDs%q: got back %q", c, got)
+		}
 	}
 }

@@ -262,7 +262,7 @@ func (t *Tracker) Observe(ctx context.Context, r Request) (Result, error) {
 // another is verified; a missing or invalid one gets a new device id.
 func (t *Tracker) resolveDevice(e *entry, r *Request) {
 	if e != nil && e.hasDevCookie && r.DeviceCookie == string(e.devCookie[:]) {
-		r.DeviceID = e.deviceID
+		r.DeviceID = e.deviceID()
 		return
 	}
 	if id, ok := t.cfg.Keys.VerifyDevice(r.DeviceCookie); ok {
@@ -275,7 +275,7 @@ func (t *Tracker) resolveDevice(e *entry, r *Request) {
 
 // fromCache answers from a cached entry when nothing has changed.
 func (t *Tracker) fromCache(e *entry, r *Request, now time.Time) (Result, bool) {
-	if r.User != "" && r.User != e.user && !e.anonymous {
+	if r.User != "" && r.User != e.user() && !e.anonymous {
 		return Result{}, false
 	}
 	if e.anonymous {
@@ -284,18 +284,18 @@ func (t *Tracker) fromCache(e *entry, r *Request, now time.Time) (Result, bool) 
 		}
 		return Result{}, true
 	}
-	sameDevice := r.DeviceMinted || e.deviceID == r.DeviceID
-	if e.revoked && e.limited && (e.ip != r.IP || !sameDevice) {
+	sameDevice := r.DeviceMinted || e.deviceID() == r.DeviceID
+	if e.revoked && e.limited && (e.ip() != r.IP || !sameDevice) {
 		return Result{}, false
 	}
 	if e.revoked {
 		if h := t.cfg.Hooks.Refused; h != nil {
 			h(e.realm, e.reason)
 		}
-		return Result{Tracked: true, User: e.user, SessionID: e.sessionID, Refused: true, Reason: e.reason, DeviceID: e.deviceID, Vars: e.vars}, true
+		return Result{Tracked: true, User: e.user(), SessionID: e.sessionID(), Refused: true, Reason: e.reason, DeviceID: e.deviceID(), Vars: e.vars}, true
 	}
 	n := now.UnixNano()
-	if e.ip != r.IP || !sameDevice || n-e.lastSeen.Load() > int64(t.cfg.Policy.Idle) {
+	if e.ip() != r.IP || !sameDevice || n-e.lastSeen.Load() > int64(t.cfg.Policy.Idle) {
 		return Result{}, false
 	}
 	e.lastSeen.Store(n)
@@ -309,7 +309,7 @@ func (t *Tracker) fromCache(e *entry, r *Request, now time.Time) (Result, bool) 
 			e.lastWrite.Store(last) // try again on the next request
 		}
 	}
-	return Result{Tracked: true, User: e.user, SessionID: e.sessionID, DeviceID: e.deviceID, Vars: e.vars}, true
+	return Result{Tracked: true, User: e.user(), SessionID: e.sessionID(), DeviceID: e.deviceID(), Vars: e.vars}, true
 }
 
 // AddRealm makes the idle sweep cover realm from now on.
@@ -389,10 +389,9 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	if res.DeviceID == "" {
 		res.DeviceID = r.DeviceID
 	}
-	e := &entry{key: key, realm: r.Realm, sessionID: res.SessionID, user: user, ip: r.IP, deviceID: res.DeviceID,
-		tz: tz, expires: now.Add(t.cfg.Policy.Idle).UnixNano(),
-		vars: Vars{User: user, Session: res.SessionID, Device: res.DeviceID}}
-	e.vars.Memo = &e.memo
+	e := &entry{key: key, realm: r.Realm, tz: tz, expires: now.Add(t.cfg.Policy.Idle).UnixNano()}
+	e.setIDs(user, res.SessionID, res.DeviceID, r.IP)
+	e.vars = Vars{User: e.user(), Session: e.sessionID(), Device: e.deviceID(), Memo: &e.memo}
 	if c := t.cfg.Keys.DeviceCookie(res.DeviceID); len(c) == deviceCookieLen {
 		e.hasDevCookie = copy(e.devCookie[:], c) == deviceCookieLen
 	}
@@ -640,7 +639,7 @@ func (t *Tracker) flushLoop(ctx context.Context) {
 		}
 		ts := make([]Touch, len(batch))
 		for i, p := range batch {
-			ts[i] = Touch{Realm: p.e.realm, User: p.e.user, SessionID: p.e.sessionID, DeviceID: p.e.deviceID, Now: p.now, Policy: t.cfg.Policy,
+			ts[i] = Touch{Realm: p.e.realm, User: p.e.user(), SessionID: p.e.sessionID(), DeviceID: p.e.deviceID(), Now: p.now, Policy: t.cfg.Policy,
 				Activity: Activity{Days: t.daysArg(p.now, p.e.tz), Path: p.path, TrailLen: t.cfg.TrailLen}}
 		}
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
