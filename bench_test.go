@@ -42,7 +42,7 @@ func provisionTest(tb testing.TB, h *Handler) {
 // already logged in, and returns the Cookie header of each.
 func newBenchHandler(b *testing.B, n int) (*Handler, []string) {
 	b.Helper()
-	h := &Handler{Realm: "bench", SessionCookie: "sid", Secret: "0123456789abcdef0123456789abcdef",
+	h := &Handler{Realm: "bench", SessionCookie: CookieNames{"sid"}, Secret: "0123456789abcdef0123456789abcdef",
 		// No refresh falls due in the timed loop, however slow the run
 		// (valgrind): refreshes are not the hot path.
 		RefreshInterval: caddy.Duration(10 * time.Minute)}

@@ -36,10 +36,13 @@ func init() {
 //		}
 //		realm <name>
 //		user <placeholder>
-//		session_cookie <name[*]>
+//		session_cookie <name[*]|!name[*]...>
 //		login <matcher>
 //		user_field <field>
-//		login_success {
+//		unreadable_login refuse|pass
+//		user_normalize lower|upper_first...
+//		login_user cookie|header <name> [<regexp>]
+//		login_success new_cookie | {
 //			status <code...>
 //			header <field> [<value>]
 //		}
@@ -120,7 +123,22 @@ func (m *Handler) unmarshal(d *caddyfile.Dispenser, matcher func(sub string) (ca
 		case "user":
 			err = oneArg(d, &m.User)
 		case "session_cookie":
-			err = oneArg(d, &m.SessionCookie)
+			m.SessionCookie = d.RemainingArgs()
+			if len(m.SessionCookie) == 0 {
+				return d.Err("session_cookie: missing name")
+			}
+			if _, cerr := compileCookies(m.SessionCookie); cerr != nil {
+				return d.Err(cerr.Error())
+			}
+		case "unreadable_login":
+			err = oneArg(d, &m.UnreadableLogin)
+		case "user_normalize":
+			m.UserNormalize = d.RemainingArgs()
+			if len(m.UserNormalize) == 0 {
+				return d.Err("user_normalize: missing value (lower, upper_first)")
+			}
+		case "login_user":
+			m.LoginUser, err = parseLoginUser(d)
 		case "user_field":
 			err = oneArg(d, &m.UserField)
 		case "geoip":
@@ -198,6 +216,13 @@ func (m *Handler) unmarshal(d *caddyfile.Dispenser, matcher func(sub string) (ca
 		case "restrict":
 			m.Restrict, err = parseRestrict(d)
 		case "login_success":
+			if d.NextArg() {
+				if d.Val() != "new_cookie" || d.NextArg() {
+					return d.Errf("login_success: %q: use new_cookie, or a block with status and header", d.Val())
+				}
+				m.LoginSuccessNewCookie = true
+				continue
+			}
 			matchers := map[string]caddyhttp.ResponseMatcher{}
 			if err := caddyhttp.ParseNamedResponseMatcher(d.NewFromNextSegment(), matchers); err != nil {
 				return d.Errf("login_success: %v", err)
@@ -215,6 +240,27 @@ func (m *Handler) unmarshal(d *caddyfile.Dispenser, matcher func(sub string) (ca
 		}
 	}
 	return nil
+}
+
+// parseLoginUser reads: login_user cookie|header <name> [<pattern>]
+func parseLoginUser(d *caddyfile.Dispenser) (*LoginUser, error) {
+	args := d.RemainingArgs()
+	if len(args) < 2 || len(args) > 3 {
+		return nil, d.Err("login_user: cookie|header <name> [<pattern>]")
+	}
+	lu := &LoginUser{}
+	switch args[0] {
+	case "cookie":
+		lu.Cookie = args[1]
+	case "header":
+		lu.Header = args[1]
+	default:
+		return nil, d.Errf("login_user: %q is not cookie or header", args[0])
+	}
+	if len(args) == 3 {
+		lu.Pattern = args[2]
+	}
+	return lu, nil
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {

@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func parse(t *testing.T, input string) (*Handler, error) {
@@ -28,9 +29,12 @@ func TestCaddyfileParses(t *testing.T) {
 		store redis://127.0.0.1:6379/2
 		realm shop
 		user {http.auth.user.id}
-		session_cookie wordpress_logged_in_*
+		session_cookie wordpress_logged_in_* wordpress_sec_* !wordpress_test_cookie
 		login /wp-login.php
 		user_field log
+		unreadable_login pass
+		user_normalize lower upper_first
+		login_user cookie wordpress_logged_in_* ^([^|]+)\|
 		login_success {
 			status 302 303
 			header Location /wp-admin*
@@ -57,7 +61,11 @@ func TestCaddyfileParses(t *testing.T) {
 		{"store", m.Store.URL, "redis://127.0.0.1:6379/2"},
 		{"realm", m.Realm, "shop"},
 		{"user", m.User, "{http.auth.user.id}"},
-		{"session_cookie", m.SessionCookie, "wordpress_logged_in_*"},
+		{"session_cookie", strings.Join(m.SessionCookie, " "), "wordpress_logged_in_* wordpress_sec_* !wordpress_test_cookie"},
+		{"unreadable_login", m.UnreadableLogin, "pass"},
+		{"user_normalize", strings.Join(m.UserNormalize, " "), "lower upper_first"},
+		{"login_user cookie", m.LoginUser.Cookie, "wordpress_logged_in_*"},
+		{"login_user pattern", m.LoginUser.Pattern, `^([^|]+)\|`},
 		{"user_field", m.UserField, "log"},
 		{"login_success status", len(m.LoginSuccess.StatusCode), 2},
 		{"login_success header", m.LoginSuccess.Headers.Get("Location"), "/wp-admin*"},
@@ -129,6 +137,11 @@ db x } }`, []string{"db", `"x"`}},
 		{"cache_size", `sessions { cache_size -1 }`, []string{"cache_size", `"-1"`}},
 		{"login without matcher", `sessions { login }`, []string{"login", "matcher"}},
 		{"login_success empty", `sessions { login_success { } }`, []string{"login_success"}},
+		{"login_success word", `sessions { login_success maybe }`, []string{"login_success", `"maybe"`}},
+		{"session_cookie bad name", `sessions { session_cookie "a;b" }`, []string{"session_cookie", `"a;b"`}},
+		{"session_cookie star inside", `sessions { session_cookie a*b }`, []string{"session_cookie", `"a*b"`}},
+		{"session_cookie empty", `sessions { session_cookie }`, []string{"session_cookie", "missing"}},
+		{"login_user kind", `sessions { login_user body x }`, []string{"login_user", `"body"`}},
 		{"directive args", `sessions foo`, []string{"wrong argument count"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,6 +173,12 @@ func TestProvisionErrors(t *testing.T) {
 		{"redis needs secret", Handler{User: "{x}", Store: &StoreConfig{URL: "redis://127.0.0.1:1/0"}}, []string{"secret", "required"}},
 		{"idle shorter than refresh", Handler{User: "{x}", IdleTimeout: caddy.Duration(time.Second), RefreshInterval: caddy.Duration(time.Minute)}, []string{"idle_timeout", "1s"}},
 		{"store not memory", Handler{User: "{x}", Store: &StoreConfig{URL: "mem"}}, []string{"store", `"mem"`}},
+		{"unreadable_login", Handler{User: "{x}", UnreadableLogin: "ignore"}, []string{"unreadable_login", `"ignore"`}},
+		{"user_normalize", Handler{User: "{x}", UserNormalize: []string{"upper"}}, []string{"user_normalize", `"upper"`}},
+		{"login_user pattern", Handler{User: "{x}", LoginUser: &LoginUser{Header: "X-User", Pattern: "("}}, []string{"login_user", `"("`}},
+		{"login_user both", Handler{User: "{x}", LoginUser: &LoginUser{Header: "X-User", Cookie: "u"}}, []string{"login_user", "one of them"}},
+		{"session_cookie JSON", Handler{SessionCookie: CookieNames{"a b"}}, []string{"session_cookie", `"a b"`}},
+		{"two success rules", Handler{SessionCookie: CookieNames{"sid"}, LoginSuccessNewCookie: true, LoginSuccess: &caddyhttp.ResponseMatcher{StatusCode: []int{302}}}, []string{"login_success", "not both"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -40,16 +41,23 @@ type Handler struct {
 	// Redis (shared by every instance).
 	Store *StoreConfig `json:"store,omitempty"`
 
-	// Realm names the set of users; default: the request's host.
+	// Realm names the set of users. Default: "default", the same for
+	// every request, so a client cannot choose it. A placeholder (such as
+	// {http.request.host}) makes a realm per value: an explicit choice,
+	// for sites whose host names really are separate user sets.
 	Realm string `json:"realm,omitempty"`
 
 	// User is a placeholder that yields the user id, such as
 	// {http.auth.user.id} or {http.request.header.X-User}.
 	User string `json:"user,omitempty"`
 
-	// SessionCookie is the name of the app's session cookie; a trailing *
-	// matches site-specific names (wordpress_logged_in_*).
-	SessionCookie string `json:"session_cookie,omitempty"`
+	// SessionCookie names the app's session cookies: every cookie that
+	// authenticates a request, on any path. A trailing * matches a
+	// prefix (wordpress_logged_in_*); a leading ! excludes a name a
+	// prefix would match. The first name is the session's own; the others
+	// are bound to the same session when a login answer sets them. In
+	// JSON a single name may be a string.
+	SessionCookie CookieNames `json:"session_cookie,omitempty"`
 
 	// Login matches the app's login requests.
 	Login caddyhttp.RawMatcherSets `json:"login,omitempty" caddy:"namespace=http.matchers"`
@@ -58,11 +66,36 @@ type Handler struct {
 	// the login name. Default: "username".
 	UserField string `json:"user_field,omitempty"`
 
+	// UnreadableLogin is what happens to a login request whose body the
+	// module cannot read unambiguously (malformed, the field twice, a
+	// content type it does not parse, over 64 KiB, a name over 256
+	// bytes): "refuse" (default: 400, it never reaches the app) or "pass"
+	// (the app gets it and the login is not observed: its session is not
+	// tracked, limited or revocable).
+	UnreadableLogin string `json:"unreadable_login,omitempty"`
+
+	// UserNormalize lists how a typed login name becomes the user id,
+	// after trimming and Unicode NFC: "lower" (apps that compare names
+	// or e-mail addresses case-insensitively) and/or "upper_first"
+	// (MediaWiki).
+	UserNormalize []string `json:"user_normalize,omitempty"`
+
+	// LoginUser takes the user of a successful login from the app's
+	// answer (a cookie or header naming them) instead of the typed name.
+	LoginUser *LoginUser `json:"login_user,omitempty"`
+
 	// LoginSuccess, when set, says what the app's answer to a successful
 	// login looks like; the token the request carried (or a new one the
 	// answer sets) is bound. Default: the answer sets the session cookie
 	// to a new value.
 	LoginSuccess *caddyhttp.ResponseMatcher `json:"login_success,omitempty"`
+
+	// LoginSuccessNewCookie: a login answer that sets a session cookie
+	// to a new value succeeded. For apps whose session cookie exists only
+	// after login (WordPress's wordpress_logged_in_*). Without it and
+	// without login_success, success is a session cookie the request
+	// carried replaced by a new value.
+	LoginSuccessNewCookie bool `json:"login_success_new_cookie,omitempty"`
 
 	// Logout matches the app's logout requests.
 	Logout caddyhttp.RawMatcherSets `json:"logout,omitempty" caddy:"namespace=http.matchers"`
@@ -144,13 +177,18 @@ type Handler struct {
 	unregister   func()
 	revokeStatus int
 	revokeTo     string
-	cookiePrefix string // SessionCookie without its trailing *
-	cookieWild   bool
-	logger       *zap.Logger
-	breaker      *breaker
-	metrics      *metrics
-	audits       *auditLimiter
-	events       *caddyevents.App
+	cookies      cookieSet
+	realm        string
+	realmDynamic bool // realm is a placeholder
+	successRule  int
+	// warnedRotation: the operator was told the app's cookie changes on
+	// ordinary answers.
+	warnedRotation *atomic.Bool
+	logger         *zap.Logger
+	breaker        *breaker
+	metrics        *metrics
+	audits         *auditLimiter
+	events         *caddyevents.App
 	// ctx is kept, as Caddy's own handlers do, to emit events from
 	// background work (idle sweep) as this module.
 	ctx caddy.Context
@@ -178,6 +216,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.ctx = ctx
 	h.breaker = new(breaker)
+	h.warnedRotation = new(atomic.Bool)
 	h.audits = new(auditLimiter)
 	h.metrics = newMetrics(ctx.GetMetricsRegistry())
 	h.events = loadEvents(ctx)
@@ -199,7 +238,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Store == nil {
 		h.Store = &StoreConfig{URL: "memory"}
 	}
-	h.cookiePrefix, h.cookieWild = strings.CutSuffix(h.SessionCookie, "*")
+	if err := h.provisionIdentity(); err != nil {
+		return err
+	}
 	if err := h.parseOnRevoked(); err != nil {
 		return err
 	}
@@ -283,15 +324,63 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.tracker = t
 	t.Start()
-	realm := h.Realm
-	if realm == "" {
-		realm = admin.Wildcard // the request's host
+	realm := h.realm
+	if h.realmDynamic {
+		realm = admin.Wildcard // one realm per placeholder value
 	} else {
 		t.AddRealm(realm)
 	}
 	h.unregister = admin.Register(realm, t)
 	return nil
 }
+
+// defaultRealm is the realm of a handler without one.
+const defaultRealm = "default"
+
+// provisionIdentity checks and compiles how requests are identified: the
+// realm, the session cookies, the login rules.
+func (h *Handler) provisionIdentity() error {
+	var err error
+	if h.cookies, err = compileCookies(h.SessionCookie); err != nil {
+		return err
+	}
+	h.realm, h.realmDynamic = h.Realm, strings.Contains(h.Realm, "{")
+	if h.realm == "" {
+		h.realm = defaultRealm
+	}
+	switch h.UnreadableLogin {
+	case "", unreadableRefuse, unreadablePass:
+	default:
+		return fmt.Errorf("unreadable_login: %q is not refuse or pass", h.UnreadableLogin)
+	}
+	for _, op := range h.UserNormalize {
+		if op != NormalizeLower && op != NormalizeUpperFirst {
+			return fmt.Errorf("user_normalize: %q is not lower or upper_first", op)
+		}
+	}
+	if h.LoginUser != nil {
+		if err := h.LoginUser.provision(); err != nil {
+			return err
+		}
+	}
+	switch {
+	case h.LoginSuccess != nil && h.LoginSuccessNewCookie:
+		return errors.New("login_success: a response matcher or new_cookie, not both")
+	case h.LoginSuccess != nil:
+		h.successRule = successMatcher
+	case h.LoginSuccessNewCookie:
+		h.successRule = successNewCookie
+	default:
+		h.successRule = successReplaced
+	}
+	return nil
+}
+
+// unreadable_login values.
+const (
+	unreadableRefuse = "refuse"
+	unreadablePass   = "pass"
+)
 
 // TrailConfig is the extended activity trail.
 type TrailConfig struct {
@@ -330,7 +419,7 @@ func (h *Handler) defaultSettings() tracker.Settings {
 // the device (user placeholder, no app cookie) would otherwise lock the
 // browser out for good, so it is refused for one idle timeout.
 func (h *Handler) revokeHold() time.Duration {
-	if h.SessionCookie != "" {
+	if len(h.SessionCookie) > 0 {
 		return time.Duration(h.Retention)
 	}
 	return time.Duration(h.IdleTimeout)
@@ -375,10 +464,10 @@ func (h *Handler) parseOnRevoked() error {
 
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
-	if h.User == "" && h.SessionCookie == "" {
+	if h.User == "" && len(h.SessionCookie) == 0 {
 		return errors.New("sessions: set user, session_cookie or both, or nothing can be tracked")
 	}
-	if h.Login != nil && h.SessionCookie == "" && h.User == "" {
+	if h.Login != nil && len(h.SessionCookie) == 0 && h.User == "" {
 		return errors.New("login: needs session_cookie to bind the session to")
 	}
 	if h.SelfService != "" && !strings.HasPrefix(h.SelfService, "/") {

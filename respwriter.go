@@ -3,7 +3,6 @@ package sessions
 import (
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -11,28 +10,34 @@ import (
 )
 
 // cookieWatch sees the app's answer as its header is written, without
-// buffering it: the status, and whether the session cookie was set to a new
+// buffering it: the status, and which session cookies were set to a new
 // value or deleted.
 type cookieWatch struct {
 	caddyhttp.ResponseWriterWrapper
-	name   string // session cookie name, or prefix with wild
-	wild   bool
+	set    *cookieSet
 	wrote  bool
 	status int
-	// newValue is a non-empty value the answer set the cookie to.
-	newValue string
-	deleted  bool
+	// set[i] is what the answer did to the cookie of pattern i.
+	changes [maxCookiePatterns]cookieChange
+	changed bool
 	// onHeader runs once the status and headers are known, before they
 	// are sent: what it records is in place before the client can act
 	// on the answer.
 	onHeader func()
 }
 
+// cookieChange is a session cookie the answer set or deleted.
+type cookieChange struct {
+	name    string
+	value   string // the new value, "" when deleted
+	deleted bool
+}
+
 var watchPool = sync.Pool{New: func() any { return new(cookieWatch) }}
 
-func newCookieWatch(w http.ResponseWriter, name string, wild bool) *cookieWatch {
+func newCookieWatch(w http.ResponseWriter, set *cookieSet) *cookieWatch {
 	c := watchPool.Get().(*cookieWatch)
-	*c = cookieWatch{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, name: name, wild: wild}
+	*c = cookieWatch{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, set: set}
 	return c
 }
 
@@ -69,24 +74,28 @@ func (c *cookieWatch) ReadFrom(r io.Reader) (int64, error) {
 }
 
 func (c *cookieWatch) inspect() {
-	if c.name == "" {
+	if c.set == nil || len(c.set.patterns) == 0 {
 		return
 	}
 	for _, line := range c.Header()["Set-Cookie"] {
-		if !strings.HasPrefix(line, c.name) && !strings.HasPrefix(strings.TrimSpace(line), c.name) {
-			continue
-		}
 		ck, err := http.ParseSetCookie(line)
 		if err != nil {
 			continue
 		}
-		if ck.Name != c.name && !(c.wild && strings.HasPrefix(ck.Name, c.name)) {
+		idx, plain := c.set.match(ck.Name)
+		if idx < 0 || !plain {
 			continue
 		}
+		ch := cookieChange{name: ck.Name}
 		if ck.Value == "" || ck.MaxAge < 0 || (!ck.Expires.IsZero() && ck.Expires.Before(time.Now())) {
-			c.deleted, c.newValue = true, ""
+			ch.deleted = true
+		} else if plainValue(ck.Value) {
+			ch.value = ck.Value
 		} else {
-			c.deleted, c.newValue = false, ck.Value
+			continue
 		}
+		// The last Set-Cookie of a name wins, as in the browser.
+		c.changes[idx] = ch
+		c.changed = true
 	}
 }

@@ -1,16 +1,12 @@
 package sessions
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -23,44 +19,53 @@ import (
 	"github.com/caddy-sessions/caddy-sessions/tracker"
 )
 
-// maxLoginBody is how much of a login request body is read to find the
-// login name; larger bodies pass unobserved.
-const maxLoginBody = 64 << 10
-
 // ident is who a request says it is.
 type ident struct {
-	realm      string
-	user       string // from the user placeholder, "" if none
-	cookieName string // the app's session cookie as found
-	token      string // its value, "" if none
-	ip, ua     string
-	// devCookie is the device cookie's value, when devRead.
-	devCookie string
-	devRead   bool
+	realm   string
+	user    string // from the user placeholder, "" if none
+	cookies cookieRead
+	ip, ua  string
+}
+
+// token is the token of the first session cookie the request carries.
+func (id *ident) token() string {
+	c, _ := id.cookies.first()
+	return c.token
 }
 
 func (h *Handler) identify(r *http.Request, repl *caddy.Replacer) ident {
-	id := ident{realm: h.realmFor(r)}
+	id := ident{realm: h.realmFor(repl)}
 	if ua := r.Header["User-Agent"]; len(ua) > 0 {
 		id.ua = ua[0]
 	}
 	if h.User != "" {
 		id.user = repl.ReplaceAll(h.User, "")
 	}
-	if h.SessionCookie != "" {
-		// One pass over the header: a token asks for the device cookie.
-		id.cookieName, id.token, id.devCookie = cookieValues(r, h.cookiePrefix, h.cookieWild, h.DeviceCookie)
-		id.devRead = true
+	if len(h.cookies.patterns) > 0 || id.user != "" {
+		// One pass over the header: session cookies and the device cookie.
+		id.cookies = h.cookies.readCookies(r.Header, h.DeviceCookie)
+		// The app gets the session cookies the module enforces, and no
+		// look-alike or duplicate it could read instead.
+		h.cookies.applyCookies(r.Header, &id.cookies)
 	}
 	id.ip, _ = caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	return id
+}
+
+// realmFor is the configured realm; a placeholder realm is expanded per
+// request (an explicit choice: see the README).
+func (h *Handler) realmFor(repl *caddy.Replacer) string {
+	if !h.realmDynamic {
+		return h.realm
+	}
+	return strings.ToLower(repl.ReplaceAll(h.realm, ""))
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	id := h.identify(r, repl)
-	if id.user == "" && id.token == "" && len(h.loginM) == 0 {
+	if id.user == "" && id.cookies.n == 0 && len(h.loginM) == 0 {
 		clearPlaceholders(repl)
 		return next.ServeHTTP(w, r) // anonymous: nothing to do
 	}
@@ -79,9 +84,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusBadRequest, err)
 		}
 		if match {
-			if name, ok := loginName(r, h.UserField); ok {
+			name, err := readLoginName(r, h.UserField)
+			switch {
+			case err == nil && h.successRule == successReplaced && id.user == "" && id.cookies.n == 0:
+				// The answer's new cookie could come from an anonymous
+				// session start as well as from a login.
+				return h.badRequest(w, errors.New("login request without the app's session cookie: load the login page first"))
+			case err == nil && h.successRule == successReplaced && id.user == "":
+				issued, ierr := h.tracker.Issued(r.Context(), id.token())
+				switch {
+				case ierr != nil && h.FailClosed:
+					return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("session store unavailable"))
+				case ierr != nil:
+					h.storeError(ierr)
+				case !issued:
+					// The app may replace an id it does not know on any
+					// answer: that would prove nothing. The browser
+					// gets a fresh one from the login page.
+					for _, c := range id.cookies.found {
+						if c.value != "" {
+							expireCookie(w, r, c.name)
+						}
+					}
+					return h.badRequest(w, errors.New("login request with a session cookie the app did not issue through this proxy: load the login page again"))
+				}
 				clearPlaceholders(repl)
 				return h.serveLogin(w, r, next, repl, id, name)
+			case err == nil:
+				clearPlaceholders(repl)
+				return h.serveLogin(w, r, next, repl, id, name)
+			case h.UnreadableLogin != unreadablePass:
+				return h.badRequest(w, err)
 			}
 		}
 	}
@@ -95,66 +128,57 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.serveLogout(w, r, next, id)
 		}
 	}
-	if id.user == "" && id.token == "" {
+	if id.user == "" && id.cookies.n == 0 {
 		clearPlaceholders(repl)
+		if h.watchesIssued() {
+			return h.serveAnonymous(w, r, next, id)
+		}
 		return next.ServeHTTP(w, r)
 	}
 	return h.serveTracked(w, r, next, repl, id)
+}
+
+// badRequest answers a request the module cannot read unambiguously; it
+// never reaches the app.
+func (h *Handler) badRequest(w http.ResponseWriter, err error) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusBadRequest)
+	b, _ := json.Marshal(map[string]string{"error": err.Error()})
+	_, _ = w.Write(append(b, '\n'))
+	return nil
 }
 
 // deviceFor reads the device cookie. Without a valid one, a new id is made:
 // random when an app cookie identifies the session; derived from user, user
 // agent and IP otherwise, so that a client that keeps no cookies (an API
 // client with basic auth) stays one device and one session.
-func (h *Handler) deviceFor(r *http.Request, id ident, user string) (dev string, valid bool) {
-	if v := h.rawDeviceCookie(r, id); v != "" {
+func (h *Handler) deviceFor(id ident, user string) (dev string, valid bool) {
+	if v := id.cookies.device; v != "" {
 		if dev, ok := h.keys.VerifyDevice(v); ok {
 			return dev, true
 		}
 	}
-	if id.token != "" || h.SessionCookie != "" || user == "" {
+	if id.cookies.n > 0 || len(h.cookies.patterns) > 0 || user == "" {
 		dev, _ = h.keys.NewDevice()
 		return dev, false
 	}
 	return h.keys.DerivedDevice(id.realm, user, id.ua, id.ip), false
 }
 
-// rawDeviceCookie is the device cookie's value, "" if none.
-func (h *Handler) rawDeviceCookie(r *http.Request, id ident) string {
-	if id.devRead {
-		return id.devCookie
-	}
-	_, v, _ := cookieValue(r, h.DeviceCookie, false)
-	return v
-}
-
-// material is the token the tracker hashes: the app's cookie, or for
-// placeholder-only identity the user on this device.
+// material is the token the tracker hashes for placeholder identity: the
+// user on this device in this realm.
 func material(id ident, user, dev string) string {
-	if id.token != "" {
-		return id.token
-	}
-	return "\x00device\x00" + user + "\x00" + dev
+	return "\x00device\x00" + id.realm + "\x00" + user + "\x00" + dev
 }
 
 func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, id ident) error {
-	req := tracker.Request{
-		Realm: id.realm, User: id.user, IP: id.ip, UserAgent: id.ua, Path: r.URL.Path, Consent: h.consent(repl),
-	}
-	devValid := true
-	if id.token != "" {
-		// The tracker checks the device cookie, against its cache first.
-		req.Token = id.token
-		req.DeviceCookie = h.rawDeviceCookie(r, id)
-	} else {
-		// The device is part of the token: it must be known first.
-		req.DeviceID, devValid = h.deviceFor(r, id, id.user)
-		req.Token = material(id, id.user, req.DeviceID)
-	}
-	res, err := h.tracker.Observe(r.Context(), req)
-	devValid = devValid && !res.DeviceMinted
+	res, cur, refusedName, err := h.observe(r, repl, id)
 	if err != nil {
 		clearPlaceholders(repl)
+		if errors.Is(err, errTwoSessions) {
+			return h.badRequest(w, err)
+		}
 		if h.FailClosed {
 			return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("session store unavailable"))
 		}
@@ -163,9 +187,12 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	if !res.Tracked {
 		clearPlaceholders(repl)
+		if h.watchesIssued() {
+			return h.serveAnonymous(w, r, next, id)
+		}
 		return next.ServeHTTP(w, r)
 	}
-	if !devValid {
+	if res.DeviceMinted {
 		h.setDeviceCookie(w, r, res.DeviceID)
 	}
 	if lookup := sessionLookup(res.Vars); lookup != nil && !res.New {
@@ -174,40 +201,142 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 		h.setPlaceholders(repl, res)
 	}
 	if res.Refused {
-		return h.refuse(w, r, repl, id, res.Reason)
+		return h.refuse(w, r, repl, id, refusedName, res.Reason)
 	}
 	if h.SelfService != "" && strings.HasPrefix(r.URL.Path, h.SelfService) {
-		admin.Self{Prefix: h.SelfService, Realm: id.realm, Tracker: h.tracker}.Serve(w, r, res.User, res.SessionID)
+		admin.Self{Prefix: h.SelfService, Realm: res.Realm, Tracker: h.tracker}.Serve(w, r, res.User, res.SessionID)
 		return nil
 	}
-	if id.token == "" {
+	if id.cookies.n == 0 {
 		return next.ServeHTTP(w, r)
 	}
-	cw := newCookieWatch(w, h.cookiePrefix, h.cookieWild)
+	cw := newCookieWatch(w, &h.cookies)
 	defer cw.release()
-	err = next.ServeHTTP(cw, r)
-	switch {
-	case cw.deleted:
-		h.end(id, res.User, id.token, tracker.EndLogout)
-	case cw.newValue != "" && cw.newValue != id.token:
-		// The app rotated its session id mid-session (privilege change):
-		// the new token carries on for the same user.
-		h.login(r, repl, id, res.User, cw.newValue, res.DeviceID)
-		h.end(id, res.User, id.token, tracker.EndReplaced)
+	// Judged as the answer is about to go out, so the proxy knows a
+	// rotated cookie, and refuses a logged-out one, before the browser
+	// can send it.
+	cw.onHeader = func() {
+		if !cw.changed {
+			return
+		}
+		ended := false
+		for i, ch := range cw.changes {
+			had := id.cookies.found[i]
+			switch {
+			case ch.deleted && had.value != "":
+				ended = true
+			case ch.value != "" && cookieToken(ch.value) != had.token:
+				// The app rotated a session cookie (privilege change) or
+				// set another one of the login: the session goes on.
+				if _, err := h.tracker.Alias(r.Context(), res.Realm, res.User, res.SessionID, cookieToken(ch.value)); err != nil {
+					h.storeError(err)
+				}
+			}
+		}
+		if ended {
+			h.end(res.Realm, res.User, cur.token, tracker.EndLogout, false)
+		}
 	}
-	return err
+	return next.ServeHTTP(cw, r)
+}
+
+// errTwoSessions: a request's session cookies belong to different sessions.
+var errTwoSessions = errors.New("the request's session cookies belong to different sessions")
+
+// observe accounts for a request: with placeholder identity, the user on
+// this device; with session cookies, each cookie the request carries. Any
+// refused cookie refuses the request; the first tracked one is the
+// request's session, and the others may not open one.
+func (h *Handler) observe(r *http.Request, repl *caddy.Replacer, id ident) (res tracker.Result, cur sessionCookie, refusedName string, err error) {
+	base := tracker.Request{
+		Realm: id.realm, User: id.user, IP: id.ip, UserAgent: id.ua, Path: r.URL.Path, Consent: h.consent(repl),
+	}
+	if id.cookies.n == 0 {
+		req := base
+		var valid bool
+		req.DeviceID, valid = h.deviceFor(id, id.user)
+		req.DeviceMinted = !valid
+		req.Token = material(id, id.user, req.DeviceID)
+		res, err = h.tracker.Observe(r.Context(), req)
+		res.DeviceMinted = res.DeviceMinted || !valid
+		return res, cur, "", err
+	}
+	for i := range id.cookies.found {
+		c := id.cookies.found[i]
+		if c.value == "" {
+			continue
+		}
+		req := base
+		req.Token, req.DeviceCookie, req.NoOpen = c.token, id.cookies.device, res.Tracked
+		one, err := h.tracker.Observe(r.Context(), req)
+		if err != nil {
+			return res, cur, "", err
+		}
+		switch {
+		case one.Refused:
+			return one, c, c.name, nil
+		case !one.Tracked:
+		case !res.Tracked:
+			res, cur = one, c
+		case one.SessionID != res.SessionID:
+			return res, cur, "", errTwoSessions
+		}
+	}
+	if cur.value == "" {
+		cur, _ = id.cookies.first()
+	}
+	return res, cur, "", nil
+}
+
+// watchesIssued: logins are judged by the replaced cookie, so the module
+// must know which cookies the app issued to anonymous visitors.
+func (h *Handler) watchesIssued() bool {
+	return h.successRule == successReplaced && len(h.loginM) > 0 && len(h.cookies.patterns) > 0
+}
+
+// serveAnonymous passes a request without a known session, noting the
+// session cookies the app issues on its answer (MarkIssued). If the app
+// replaces a cookie it issued itself on such an ordinary answer, a new
+// cookie in a login answer proves nothing, and the operator is told once
+// to configure login_success.
+func (h *Handler) serveAnonymous(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id ident) error {
+	cw := newCookieWatch(w, &h.cookies)
+	defer cw.release()
+	cw.onHeader = func() {
+		for i, ch := range cw.changes {
+			if ch.value == "" {
+				continue
+			}
+			had := id.cookies.found[i]
+			if had.value != "" && cookieToken(ch.value) != had.token && !h.warnedRotation.Load() {
+				if issued, _ := h.tracker.Issued(r.Context(), had.token); issued && h.warnedRotation.CompareAndSwap(false, true) {
+					h.logger.Warn("the app sets its session cookie anew on ordinary answers: a new cookie does not prove a login, so set login_success (a status, header or redirect of its successful login answer)",
+						zap.String("cookie", ch.name), zap.String("path", r.URL.Path))
+				}
+			}
+			if err := h.tracker.MarkIssued(r.Context(), cookieToken(ch.value)); err != nil {
+				h.storeError(err)
+			}
+		}
+	}
+	return next.ServeHTTP(cw, r)
 }
 
 // refuse answers a refused request as a Caddy error, so handle_errors can
-// style it. A revoked (or evicted) session gets on_revoked and its app
-// cookie expired; a blocked device or a limit gets 403.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, id ident, reason string) error {
+// style it. A revoked, evicted or logged-out session gets on_revoked and
+// its app cookies expired; a blocked device or a limit gets 403.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, id ident, name, reason string) error {
 	repl.Set("http.sessions.block_reason", reason)
-	if reason != tracker.EndRevoked && reason != tracker.EndEvicted {
+	if reason != tracker.EndRevoked && reason != tracker.EndEvicted && reason != tracker.EndLogout {
 		return caddyhttp.Error(http.StatusForbidden, fmt.Errorf("request refused: %s", reason))
 	}
-	if id.cookieName != "" {
-		expireCookie(w, r, id.cookieName)
+	for _, c := range id.cookies.found {
+		if c.value != "" {
+			expireCookie(w, r, c.name)
+		}
+	}
+	if name != "" {
+		expireCookie(w, r, name)
 	}
 	if h.revokeTo != "" {
 		w.Header().Set("Location", h.revokeTo)
@@ -215,85 +344,138 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, repl *caddy.Rep
 	return caddyhttp.Error(h.revokeStatus, fmt.Errorf("session refused: %s", reason))
 }
 
+// Success rules for login answers.
+const (
+	successReplaced  = iota // the request's session cookie replaced by a new value
+	successNewCookie        // any new session cookie (it exists only after login)
+	successMatcher          // login_success's response matcher
+)
+
+// loginSucceeded judges a login answer.
+func (h *Handler) loginSucceeded(cw *cookieWatch, id ident) bool {
+	switch h.successRule {
+	case successMatcher:
+		return h.LoginSuccess.Match(cw.status, cw.Header())
+	case successNewCookie:
+		for i, ch := range cw.changes {
+			if ch.value != "" && cookieToken(ch.value) != id.cookies.found[i].token {
+				return true
+			}
+		}
+		return false
+	}
+	for i, ch := range cw.changes {
+		had := id.cookies.found[i]
+		if had.value != "" && ch.value != "" && cookieToken(ch.value) != had.token {
+			return true
+		}
+	}
+	return false
+}
+
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, id ident, name string) error {
 	user := id.user
 	if user == "" {
-		user = name
+		user = normalizeUser(name, h.UserNormalize)
 	}
-	dev, devValid := h.deviceFor(r, id, user)
+	dev, devValid := h.deviceFor(id, user)
 	if !devValid {
 		// Set before the app answers: headers are gone once it has.
 		h.setDeviceCookie(w, r, dev)
 	}
-	cw := newCookieWatch(w, h.cookiePrefix, h.cookieWild)
+	cw := newCookieWatch(w, &h.cookies)
 	defer cw.release()
 	// Judged as the app's answer is about to go out, so the session
 	// exists before the browser follows the answer (a redirect to the
 	// account page must find it).
 	cw.onHeader = func() {
-		var ok bool
-		if h.LoginSuccess != nil {
-			ok = h.LoginSuccess.Match(cw.status, cw.Header())
-		} else {
-			ok = cw.newValue != "" && cw.newValue != id.token
-		}
-		if !ok {
+		if !h.loginSucceeded(cw, id) {
 			return
 		}
-		tok := cw.newValue
-		if tok == "" {
-			tok = id.token
+		if id.user == "" && h.LoginUser != nil {
+			if u := h.LoginUser.from(cw.Header()); u != "" {
+				user = normalizeUser(u, h.UserNormalize)
+			} else {
+				h.logger.Warn("successful login answer does not name the user as login_user expects; using the typed name")
+			}
 		}
-		if tok == "" && h.SessionCookie != "" {
+		// The session's token: the first session cookie the answer set,
+		// else (an app that keeps its cookie at login) the request's.
+		var tokens []string
+		for i, ch := range cw.changes {
+			if ch.value != "" && cookieToken(ch.value) != id.cookies.found[i].token {
+				tokens = append(tokens, cookieToken(ch.value))
+			}
+		}
+		old := id.token()
+		switch {
+		case len(tokens) > 0:
+		case old != "":
+			tokens = []string{old}
+		case len(h.cookies.patterns) > 0:
 			return // nothing to bind the session to
+		default:
+			tokens = []string{material(id, user, dev)}
 		}
-		if id.token != "" && tok != id.token {
-			h.end(id, user, id.token, tracker.EndReplaced)
+		if old != "" && old != tokens[0] {
+			h.end(id.realm, user, old, tracker.EndReplaced, false)
 		}
-		if tok == "" {
-			tok = material(id, user, dev)
+		res, ok := h.login(r, repl, id, user, tokens[0], dev)
+		for _, tok := range tokens[1:] {
+			if !ok || res.Refused {
+				break
+			}
+			// Another cookie of the same login (one per path, say).
+			if _, err := h.tracker.Alias(r.Context(), res.Realm, res.User, res.SessionID, tok); err != nil {
+				h.storeError(err)
+			}
 		}
-		h.login(r, repl, id, user, tok, dev)
 	}
 	return next.ServeHTTP(cw, r)
 }
 
-func (h *Handler) login(r *http.Request, repl *caddy.Replacer, id ident, user, token, dev string) {
+func (h *Handler) login(r *http.Request, repl *caddy.Replacer, id ident, user, token, dev string) (tracker.Result, bool) {
 	res, err := h.tracker.Login(r.Context(), tracker.Request{
 		Realm: id.realm, Token: token, User: user, IP: id.ip, UserAgent: id.ua, DeviceID: dev,
 		Path: r.URL.Path, Consent: h.consent(repl),
 	})
 	if err != nil {
 		h.storeError(err)
-		return
+		return res, false
 	}
 	h.setPlaceholders(repl, res)
+	return res, true
 }
 
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id ident) error {
-	err := next.ServeHTTP(w, r)
-	if id.user == "" && id.token == "" {
-		return err
+	if id.user == "" && id.cookies.n == 0 {
+		return next.ServeHTTP(w, r)
 	}
-	user := id.user
-	tok := id.token
-	if tok == "" {
-		dev, valid := h.deviceFor(r, id, user)
-		if !valid {
-			return err
+	cw := newCookieWatch(w, &h.cookies)
+	defer cw.release()
+	// Ended before the answer goes out: the old token is refused from
+	// the browser's very next request on.
+	cw.onHeader = func() {
+		if tok := id.token(); tok != "" {
+			h.end(id.realm, id.user, tok, tracker.EndLogout, false)
+			return
 		}
-		tok = material(id, user, dev)
+		dev, valid := h.deviceFor(id, id.user)
+		if valid {
+			h.end(id.realm, id.user, material(id, id.user, dev), tracker.EndLogout, true)
+		}
 	}
-	h.end(id, user, tok, tracker.EndLogout)
-	return err
+	return next.ServeHTTP(cw, r)
 }
 
-func (h *Handler) end(id ident, user, token, reason string) {
+// end ends a token's session. forget: a token made from the device, which
+// must not stay refused.
+func (h *Handler) end(realm, user, token, reason string, forget bool) {
 	// Detached from the request: a client hanging up must not leave the
 	// session open.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := h.tracker.End(ctx, id.realm, token, user, reason); err != nil {
+	if _, err := h.tracker.End(ctx, realm, token, user, reason, forget); err != nil {
 		h.storeError(err)
 	}
 }
@@ -390,55 +572,6 @@ func (h *Handler) storeError(err error) {
 	}
 }
 
-// loginName reads the login name from a login request's body (urlencoded,
-// multipart or JSON) and puts the body back for the app. Bodies over
-// maxLoginBody are not read past the limit and pass unobserved.
-func loginName(r *http.Request, field string) (string, bool) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength > maxLoginBody {
-		return "", false
-	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, maxLoginBody+1))
-	if len(buf) > maxLoginBody {
-		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
-		return "", false
-	}
-	r.Body = readCloser{bytes.NewReader(buf), r.Body}
-	if err != nil {
-		return "", false
-	}
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	var name string
-	switch {
-	case mt == "application/x-www-form-urlencoded":
-		vals, err := url.ParseQuery(string(buf))
-		if err != nil {
-			return "", false
-		}
-		name = vals.Get(field)
-	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
-		var body map[string]any
-		if json.Unmarshal(buf, &body) != nil {
-			return "", false
-		}
-		name, _ = body[field].(string)
-	case mt == "multipart/form-data":
-		form, err := multipart.NewReader(bytes.NewReader(buf), params["boundary"]).ReadForm(maxLoginBody)
-		if err != nil {
-			return "", false
-		}
-		defer form.RemoveAll()
-		if v := form.Value[field]; len(v) > 0 {
-			name = v[0]
-		}
-	}
-	name = strings.TrimSpace(name)
-	// A user id longer than this is not a login name but an attack.
-	if name == "" || len(name) > 256 {
-		return "", false
-	}
-	return name, true
-}
-
 type readCloser struct {
 	io.Reader
 	io.Closer
@@ -460,14 +593,14 @@ func (h *Handler) consent(repl *caddy.Replacer) bool {
 // impersonated emits one audit event per impersonated token and refresh
 // interval; the request itself leaves no trace in the customer's data.
 func (h *Handler) impersonated(r *http.Request, id ident, repl *caddy.Replacer) {
-	key := id.realm + "\x00" + id.user + "\x00" + id.token
+	key := id.realm + "\x00" + id.user + "\x00" + id.token()
 	if !h.audits.due(h.keys.TokenHash(id.realm, key), time.Duration(h.RefreshInterval)) {
 		return
 	}
 	user := id.user
-	if user == "" && id.token != "" {
+	if user == "" && id.cookies.n > 0 {
 		// Cookie identity: the customer is whom the token was bound to.
-		user, _ = h.tracker.TokenUser(r.Context(), id.realm, id.token)
+		user, _ = h.tracker.TokenUser(r.Context(), id.token())
 	}
 	h.emit(EventImpersonation, map[string]any{
 		"realm": id.realm, "user": user, "by": repl.ReplaceAll(h.Impersonation, ""),

@@ -63,11 +63,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	}
 }
 
-// metricRealm is the realm as a label: a configured realm, or "*" when the
-// realm is the request's host, which clients choose.
+// metricRealm is the realm as a label: the handler's realm, or "*" for a
+// placeholder realm, whose values clients may choose.
 func (h *Handler) metricRealm() string {
-	if h.Realm != "" {
-		return h.Realm
+	if !h.realmDynamic {
+		return h.realm
 	}
 	return "*"
 }

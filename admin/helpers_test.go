@@ -207,7 +207,7 @@ type client struct {
 func (e *env) req(c client) tracker.Request {
 	e.mu.Lock()
 	e.secrets[c.token] = "raw token"
-	e.secrets[e.tr.TokenHash(e.realm, c.token)] = "stored token HMAC"
+	e.secrets[e.tr.TokenHash(c.token)] = "stored token HMAC"
 	e.mu.Unlock()
 	return tracker.Request{Realm: e.realm, Token: c.token, User: c.user, IP: c.ip, UserAgent: c.ua, DeviceID: c.device,
 		Path: c.path, Consent: c.path != ""}
@@ -236,7 +236,7 @@ func (e *env) observe(c client) tracker.Result {
 // logout ends c's session as the app's logout would.
 func (e *env) logout(c client) {
 	e.t.Helper()
-	if _, err := e.tr.End(context.Background(), e.realm, c.token, c.user, tracker.EndLogout); err != nil {
+	if _, err := e.tr.End(context.Background(), e.realm, c.token, c.user, tracker.EndLogout, false); err != nil {
 		e.t.Fatalf("End(%s): %v", c.token, err)
 	}
 }

@@ -57,12 +57,12 @@ func sessionsConf(env storeEnv, extra ...string) string {
 }
 
 // 1. A rotating app's login (default success rule: the answer sets a new
-// session cookie) opens a session with agent and location; realm defaults
-// to the request's host.
+// session cookie) opens a session with agent and location; the realm is
+// the handler's ("default"), whatever host the request names.
 func testLoginObserved(t *testing.T, env storeEnv) {
 	_, up := startShop(t, true)
 	c := startCaddy(t, caddyfile("", shopSite(up, sessionsConf(env, "login @login", "geoip "+geoDB), "")))
-	const realm = "127.0.0.1" // the request host without port
+	const realm = "default" // a handler without a realm: never the request's host
 
 	alice := newClient(t, uaChromeWindows, ipLondon)
 	r := alice.login(c.Site, "alice", "alice")
@@ -653,15 +653,34 @@ func bigLoginApp(t testing.TB) (*recorder, string) {
 	return rc, addr
 }
 
-// 11. A login body over the module's 64 KiB limit reaches the app in full
-// and passes unobserved (with Content-Length and chunked); a normal one is
-// tracked.
+// 11. A login body over the module's 64 KiB limit is refused with 400 and
+// never reaches the app (with Content-Length and chunked); with
+// unreadable_login pass it reaches the app in full and passes unobserved; a
+// normal one is tracked.
 func testOversizedLogin(t *testing.T, env storeEnv) {
 	rc, up := bigLoginApp(t)
 	const realm = "shop-big"
-	c := startCaddy(t, caddyfile("", shopSite(up, sessionsConf(env, "realm "+realm, "login @login"), "")))
 	body := "username=alice&password=alice&pad=" + strings.Repeat("x", 100<<10)
+	strict := startCaddy(t, caddyfile("", shopSite(up, sessionsConf(env, "realm "+realm+"-strict", "login @login"), "")))
+	for _, chunked := range []bool{false, true} {
+		cl := newClient(t, uaChromeWindows, ipLondon)
+		r := cl.do(http.MethodPost, strict.Site+"/login", strings.NewReader(body), func(q *http.Request) {
+			q.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if chunked {
+				q.Body = io.NopCloser(io.MultiReader(strings.NewReader(body)))
+				q.ContentLength = -1
+				q.GetBody = nil
+			}
+		})
+		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "over 65536 bytes") {
+			t.Fatalf("chunked=%v: an oversized login should be refused with a reason: %s", chunked, r)
+		}
+		if _, ok := rc.last(http.MethodPost, "/login"); ok {
+			t.Fatalf("chunked=%v: the refused login reached the app", chunked)
+		}
+	}
 
+	c := startCaddy(t, caddyfile("", shopSite(up, sessionsConf(env, "realm "+realm, "login @login", "unreadable_login pass"), "")))
 	for _, chunked := range []bool{false, true} {
 		cl := newClient(t, uaChromeWindows, ipLondon)
 		r := cl.do(http.MethodPost, c.Site+"/login", strings.NewReader(body), func(q *http.Request) {

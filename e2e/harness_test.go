@@ -113,7 +113,14 @@ http://127.0.0.1:` + markSite + ` {
 // shopSite is a site body: the named matchers @login (POST and /login) and
 // @logout (any /logout), a sessions block (session_cookie shop_session plus
 // sessionsBody) and reverse_proxy to upstream with proxyExtra inside.
+//
+// The shop sets its cookie only at a successful login (rotate mode), so
+// its success rule is login_success new_cookie unless sessionsBody says
+// otherwise.
 func shopSite(upstream, sessionsBody, proxyExtra string) string {
+	if !strings.Contains(sessionsBody, "login_success") {
+		sessionsBody = "login_success new_cookie\n" + sessionsBody
+	}
 	return `@login {
 	method POST
 	path /login

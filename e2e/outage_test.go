@@ -18,7 +18,7 @@ func TestRedisUnreachable(t *testing.T) {
 	srv := redistest.Start(t)
 	_, up := startShop(t, true)
 	frag := "store " + srv.URL() + "\nsecret " + e2eSecret
-	const realm = "127.0.0.1"
+	const realm = "default"
 	open := startCaddy(t, caddyfile("", shopSite(up, frag+"\nlogin @login", "")))
 	closed := startCaddy(t, caddyfile("", shopSite(up, frag+"\nlogin @login\nfail_closed", "")))
 

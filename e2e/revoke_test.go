@@ -29,7 +29,7 @@ func TestRevokePropagation(t *testing.T) {
 			a := startCaddy(t, conf())
 			b := startCaddy(t, conf())
 			c := startCaddy(t, conf("on_revoked /login"))
-			const realm = "127.0.0.1"
+			const realm = "default"
 
 			cl := newClient(t, uaChromeWindows, ipLondon)
 			cl.login(a.Site, "alice", "alice")

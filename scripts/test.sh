@@ -26,6 +26,13 @@ if [[ "${LINT:-1}" != 0 ]]; then
 else
   bash scripts/install-deps.sh
 fi
+
+section "cookie parsers of real stacks (scripts/install-parsers.sh)"
+bash scripts/install-parsers.sh
+
+section "real applications (scripts/install-apps.sh)"
+bash scripts/install-apps.sh
+
 go version
 redis-server --version
 

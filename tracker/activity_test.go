@@ -44,7 +44,7 @@ func (f *rxActivityFx) session(tok string, from, to time.Time, loc Location, age
 		f.touchAt(sid, to, tz)
 	}
 	if !active {
-		s, err := f.env.EndToken(f.ctx, f.realm, f.user, f.th(tok), EndLogout, to, f.p)
+		s, err := f.env.EndToken(f.ctx, f.realm, f.user, f.th(tok), EndLogout, false, to, f.p)
 		if err != nil || s == nil || s.EndReason != EndLogout {
 			f.t.Fatalf("EndToken(%s at %v) = %+v, %v", tok, to, s, err)
 		}
@@ -705,7 +705,7 @@ func TestActivityEraseIdleToken(t *testing.T) {
 				t.Errorf("after erase, keys still hold the user:\n%s", strings.Join(leaks, "\n"))
 			}
 		}
-		if u, err := env.TokenUser(ctx, tr.TokenHash(realm, "tok-old")); err != nil || u == user {
+		if u, err := env.TokenUser(ctx, tr.TokenHash("tok-old")); err != nil || u == user {
 			t.Errorf("after erase the old token is still bound to the user (%q, %v)", u, err)
 		}
 		fresh := rxTracker(t, Config{Store: env.Store, Policy: rxPolicy, Now: clock.Now})

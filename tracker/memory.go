@@ -134,13 +134,20 @@ func (u *memUser) trim(now time.Time, p Policy, cutDay string) {
 			delete(u.Viol, id)
 		}
 	}
+	var dropped map[string]bool
 	for id, s := range u.Sess {
 		if s.EndedAt != nil && s.EndedAt.Before(cut) {
-			if u.Tok[s.tokenHash] == id {
-				delete(u.Tok, s.tokenHash)
+			if dropped == nil {
+				dropped = map[string]bool{}
 			}
+			dropped[id] = true
 			delete(u.Sess, id)
 			delete(u.Trail, id)
+		}
+	}
+	for th, sid := range u.Tok {
+		if dropped[sid] {
+			delete(u.Tok, th) // the session's tokens, rotated ones too
 		}
 	}
 	for id, d := range u.Devs {
@@ -327,6 +334,10 @@ func (m *MemoryStore) Seen(_ context.Context, req SeenRequest) (SeenResult, erro
 			}
 		}
 	}
+	if req.NoOpen {
+		res.Status = StatusNone
+		return res, nil
+	}
 	if !ipOK("") {
 		return refuse("", nil, restrict.PolicyIPs)
 	}
@@ -449,17 +460,23 @@ func (m *MemoryStore) end(realm, user, mode, value, reason string, now time.Time
 		if s == nil || s.EndedAt != nil {
 			return
 		}
-		if now.Sub(s.LastSeen) > p.Idle && !blocksToken(reason) {
+		switch {
+		case now.Sub(s.LastSeen) > p.Idle && reason == EndLogout:
+			out = append(out, u.closeSession(s, s.LastSeen, reason))
+		case now.Sub(s.LastSeen) > p.Idle && !blocksToken(reason):
 			out = append(out, u.closeSession(s, s.LastSeen, EndIdle))
-		} else {
+		default:
 			out = append(out, u.closeSession(s, now, reason))
 		}
 		m.dirty = true
 	}
 	switch mode {
-	case "tok":
+	case "tok", "tokfree":
 		if sid, ok := u.Tok[value]; ok {
 			endOne(u.Sess[sid])
+			if mode == "tokfree" {
+				delete(u.Tok, value)
+			}
 		}
 	case "sid":
 		endOne(u.Sess[value])
@@ -480,11 +497,32 @@ func (m *MemoryStore) end(realm, user, mode, value, reason string, now time.Time
 }
 
 // EndToken implements Store.
-func (m *MemoryStore) EndToken(_ context.Context, realm, user, tokenHash, reason string, now time.Time, p Policy) (*Session, error) {
-	if closed := m.end(realm, user, "tok", tokenHash, reason, now, p); len(closed) > 0 {
+func (m *MemoryStore) EndToken(_ context.Context, realm, user, tokenHash, reason string, forget bool, now time.Time, p Policy) (*Session, error) {
+	mode := "tok"
+	if forget {
+		mode = "tokfree"
+	}
+	if closed := m.end(realm, user, mode, tokenHash, reason, now, p); len(closed) > 0 {
 		return closed[0], nil
 	}
 	return nil, nil
+}
+
+// AliasToken implements Store (alias.lua).
+func (m *MemoryStore) AliasToken(_ context.Context, realm, user, tokenHash, sessionID string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.user(realm, user, false, m.now())
+	if u == nil {
+		return false, nil
+	}
+	s := u.Sess[sessionID]
+	if s == nil || s.EndedAt != nil {
+		return false, nil
+	}
+	u.Tok[tokenHash] = sessionID
+	m.dirty = true
+	return true, nil
 }
 
 // EndSession implements Store.

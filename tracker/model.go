@@ -20,11 +20,15 @@ const (
 // token mapping, so that the token is found and refused (revoked, evicted)
 // or checked again (device_blocked), instead of silently opening anew.
 func blocksToken(reason string) bool {
-	return reason == EndRevoked || reason == EndDeviceBlocked || reason == EndEvicted
+	return reason == EndRevoked || reason == EndDeviceBlocked || reason == EndEvicted || reason == EndLogout
 }
 
 // holdsToken reports whether the token stays refused for the revoke hold.
-func holdsToken(reason string) bool { return reason == EndRevoked || reason == EndEvicted }
+// A logged-out token is final at the proxy: an app that keeps accepting
+// it (logout that only clears the browser's cookie) cannot be used with it.
+func holdsToken(reason string) bool {
+	return reason == EndRevoked || reason == EndEvicted || reason == EndLogout
+}
 
 // Session is one login session of a user, as recorded by the proxy.
 type Session struct {

@@ -30,12 +30,15 @@ var (
 	luaDevice string
 	//go:embed lua/viewed.lua
 	luaViewed string
+	//go:embed lua/alias.lua
+	luaAlias string
 
 	scriptSeen   = redis.NewScript(luaPrelude + luaSeen)
 	scriptTouch  = redis.NewScript(luaPrelude + luaTouch)
 	scriptEnd    = redis.NewScript(luaPrelude + luaEnd)
 	scriptDevice = redis.NewScript(luaPrelude + luaDevice)
 	scriptViewed = redis.NewScript(luaPrelude + luaViewed)
+	scriptAlias  = redis.NewScript(luaPrelude + luaAlias)
 )
 
 // RedisStore keeps sessions in Redis, standalone, Sentinel or Cluster. All
@@ -67,7 +70,7 @@ func NewRedisStore(rdb redis.UniversalClient) *RedisStore {
 // cluster), so the first batch of refreshes does not fail with NOSCRIPT.
 // Scripts are loaded again on demand anyway (after a restart or failover).
 func (s *RedisStore) LoadScripts(ctx context.Context) error {
-	for _, sc := range []*redis.Script{scriptSeen, scriptTouch, scriptEnd, scriptDevice, scriptViewed} {
+	for _, sc := range []*redis.Script{scriptSeen, scriptTouch, scriptEnd, scriptDevice, scriptViewed, scriptAlias} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return fmt.Errorf("redis script load: %w", err)
 		}
@@ -100,7 +103,7 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 		req.TokenHash, req.New.ID, encodeStoredSession(req.New), req.Device.ID, encodeStoredDevice(req.Device),
 		mode, req.User, req.Realm, msArg(req.Policy.RevokeHold), req.New.IP,
 		limitsArg(req.Limits), req.IPKey, req.New.Location.String(),
-		daysOrEmpty(req.Activity.Days), req.Activity.Path, req.Activity.TrailLen, boolArg(!req.DeviceMinted),
+		daysOrEmpty(req.Activity.Days), req.Activity.Path, req.Activity.TrailLen, boolArg(!req.DeviceMinted), boolArg(!req.NoOpen),
 	}
 	var bind *redis.StringCmd
 	if req.CheckToken {
@@ -247,9 +250,22 @@ func (s *RedisStore) end(ctx context.Context, realm, user, mode, value, reason s
 	return out, nil
 }
 
+// AliasToken implements Store.
+func (s *RedisStore) AliasToken(ctx context.Context, realm, user, tokenHash, sessionID string) (bool, error) {
+	n, err := scriptAlias.Run(ctx, s.rdb, keysFor(realm, user).all(), tokenHash, sessionID).Int()
+	if err != nil {
+		return false, fmt.Errorf("redis alias: %w", err)
+	}
+	return n == 1, nil
+}
+
 // EndToken implements Store.
-func (s *RedisStore) EndToken(ctx context.Context, realm, user, tokenHash, reason string, now time.Time, p Policy) (*Session, error) {
-	closed, err := s.end(ctx, realm, user, "tok", tokenHash, reason, now, p)
+func (s *RedisStore) EndToken(ctx context.Context, realm, user, tokenHash, reason string, forget bool, now time.Time, p Policy) (*Session, error) {
+	mode := "tok"
+	if forget {
+		mode = "tokfree"
+	}
+	closed, err := s.end(ctx, realm, user, mode, tokenHash, reason, now, p)
 	if err != nil || len(closed) == 0 {
 		return nil, err
 	}

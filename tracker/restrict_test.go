@@ -459,7 +459,7 @@ func rxMaxSessionsBlock(t *testing.T, env *rxEnv) {
 	res := f.refused(rxHit{tok: "c", at: 2 * time.Minute}, restrict.PolicySessions)
 	rxCheckViolation(t, "third session", res.Violations[0], rxWant{policy: restrict.PolicySessions, limit: 2, observed: 3, ip: rxIPA, action: restrict.ActionBlock})
 	f.active(rxHit{tok: "a", at: 3 * time.Minute}, a)
-	if _, err := env.EndToken(f.ctx, f.realm, f.user, f.th("a"), EndLogout, f.at(4*time.Minute), f.p); err != nil {
+	if _, err := env.EndToken(f.ctx, f.realm, f.user, f.th("a"), EndLogout, false, f.at(4*time.Minute), f.p); err != nil {
 		t.Fatal(err)
 	}
 	f.open(rxHit{tok: "c", at: 5 * time.Minute})

@@ -27,7 +27,7 @@ func newSnapshotFixture(t *testing.T) *snapshotFixture {
 	sf.active = f.open("a", 0)
 	sf.loggedOut = f.open("b", time.Second, withDevice("dev-2"), withIP(ip2))
 	sf.revok = f.open("c", 2*time.Second)
-	if _, err := m.EndToken(f.ctx, f.realm, f.user, f.th("b"), EndLogout, f.at(time.Minute), p); err != nil {
+	if _, err := m.EndToken(f.ctx, f.realm, f.user, f.th("b"), EndLogout, false, f.at(time.Minute), p); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.EndSession(f.ctx, f.realm, f.user, sf.revok, EndRevoked, f.at(time.Minute), p); err != nil {
@@ -89,13 +89,13 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if res := g.seen("c", at); res.Status != StatusRefused || res.Reason != EndRevoked {
 		t.Errorf("Seen(revoked token) after reload = %+v, want refused", res)
 	}
-	if res := g.seen("b", at); res.Status != StatusOpened || res.SessionID == sf.loggedOut {
-		t.Errorf("Seen(logged-out token) after reload = %+v, want a new session", res)
+	if res := g.seen("b", at); res.Status != StatusRefused || res.Reason != EndLogout {
+		t.Errorf("Seen(logged-out token) after reload = %+v, want refused: logout is final", res)
 	}
 	// Sweeps know the reloaded user.
 	closed, err := m2.SweepIdle(g.ctx, g.realm, g.base.Add(-time.Hour), g.at(at+g.p.Idle+time.Minute), g.p)
-	if err != nil || len(closed) != 2 {
-		t.Errorf("SweepIdle after reload closed %v, %v; want the 2 active sessions", ids(closed), err)
+	if err != nil || len(closed) != 1 {
+		t.Errorf("SweepIdle after reload closed %v, %v; want the active session", ids(closed), err)
 	}
 }
 

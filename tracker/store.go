@@ -49,6 +49,9 @@ type SeenRequest struct {
 	// CheckToken asks for the token's login binding too (SeenResult.
 	// TokenUser), in the same round trip.
 	CheckToken bool
+	// NoOpen: when the token has no active session, open none and answer
+	// StatusNone (a second cookie of a login is checked, never counted).
+	NoOpen bool
 }
 
 // Activity is what a write needs to keep per-day totals and the trail.
@@ -65,6 +68,7 @@ const (
 	StatusActive  = "active"  // an active session exists
 	StatusOpened  = "opened"  // a new session was opened
 	StatusRefused = "refused" // the request may not pass; Reason says why
+	StatusNone    = "none"    // no active session, and NoOpen asked for none
 )
 
 // Refusal reasons besides the end reasons revoked, evicted and
@@ -139,8 +143,14 @@ type Store interface {
 	Seen(ctx context.Context, req SeenRequest) (SeenResult, error)
 	// Touch refreshes sessions in one batch; results line up with touches.
 	Touch(ctx context.Context, touches []Touch) []TouchResult
-	// EndToken ends the active session bound to tokenHash, if any.
-	EndToken(ctx context.Context, realm, user, tokenHash, reason string, now time.Time, p Policy) (*Session, error)
+	// EndToken ends the active session bound to tokenHash, if any. With
+	// forget the token's mapping goes too, whatever the reason (a token
+	// made from the device, which must not stay refused).
+	EndToken(ctx context.Context, realm, user, tokenHash, reason string, forget bool, now time.Time, p Policy) (*Session, error)
+	// AliasToken maps another token to an active session of the user (a
+	// rotated cookie, or a second cookie of the same login); false if the
+	// session is unknown or has ended.
+	AliasToken(ctx context.Context, realm, user, tokenHash, sessionID string) (bool, error)
 	// EndSession ends one session by id; ErrNotFound if there is none.
 	EndSession(ctx context.Context, realm, user, id, reason string, now time.Time, p Policy) (*Session, error)
 	// EndAll ends every active session of a user but except (may be empty).

@@ -456,7 +456,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("LogoutEndsTokenSession", func(t *testing.T) {
 		f := ss.fixture(t)
 		old := f.open("a", 0)
-		s, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th("a"), EndLogout, f.at(2*time.Minute), p)
+		s, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th("a"), EndLogout, false, f.at(2*time.Minute), p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -466,26 +466,93 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		wantEnded(t, s, EndLogout, f.at(2*time.Minute))
 		wantEnded(t, f.session(old, 2*time.Minute), EndLogout, f.at(2*time.Minute))
 
-		res := f.seen("a", 3*time.Minute)
-		if res.Status != StatusOpened || res.SessionID == old || len(res.Closed) != 0 {
-			t.Fatalf("Seen after logout = %+v, want a new session and nothing closed", res)
+		// Logout is final at the proxy: the token stays refused...
+		if res := f.seen("a", 3*time.Minute); res.Status != StatusRefused || res.Reason != EndLogout {
+			t.Fatalf("Seen after logout = %+v, want refused as logged out", res)
 		}
-		if s, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th("never"), EndLogout, f.at(4*time.Minute), p); err != nil || s != nil {
+		// ...until a login on it (an app that keeps its cookie at login).
+		res := f.seen("a", 3*time.Minute, withLogin())
+		if res.Status != StatusOpened || res.SessionID == old || len(res.Closed) != 0 {
+			t.Fatalf("login after logout = %+v, want a new session and nothing closed", res)
+		}
+		if s, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th("never"), EndLogout, false, f.at(4*time.Minute), p); err != nil || s != nil {
 			t.Errorf("EndToken of an unknown token = %+v, %v; want nil, nil", s, err)
 		}
-		if s, err := f.s.EndToken(f.ctx, f.realm, "nobody@"+t.Name(), f.th("a"), EndLogout, f.at(4*time.Minute), p); err != nil || s != nil {
+		if s, err := f.s.EndToken(f.ctx, f.realm, "nobody@"+t.Name(), f.th("a"), EndLogout, false, f.at(4*time.Minute), p); err != nil || s != nil {
 			t.Errorf("EndToken of an unknown user = %+v, %v; want nil, nil", s, err)
 		}
 	})
 
-	t.Run("LogoutOfIdleSessionRecordsIdle", func(t *testing.T) {
+	t.Run("LogoutOfIdleSessionEndsAtLastActivity", func(t *testing.T) {
 		f := ss.fixture(t)
 		id := f.open("a", 0)
-		s, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th("a"), EndLogout, f.at(p.Idle+time.Minute), p)
+		s, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th("a"), EndLogout, false, f.at(p.Idle+time.Minute), p)
 		if err != nil || s == nil || s.ID != id {
 			t.Fatalf("EndToken = %+v, %v; want session %s", s, err, id)
 		}
-		wantEnded(t, s, EndIdle, f.base)
+		// Ended when it was last used (its time is not activity), and as
+		// logged out, so its token is held like any logged-out token
+		// (the hold counts from the end).
+		wantEnded(t, s, EndLogout, f.base)
+	})
+
+	t.Run("LogoutForgetReleasesToken", func(t *testing.T) {
+		f := ss.fixture(t)
+		id := f.open("a", 0)
+		if _, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th("a"), EndLogout, true, f.at(time.Minute), p); err != nil {
+			t.Fatal(err)
+		}
+		wantEnded(t, f.session(id, time.Minute), EndLogout, f.at(time.Minute))
+		if res := f.seen("a", 2*time.Minute); res.Status != StatusOpened || res.SessionID == id {
+			t.Errorf("Seen after a forgetting logout = %+v, want a new session", res)
+		}
+	})
+
+	t.Run("AliasTokenJoinsSession", func(t *testing.T) {
+		f := ss.fixture(t)
+		id := f.open("a", 0)
+		ok, err := f.s.AliasToken(f.ctx, f.realm, f.user, f.th("rotated"), id)
+		if err != nil || !ok {
+			t.Fatalf("AliasToken = %v, %v; want bound", ok, err)
+		}
+		if res := f.seen("rotated", time.Minute); res.Status != StatusActive || res.SessionID != id {
+			t.Fatalf("Seen(rotated) = %+v, want active %s", res, id)
+		}
+		if act := f.list("active", time.Minute); len(act) != 1 {
+			t.Errorf("active sessions = %v, want one: a rotation counts nothing twice", ids(act))
+		}
+		if _, err := f.s.EndSession(f.ctx, f.realm, f.user, id, EndRevoked, f.at(2*time.Minute), p); err != nil {
+			t.Fatal(err)
+		}
+		for _, tok := range []string{"a", "rotated"} {
+			if res := f.seen(tok, 3*time.Minute); res.Status != StatusRefused || res.Reason != EndRevoked {
+				t.Errorf("Seen(%s) after revocation = %+v, want refused", tok, res)
+			}
+		}
+		if ok, err := f.s.AliasToken(f.ctx, f.realm, f.user, f.th("late"), id); err != nil || ok {
+			t.Errorf("AliasToken to an ended session = %v, %v; want false", ok, err)
+		}
+		if ok, err := f.s.AliasToken(f.ctx, f.realm, f.user, f.th("x"), "no-such-session"); err != nil || ok {
+			t.Errorf("AliasToken to an unknown session = %v, %v; want false", ok, err)
+		}
+	})
+
+	t.Run("NoOpenOpensNothing", func(t *testing.T) {
+		f := ss.fixture(t)
+		res := f.seen("a", 0, func(r *SeenRequest) { r.NoOpen = true })
+		if res.Status != StatusNone || res.SessionID != "" {
+			t.Fatalf("Seen(NoOpen) of an unknown token = %+v, want none", res)
+		}
+		if act := f.list("all", time.Minute); len(act) != 0 {
+			t.Errorf("sessions = %v, want none", ids(act))
+		}
+		id := f.open("a", time.Minute)
+		if res := f.seen("a", 2*time.Minute, func(r *SeenRequest) { r.NoOpen = true }); res.Status != StatusActive || res.SessionID != id {
+			t.Errorf("Seen(NoOpen) of an active token = %+v, want active %s", res, id)
+		}
+		if res := f.seen("a", 2*time.Minute+p.Idle+time.Second, func(r *SeenRequest) { r.NoOpen = true }); res.Status != StatusNone {
+			t.Errorf("Seen(NoOpen) of an idle token = %+v, want none", res)
+		}
 	})
 
 	t.Run("RevokeRefusesTokenForRevokeHold", func(t *testing.T) {
@@ -555,7 +622,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("EndSessionOfIdleSessionRecordsIdle", func(t *testing.T) {
 		f := ss.fixture(t)
 		id := f.open("a", 0)
-		s, err := f.s.EndSession(f.ctx, f.realm, f.user, id, EndLogout, f.at(p.Idle+time.Minute), p)
+		s, err := f.s.EndSession(f.ctx, f.realm, f.user, id, EndReplaced, f.at(p.Idle+time.Minute), p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -582,7 +649,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		b := f.open("b", time.Second)
 		c := f.open("c", 2*time.Second)
 		d := f.open("d", 3*time.Second)
-		if _, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th("d"), EndLogout, f.at(4*time.Second), p); err != nil {
+		if _, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th("d"), EndLogout, false, f.at(4*time.Second), p); err != nil {
 			t.Fatal(err)
 		}
 		closed, err := f.s.EndAll(f.ctx, f.realm, f.user, b, EndRevoked, f.at(5*time.Second), p)
@@ -625,7 +692,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 			sid = append(sid, f.open(fmt.Sprint("s", i), time.Duration(i)*time.Minute))
 		}
 		for _, i := range []int{1, 3} {
-			if _, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th(fmt.Sprint("s", i)), EndLogout, f.at(10*time.Minute), p); err != nil {
+			if _, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th(fmt.Sprint("s", i)), EndLogout, false, f.at(10*time.Minute), p); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -1017,7 +1084,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("RetentionTrimsOldSessions", func(t *testing.T) {
 		f := ss.fixture(t)
 		old := f.open("a", 0, withDevice("dev-old"))
-		if _, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th("a"), EndLogout, f.at(time.Minute), p); err != nil {
+		if _, err := f.s.EndToken(f.ctx, f.realm, f.user, f.th("a"), EndLogout, false, f.at(time.Minute), p); err != nil {
 			t.Fatal(err)
 		}
 		mid := f.open("b", p.Retention/2, withDevice("dev-new"))
@@ -1273,7 +1340,7 @@ func TestRedisTTLs(t *testing.T) {
 	f.seen("a", 3*time.Minute, withLogin())                  // replace
 	f.open("b", time.Minute, withDevice("dev-2"))            // second device
 	c := f.open("c", time.Minute, asUser("other@"+t.Name())) // second user
-	if _, err := st.EndToken(f.ctx, f.realm, f.user, f.th("b"), EndLogout, f.at(4*time.Minute), p); err != nil {
+	if _, err := st.EndToken(f.ctx, f.realm, f.user, f.th("b"), EndLogout, false, f.at(4*time.Minute), p); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.EndSession(f.ctx, f.realm, f.user, a, EndRevoked, f.at(5*time.Minute), p); err != nil {

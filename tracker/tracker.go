@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,12 +107,17 @@ type Request struct {
 	// kept only when the trail is on and Consent is set.
 	Path    string
 	Consent bool
+	// NoOpen: a token without an active session is not tracked and opens
+	// none (the second cookie of a login is checked, never counted).
+	NoOpen bool
 }
 
 // Result tells the proxy what to do with a request.
 type Result struct {
 	// Tracked is false for anonymous requests.
-	Tracked   bool
+	Tracked bool
+	// Realm is the session's realm: the one its token logged in to.
+	Realm     string
 	User      string
 	SessionID string
 	// New is set on the request that opened the session.
@@ -180,7 +186,33 @@ func (t *Tracker) Policy() Policy { return t.cfg.Policy }
 func (t *Tracker) Store() Store { return t.cfg.Store }
 
 // TokenHash is the stored form of a raw token in a realm.
-func (t *Tracker) TokenHash(realm, token string) string { return t.cfg.Keys.TokenHash(realm, token) }
+//
+// Tokens are hashed store-wide, not per realm: a token belongs to the realm
+// it was bound in at login (its binding says which), so a client cannot
+// take it to another realm, where it would be unknown, by changing the
+// request's host.
+func (t *Tracker) TokenHash(token string) string { return t.cfg.Keys.TokenHash(tokenScope, token) }
+
+// tokenScope is the realm argument of every token hash.
+const tokenScope = ""
+
+func (t *Tracker) tokenKey(token string) TokenKey { return t.cfg.Keys.TokenKey(tokenScope, token) }
+
+// binding is the stored login binding of a token: realm and user. A
+// binding starting with NUL is a marker (erasedUser).
+func binding(realm, user string) string { return realm + "\x00" + user }
+
+// parseBinding reads a binding; one without a realm (written before
+// bindings carried it) belongs to fallback.
+func parseBinding(b, fallback string) (realm, user string) {
+	if b == "" || b[0] == 0 {
+		return fallback, b
+	}
+	if r, u, ok := strings.Cut(b, "\x00"); ok {
+		return r, u
+	}
+	return fallback, b
+}
 
 // Start begins the background work: batched refreshes, the idle sweep and
 // the invalidation subscription.
@@ -234,7 +266,7 @@ func (t *Tracker) resync() { t.cache.removeIf(func(*entry) bool { return true })
 
 // Observe accounts for one request and says whether it may pass.
 func (t *Tracker) Observe(ctx context.Context, r Request) (Result, error) {
-	key := t.cfg.Keys.TokenKey(r.Realm, r.Token)
+	key := t.tokenKey(r.Token)
 	now := t.now()
 	e := t.cache.get(key)
 	if e != nil && now.UnixNano() >= e.expires {
@@ -292,7 +324,7 @@ func (t *Tracker) fromCache(e *entry, r *Request, now time.Time) (Result, bool) 
 		if h := t.cfg.Hooks.Refused; h != nil {
 			h(e.realm, e.reason)
 		}
-		return Result{Tracked: true, User: e.user(), SessionID: e.sessionID(), Refused: true, Reason: e.reason, DeviceID: e.deviceID(), Vars: e.vars}, true
+		return Result{Tracked: true, Realm: e.realm, User: e.user(), SessionID: e.sessionID(), Refused: true, Reason: e.reason, DeviceID: e.deviceID(), Vars: e.vars}, true
 	}
 	n := now.UnixNano()
 	if e.ip() != r.IP || !sameDevice || n-e.lastSeen.Load() > int64(t.cfg.Policy.Idle) {
@@ -309,7 +341,7 @@ func (t *Tracker) fromCache(e *entry, r *Request, now time.Time) (Result, bool) 
 			e.lastWrite.Store(last) // try again on the next request
 		}
 	}
-	return Result{Tracked: true, User: e.user(), SessionID: e.sessionID(), DeviceID: e.deviceID(), Vars: e.vars}, true
+	return Result{Tracked: true, Realm: e.realm, User: e.user(), SessionID: e.sessionID(), DeviceID: e.deviceID(), Vars: e.vars}, true
 }
 
 // AddRealm makes the idle sweep cover realm from now on.
@@ -326,18 +358,21 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	th := key.String()
 	user := r.User
 	if user == "" {
-		u, err := t.cfg.Store.TokenUser(ctx, th)
+		b, err := t.cfg.Store.TokenUser(ctx, th)
 		if err != nil {
 			return Result{}, err
 		}
-		if u == "" {
-			t.cache.put(&entry{key: key, realm: r.Realm, anonymous: true, expires: now.Add(negativeTTL).UnixNano()})
+		if b == "" || b == issuedMarker {
+			if !r.NoOpen {
+				t.cache.put(&entry{key: key, realm: r.Realm, anonymous: true, expires: now.Add(negativeTTL).UnixNano()})
+			}
 			return Result{}, nil
 		}
-		user = u
+		// The session lives in the realm the token logged in to.
+		r.Realm, user = parseBinding(b, r.Realm)
 	}
 	if user == erasedUser {
-		return Result{Tracked: true, Refused: true, Reason: EndRevoked}, nil
+		return Result{Tracked: true, Realm: r.Realm, Refused: true, Reason: EndRevoked}, nil
 	}
 	st := t.Settings(ctx, r.Realm)
 	var loc Location
@@ -355,7 +390,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	tz := t.userZone(loc)
 	res, err := t.cfg.Store.Seen(ctx, SeenRequest{
 		Realm: r.Realm, User: user, TokenHash: th, Now: now, Policy: t.cfg.Policy, Login: login, New: newSess, Device: dev,
-		Limits: t.cfg.Limits, IPKey: t.ipKey(r.IP, st.IPPrecision), DeviceMinted: r.DeviceMinted,
+		Limits: t.cfg.Limits, IPKey: t.ipKey(r.IP, st.IPPrecision), DeviceMinted: r.DeviceMinted, NoOpen: r.NoOpen,
 		// The user came from the request: the binding was not read yet.
 		CheckToken: r.User != "",
 		Activity:   Activity{Days: t.daysArg(now, tz), Path: t.trailPath(st.ActivityTrail, r), TrailLen: t.cfg.TrailLen},
@@ -363,13 +398,16 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	if err != nil {
 		return Result{}, err
 	}
+	if res.Status == StatusNone {
+		return Result{}, nil
+	}
 	if res.TokenUser == erasedUser {
 		// The token of an erased user stays refused even when the
 		// request names the user; undo what this step opened (rare).
 		if res.Status == StatusOpened {
 			t.undoOpen(ctx, r.Realm, user, res.SessionID, th)
 		}
-		return Result{Tracked: true, Refused: true, Reason: EndRevoked}, nil
+		return Result{Tracked: true, Realm: r.Realm, Refused: true, Reason: EndRevoked}, nil
 	}
 	for _, c := range res.Closed {
 		if c.EndReason == EndEvicted {
@@ -397,7 +435,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	}
 	e.lastSeen.Store(now.UnixNano())
 	e.lastWrite.Store(res.LastSeen.UnixNano())
-	out := Result{Tracked: true, User: user, SessionID: res.SessionID, DeviceID: res.DeviceID, Vars: e.vars}
+	out := Result{Tracked: true, Realm: r.Realm, User: user, SessionID: res.SessionID, DeviceID: res.DeviceID, Vars: e.vars}
 	switch res.Status {
 	case StatusRefused:
 		out.Refused, out.Reason = true, res.Reason
@@ -426,9 +464,9 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 // Login records an observed successful login: token now belongs to user and
 // a new session starts, replacing one the same token may have had.
 func (t *Tracker) Login(ctx context.Context, r Request) (Result, error) {
-	key := t.cfg.Keys.TokenKey(r.Realm, r.Token)
+	key := t.tokenKey(r.Token)
 	th := key.String()
-	if err := t.cfg.Store.BindToken(ctx, th, r.User, t.cfg.Policy.Retention); err != nil {
+	if err := t.cfg.Store.BindToken(ctx, th, binding(r.Realm, r.User), t.cfg.Policy.Retention); err != nil {
 		return Result{}, err
 	}
 	res, err := t.observeStore(ctx, key, r, t.now(), true)
@@ -440,26 +478,37 @@ func (t *Tracker) Login(ctx context.Context, r Request) (Result, error) {
 }
 
 // End ends the session of token (user may be "": the binding tells) for
-// reason, such as EndLogout, and forgets the token.
-func (t *Tracker) End(ctx context.Context, realm, token, user, reason string) (*Session, error) {
-	key := t.cfg.Keys.TokenKey(realm, token)
+// reason, such as EndLogout. A token ended as logged out, revoked or
+// evicted stays refused for the revoke hold; with forget (a token made from
+// the device, not an app cookie) it is forgotten instead, so the device
+// can sign in again.
+func (t *Tracker) End(ctx context.Context, realm, token, user, reason string, forget bool) (*Session, error) {
+	key := t.tokenKey(token)
 	th := key.String()
 	t.cache.remove(key)
-	if user == "" {
-		u, err := t.cfg.Store.TokenUser(ctx, th)
-		if err != nil || u == "" {
-			return nil, err
-		}
-		user = u
-	}
-	s, err := t.cfg.Store.EndToken(ctx, realm, user, th, reason, t.now(), t.cfg.Policy)
+	b, err := t.cfg.Store.TokenUser(ctx, th)
 	if err != nil {
 		return nil, err
 	}
-	if err := t.cfg.Store.UnbindToken(ctx, th); err != nil {
-		return s, err
+	if b != "" && b[0] != 0 {
+		realm, user = parseBinding(b, realm)
+	} else if user == "" {
+		return nil, nil
 	}
-	_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: realm, TokenHash: th, Origin: t.id})
+	s, err := t.cfg.Store.EndToken(ctx, realm, user, th, reason, forget, t.now(), t.cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	if forget || !holdsToken(reason) {
+		if err := t.cfg.Store.UnbindToken(ctx, th); err != nil {
+			return s, err
+		}
+	}
+	// Every cached token of the user goes: the session may have had
+	// other tokens (rotated, or a second cookie of the login).
+	inv := Invalidation{Realm: realm, User: user, TokenHash: th, Origin: t.id}
+	t.invalidate(inv)
+	_ = t.cfg.Store.Publish(ctx, inv)
 	if s != nil {
 		t.closed(s)
 	}
@@ -728,10 +777,54 @@ func (t *Tracker) undoOpen(ctx context.Context, realm, user, id, tokenHash strin
 }
 
 // TokenUser is the user a raw token was bound to at login, or "".
-func (t *Tracker) TokenUser(ctx context.Context, realm, token string) (string, error) {
-	u, err := t.cfg.Store.TokenUser(ctx, t.TokenHash(realm, token))
+func (t *Tracker) TokenUser(ctx context.Context, token string) (string, error) {
+	b, err := t.cfg.Store.TokenUser(ctx, t.TokenHash(token))
+	_, u := parseBinding(b, "")
 	if u == erasedUser {
 		u = ""
 	}
 	return u, err
+}
+
+// issuedMarker is the binding of a token the app issued to an anonymous
+// visitor (MarkIssued).
+const issuedMarker = "\x00issued"
+
+// MarkIssued records that the app set token on an anonymous answer, for
+// as long as an idle session lasts. A login that replaces such a token
+// proves the app logged someone in; one that replaces a token the app
+// never issued proves nothing (an app may replace any unknown id).
+func (t *Tracker) MarkIssued(ctx context.Context, token string) error {
+	return t.cfg.Store.BindToken(ctx, t.TokenHash(token), issuedMarker, t.cfg.Policy.Idle)
+}
+
+// Issued reports whether token was issued by the app to an anonymous
+// visitor (MarkIssued) or is bound to a login.
+func (t *Tracker) Issued(ctx context.Context, token string) (bool, error) {
+	b, err := t.cfg.Store.TokenUser(ctx, t.TokenHash(token))
+	return b != "" && b != erasedUser, err
+}
+
+// Alias binds another token to an active session of user: a session
+// cookie the app rotated, or a second cookie of the same login (an app
+// that authenticates different paths with different cookies). The
+// session goes on under either token; ending it refuses both. false if
+// the session is no longer active.
+func (t *Tracker) Alias(ctx context.Context, realm, user, sessionID, token string) (bool, error) {
+	key := t.tokenKey(token)
+	th := key.String()
+	if err := t.cfg.Store.BindToken(ctx, th, binding(realm, user), t.cfg.Policy.Retention); err != nil {
+		return false, err
+	}
+	ok, err := t.cfg.Store.AliasToken(ctx, realm, user, th, sessionID)
+	if err != nil || !ok {
+		if err == nil {
+			_ = t.cfg.Store.UnbindToken(ctx, th)
+		}
+		return false, err
+	}
+	t.cache.remove(key)
+	// Other instances may remember this token as anonymous.
+	_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: realm, TokenHash: th, Origin: t.id})
+	return true, nil
 }

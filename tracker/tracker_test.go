@@ -249,8 +249,8 @@ func TestTrackerLoginBindsAndOpens(t *testing.T) {
 	if !login.Tracked || !login.New || login.User != "alice" || login.SessionID == "" {
 		t.Fatalf("Login = %+v", login)
 	}
-	if u, err := mem.TokenUser(ctx, tr.TokenHash("shop", "cookie")); err != nil || u != "alice" {
-		t.Errorf("token bound to %q, %v; want alice", u, err)
+	if u, err := mem.TokenUser(ctx, tr.TokenHash("cookie")); err != nil || u != "shop\x00alice" {
+		t.Errorf("token bound to %q, %v; want alice in shop", u, err)
 	}
 	clk.Add(time.Second)
 	// Cookie-only requests now belong to alice's session.
@@ -275,6 +275,32 @@ func TestTrackerLoginBindsAndOpens(t *testing.T) {
 	}
 }
 
+// A token belongs to the realm it logged in to: presented under another
+// realm (another host name of the site), it is the same session, and
+// refused there too once revoked.
+func TestTrackerTokenKeepsItsRealm(t *testing.T) {
+	mem := NewMemoryStore()
+	clk := newFakeClock()
+	tr := newTestTracker(t, mem, withClock(clk))
+	ctx := context.Background()
+	login, err := tr.Login(ctx, userReq("cookie", "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := userReq("cookie", "")
+	other.Realm = "localhost"
+	clk.Add(time.Second)
+	if res := observe(t, tr, other); !res.Tracked || res.Realm != "shop" || res.SessionID != login.SessionID {
+		t.Fatalf("Observe under another realm = %+v, want the shop session %s", res, login.SessionID)
+	}
+	if _, err := tr.RevokeAll(ctx, "shop", "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if res := observe(t, tr, other); !res.Refused || res.Reason != EndRevoked {
+		t.Errorf("Observe under another realm after revocation = %+v, want refused", res)
+	}
+}
+
 func TestTrackerEndLogout(t *testing.T) {
 	mem := NewMemoryStore()
 	clk := newFakeClock()
@@ -286,7 +312,7 @@ func TestTrackerEndLogout(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(time.Minute)
-	s, err := tr.End(ctx, "shop", "cookie", "", EndLogout)
+	s, err := tr.End(ctx, "shop", "cookie", "", EndLogout, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,17 +322,25 @@ func TestTrackerEndLogout(t *testing.T) {
 	if r := hooks.closedReasons()[login.SessionID]; r != EndLogout {
 		t.Errorf("SessionClosed reason = %q, want logout", r)
 	}
-	if u, _ := mem.TokenUser(ctx, tr.TokenHash("shop", "cookie")); u != "" {
-		t.Errorf("token still bound to %q after logout", u)
+	// Logout is final: the token is refused, whoever presents it, in
+	// whichever realm.
+	if res := observe(t, tr, userReq("cookie", "")); !res.Refused || res.Reason != EndLogout {
+		t.Errorf("cookie-only Observe after logout = %+v, want refused", res)
 	}
-	if res := observe(t, tr, userReq("cookie", "")); res.Tracked {
-		t.Errorf("cookie-only Observe after logout = %+v, want untracked", res)
+	other := userReq("cookie", "")
+	other.Realm = "another-realm"
+	if res := observe(t, tr, other); !res.Refused || res.Realm != "shop" {
+		t.Errorf("Observe in another realm after logout = %+v, want refused in shop", res)
 	}
-	if res := observe(t, tr, userReq("cookie", "alice")); !res.New || res.SessionID == login.SessionID {
-		t.Errorf("Observe as alice after logout = %+v, want a new session", res)
+	if res := observe(t, tr, userReq("cookie", "alice")); !res.Refused {
+		t.Errorf("Observe as alice after logout = %+v, want refused", res)
+	}
+	// A login on the same token (an app that keeps its cookie) opens anew.
+	if res, err := tr.Login(ctx, userReq("cookie", "alice")); err != nil || !res.New || res.SessionID == login.SessionID {
+		t.Errorf("Login after logout = %+v, %v; want a new session", res, err)
 	}
 	// Ending an unknown token is no error.
-	if s, err := tr.End(ctx, "shop", "never-seen", "", EndLogout); s != nil || err != nil {
+	if s, err := tr.End(ctx, "shop", "never-seen", "", EndLogout, false); s != nil || err != nil {
 		t.Errorf("End of an unknown token = %+v, %v", s, err)
 	}
 }
@@ -503,7 +537,7 @@ func TestTrackerInvalidation(t *testing.T) {
 	// ignored, not crash the process.
 	for _, inv := range []Invalidation{
 		{Realm: "shop", TokenHash: strings.Repeat("x", 40)},
-		{Realm: "shop", TokenHash: tr.TokenHash("shop", "tok") + "A"},
+		{Realm: "shop", TokenHash: tr.TokenHash("tok") + "A"},
 		{Realm: "shop", TokenHash: "!!"},
 	} {
 		func() {
@@ -518,7 +552,7 @@ func TestTrackerInvalidation(t *testing.T) {
 	if n := tr.CacheLen(); n != 2 {
 		t.Fatalf("cache holds %d entries, want 2", n)
 	}
-	_ = mem.Publish(ctx, Invalidation{Realm: "shop", TokenHash: tr.TokenHash("shop", "tok")})
+	_ = mem.Publish(ctx, Invalidation{Realm: "shop", TokenHash: tr.TokenHash("tok")})
 	if n := tr.CacheLen(); n != 1 {
 		t.Errorf("after a token invalidation the cache holds %d, want 1", n)
 	}

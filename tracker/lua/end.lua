@@ -1,5 +1,6 @@
--- end: close sessions. ARGV: 1 now, 2 mode (tok|sid|all|idle), 3 value
+-- end: close sessions. ARGV: 1 now, 2 mode (tok|tokfree|sid|all|idle), 3 value
 -- (token hash, session id, or the session id to spare for all), 4 reason, 5 idle.
+-- tokfree is tok that also forgets the token's mapping, whatever the reason.
 -- Returns the records it closed.
 local now, mode, value, reason, idle = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local out = {}
@@ -13,7 +14,10 @@ local function end_one(sid)
   if r[S_END] ~= 0 then
     return
   end
-  if now - r[S_LAST] > idle and not blocks_token(reason) then
+  if now - r[S_LAST] > idle and reason == 'logout' then
+    -- it had timed out, but the logout is final: its tokens stay refused
+    table.insert(out, close(sid, r, r[S_LAST], reason))
+  elseif now - r[S_LAST] > idle and not blocks_token(reason) then
     -- it had already timed out: record what really happened
     table.insert(out, close(sid, r, r[S_LAST], 'idle'))
   else
@@ -21,10 +25,13 @@ local function end_one(sid)
   end
 end
 
-if mode == 'tok' then
+if mode == 'tok' or mode == 'tokfree' then
   local sid = redis.call('HGET', K_TOK, value)
   if sid then
     end_one(sid)
+    if mode == 'tokfree' then
+      redis.call('HDEL', K_TOK, value)
+    end
   end
 elseif mode == 'sid' then
   end_one(value)

@@ -58,12 +58,12 @@ end
 -- blocks_token: a session ended so keeps its token mapping, so that the
 -- token is found and refused (or, for device_blocked, checked again).
 local function blocks_token(reason)
-  return reason == 'revoked' or reason == 'device_blocked' or reason == 'evicted'
+  return reason == 'revoked' or reason == 'device_blocked' or reason == 'evicted' or reason == 'logout'
 end
 
 -- holds: the token stays refused for the revoke hold.
 local function holds(reason)
-  return reason == 'revoked' or reason == 'evicted'
+  return reason == 'revoked' or reason == 'evicted' or reason == 'logout'
 end
 
 -- close ends session sid (record r) at time at and returns its encoding.
@@ -96,6 +96,7 @@ local function trim(now, ret, cutday)
   end
   local cut = now - ret
   local old = redis.call('ZRANGEBYSCORE', K_HIST, '-inf', '(' .. cut, 'LIMIT', 0, 50)
+  local dropped = {}
   for _, sid in ipairs(old) do
     local raw = redis.call('HGET', K_SESS, sid)
     local drop = true
@@ -108,10 +109,20 @@ local function trim(now, ret, cutday)
       end
     end
     if drop then
+      dropped[sid] = true
       redis.call('HDEL', K_TRAIL, sid)
       redis.call('HDEL', K_SESS, sid)
       redis.call('ZREM', K_HIST, sid)
       redis.call('ZREM', K_ACT, sid)
+    end
+  end
+  if next(dropped) then
+    -- other tokens of the dropped sessions (rotated cookies, aliases)
+    local tok = redis.call('HGETALL', K_TOK)
+    for i = 1, #tok, 2 do
+      if dropped[tok[i + 1]] then
+        redis.call('HDEL', K_TOK, tok[i])
+      end
     end
   end
   local oldv = redis.call('ZRANGEBYSCORE', K_VZ, '-inf', '(' .. cut, 'LIMIT', 0, 50)

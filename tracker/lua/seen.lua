@@ -3,7 +3,8 @@
 -- 7 new session record, 8 device id, 9 device record, 10 mode (sight|login),
 -- 11 user, 12 realm, 13 revoke hold, 14 ip, 15 limits (JSON), 16 ip key,
 -- 17 location text, 18 days (JSON, see days.go), 19 trail path, 20 trail length,
--- 21 device known (1: from a valid device cookie; 0: minted for this request)
+-- 21 device known (1: from a valid device cookie; 0: minted for this request),
+-- 22 open (1: open a session when the token has no active one; 0: answer 'none')
 -- Returns {status, session id, started, last seen, reason, new device (0/1),
 -- device id used, number of closed, closed..., violations...}.
 local now, idle, ret, refresh = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -13,6 +14,7 @@ local days = cjson.decode(ARGV[18])
 local path, trailn = ARGV[19], tonumber(ARGV[20])
 local closed, viol = {}, {}
 local devknown = ARGV[21] ~= '0'
+local mayopen = ARGV[22] ~= '0'
 
 local function reply(status, sid, started, last, reason, newdev)
   if #viol > 0 then
@@ -146,6 +148,9 @@ if sid then
   end
 end
 
+if not mayopen then
+  return reply('none', '', 0, 0, '', 0)
+end
 local nsid = ARGV[6]
 if not ip_ok('') then
   return reply('refused', '', 0, 0, 'max_ips', 0)

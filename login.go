@@ -1,0 +1,316 @@
+package sessions
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// This file owns how a login is read: the login name from the request body
+// (exactly, or not at all), the user it stands for (normalised as the app
+// does, or taken from the app's answer), and what counts as success.
+
+// maxLoginBody is how much of a login request body the module reads; a
+// larger login body is refused (or, with unreadable_login pass, passes
+// unobserved).
+const maxLoginBody = 64 << 10
+
+// maxLoginName bounds a login name, in bytes.
+const maxLoginName = 256
+
+// errLogin is a login request the module cannot read unambiguously.
+type errLogin struct{ reason string }
+
+func (e errLogin) Error() string { return e.reason }
+
+func loginErrorf(format string, a ...any) error { return errLogin{fmt.Sprintf(format, a...)} }
+
+// readLoginName reads the login name from a login request's body and puts
+// the body back for the app, byte for byte. The content type decides the
+// parser, as it does in apps. It fails, with a reason for the client, when
+// the body is too large, encoded, of a type it does not parse, malformed,
+// or holds the field other than exactly once as a string.
+func readLoginName(r *http.Request, field string) (string, error) {
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return "", loginErrorf("login body with Content-Encoding %q cannot be read", ce)
+	}
+	if r.ContentLength > maxLoginBody {
+		return "", loginErrorf("login body over %d bytes", maxLoginBody)
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return "", loginErrorf("login request without a body")
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, maxLoginBody+1))
+	if len(buf) > maxLoginBody {
+		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+		return "", loginErrorf("login body over %d bytes", maxLoginBody)
+	}
+	r.Body = readCloser{bytes.NewReader(buf), r.Body}
+	if err != nil {
+		return "", loginErrorf("login body could not be read")
+	}
+	ct := r.Header.Values("Content-Type")
+	if len(ct) != 1 {
+		return "", loginErrorf("login request needs exactly one Content-Type")
+	}
+	mt, params, err := mime.ParseMediaType(ct[0])
+	if err != nil {
+		return "", loginErrorf("login request with a malformed Content-Type")
+	}
+	var name string
+	switch {
+	case mt == "application/x-www-form-urlencoded":
+		name, err = formField(string(buf), field)
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		name, err = jsonField(buf, field)
+	case mt == "multipart/form-data":
+		name, err = multipartField(buf, params["boundary"], field)
+	default:
+		return "", loginErrorf("login body of type %q is not read (form, multipart or JSON)", mt)
+	}
+	if err != nil {
+		return "", err
+	}
+	if !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+		return "", loginErrorf("login name is not text")
+	}
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", loginErrorf("login request with an empty %q", field)
+	}
+	if len(name) > maxLoginName {
+		return "", loginErrorf("login name over %d bytes", maxLoginName)
+	}
+	return name, nil
+}
+
+// formKey is how a form field name compares across apps: decoded, with
+// PHP's mangling ('.' and ' ' become '_', a '[' starts an array).
+func formKey(k string) string {
+	if i := strings.IndexByte(k, '['); i > 0 {
+		k = k[:i]
+	}
+	k = strings.TrimLeft(k, " ")
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == ' ' {
+			return '_'
+		}
+		return r
+	}, k)
+}
+
+// formField reads a urlencoded body strictly: '&' separates, every escape
+// is well formed, and the field (in any spelling an app reads as it) is
+// there exactly once.
+func formField(body, field string) (string, error) {
+	if strings.IndexByte(body, ';') >= 0 {
+		return "", loginErrorf("login form with ';' (apps split it differently)")
+	}
+	var value string
+	n := 0
+	for _, pair := range strings.Split(body, "&") {
+		if pair == "" {
+			continue
+		}
+		rk, rv, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(rk)
+		if err != nil {
+			return "", loginErrorf("login form with a malformed escape")
+		}
+		v, err := url.QueryUnescape(rv)
+		if err != nil {
+			return "", loginErrorf("login form with a malformed escape")
+		}
+		if formKey(k) != formKey(field) {
+			continue
+		}
+		n++
+		if k != field {
+			return "", loginErrorf("login form field %q written as %q", field, k)
+		}
+		value = v
+	}
+	return oneValue(value, n, field)
+}
+
+func oneValue(v string, n int, field string) (string, error) {
+	switch n {
+	case 0:
+		return "", loginErrorf("login request without %q", field)
+	case 1:
+		return v, nil
+	}
+	return "", loginErrorf("login request with %q more than once", field)
+}
+
+// jsonField reads a JSON object strictly: valid, no duplicate keys at the
+// top level, the field a string.
+func jsonField(body []byte, field string) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return "", loginErrorf("login body is not a JSON object")
+	}
+	seen := map[string]bool{}
+	var value string
+	n := 0
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return "", loginErrorf("login body is not valid JSON")
+		}
+		k, _ := kt.(string)
+		if seen[k] {
+			return "", loginErrorf("login body with key %q more than once", k)
+		}
+		seen[k] = true
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return "", loginErrorf("login body is not valid JSON")
+		}
+		if k != field {
+			continue
+		}
+		if err := json.Unmarshal(raw, &value); err != nil {
+			return "", loginErrorf("login field %q is not a string", field)
+		}
+		n++
+	}
+	if _, err := dec.Token(); err != nil {
+		return "", loginErrorf("login body is not valid JSON")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", loginErrorf("login body has data after the JSON object")
+	}
+	return oneValue(value, n, field)
+}
+
+// multipartField reads a multipart form strictly: well formed, the field
+// once among the parts that are not files.
+func multipartField(body []byte, boundary, field string) (string, error) {
+	if boundary == "" {
+		return "", loginErrorf("multipart login body without a boundary")
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	var value string
+	n := 0
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", loginErrorf("malformed multipart login body")
+		}
+		name := p.FormName()
+		if p.FileName() != "" || formKey(name) != formKey(field) {
+			continue
+		}
+		n++
+		if name != field {
+			return "", loginErrorf("login form field %q written as %q", field, name)
+		}
+		b, err := io.ReadAll(io.LimitReader(p, maxLoginName+1))
+		if err != nil {
+			return "", loginErrorf("malformed multipart login body")
+		}
+		value = string(b)
+	}
+	return oneValue(value, n, field)
+}
+
+// Login name normalisations (user_normalize).
+const (
+	NormalizeLower      = "lower"       // case folded: e-mail logins, WordPress, most shops
+	NormalizeUpperFirst = "upper_first" // MediaWiki: the first letter upper case
+)
+
+// normalizeUser is the user id of a login name: trimmed, Unicode NFC, then
+// the configured normalisations, so one app user is one user here however
+// the name was typed.
+func normalizeUser(name string, ops []string) string {
+	name = norm.NFC.String(strings.TrimSpace(name))
+	for _, op := range ops {
+		switch op {
+		case NormalizeLower:
+			name = strings.ToLower(name)
+		case NormalizeUpperFirst:
+			if r, n := utf8.DecodeRuneInString(name); n > 0 {
+				name = string(unicode.ToUpper(r)) + name[n:]
+			}
+		}
+	}
+	return name
+}
+
+// LoginUser takes the user of a successful login from the app's answer.
+type LoginUser struct {
+	// Cookie is a response cookie naming the user (a trailing * matches
+	// a prefix): MediaWiki's <db>UserName, WordPress's
+	// wordpress_logged_in_*.
+	Cookie string `json:"cookie,omitempty"`
+	// Header is a response header naming the user.
+	Header string `json:"header,omitempty"`
+	// Pattern, when set, is a regular expression the value must match;
+	// its first group (or the whole match) is the user.
+	Pattern string `json:"pattern,omitempty"`
+
+	re *regexp.Regexp
+}
+
+func (lu *LoginUser) provision() error {
+	if (lu.Cookie == "") == (lu.Header == "") {
+		return errors.New("login_user: set cookie or header, one of them")
+	}
+	if lu.Pattern != "" {
+		re, err := regexp.Compile(lu.Pattern)
+		if err != nil {
+			return fmt.Errorf("login_user: pattern %q: %v", lu.Pattern, err)
+		}
+		lu.re = re
+	}
+	return nil
+}
+
+// from reads the user out of an answer's header, "" if it names none.
+func (lu *LoginUser) from(h http.Header) string {
+	var v string
+	if lu.Header != "" {
+		v = h.Get(lu.Header)
+	} else {
+		name, wild := strings.CutSuffix(lu.Cookie, "*")
+		for _, line := range h["Set-Cookie"] {
+			ck, err := http.ParseSetCookie(line)
+			if err != nil || ck.Value == "" || ck.MaxAge < 0 {
+				continue
+			}
+			if ck.Name == name || (wild && strings.HasPrefix(ck.Name, name)) {
+				v = pctDecodeLenient(strings.ReplaceAll(ck.Value, "+", " "))
+			}
+		}
+	}
+	if v == "" || lu.re == nil {
+		return v
+	}
+	m := lu.re.FindStringSubmatch(v)
+	switch {
+	case m == nil:
+		return ""
+	case len(m) > 1:
+		return m[1]
+	}
+	return m[0]
+}
