@@ -84,6 +84,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusBadRequest, err)
 		}
 		if match {
+			clearPlaceholders(repl)
 			name, err := readLoginName(r, h.UserField)
 			switch {
 			case err == nil && h.successRule == successReplaced && id.user == "" && id.cookies.n == 0:
@@ -108,10 +109,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 					}
 					return h.badRequest(w, errors.New("login request with a session cookie the app did not issue through this proxy: load the login page again"))
 				}
-				clearPlaceholders(repl)
 				return h.serveLogin(w, r, next, repl, id, name)
 			case err == nil:
-				clearPlaceholders(repl)
 				return h.serveLogin(w, r, next, repl, id, name)
 			case h.UnreadableLogin != unreadablePass:
 				return h.badRequest(w, err)
@@ -454,8 +453,13 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, next caddy
 	cw := newCookieWatch(w, &h.cookies)
 	defer cw.release()
 	// Ended before the answer goes out: the old token is refused from
-	// the browser's very next request on.
+	// the browser's very next request on. An answer the app refused
+	// (WordPress asks to confirm a logout without its nonce) ends
+	// nothing: a cross-site link cannot log anyone out.
 	cw.onHeader = func() {
+		if cw.status >= 400 {
+			return
+		}
 		if tok := id.token(); tok != "" {
 			h.end(id.realm, id.user, tok, tracker.EndLogout, false)
 			return
