@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker"
 )
 
 // cookieWatch sees the app's answer as its header is written, without
@@ -24,6 +26,14 @@ type cookieWatch struct {
 	// are sent: what it records is in place before the client can act
 	// on the answer.
 	onHeader func()
+	// tracked, instead of onHeader on the hot path (a closure over the
+	// request would be allocated per request): the answer to a tracked
+	// request, judged by Handler.judgeTracked with these fields.
+	tracked *Handler
+	req     *http.Request
+	res     tracker.Result
+	had     [maxCookiePatterns]sessionCookie
+	token   string
 }
 
 // cookieChange is a session cookie the answer set or deleted.
@@ -51,7 +61,10 @@ func (c *cookieWatch) WriteHeader(status int) {
 	if !c.wrote && (status >= 200 || status == http.StatusSwitchingProtocols) {
 		c.wrote, c.status = true, status
 		c.inspect()
-		if c.onHeader != nil {
+		switch {
+		case c.tracked != nil:
+			c.tracked.judgeTracked(c)
+		case c.onHeader != nil:
 			c.onHeader()
 		}
 	}

@@ -211,32 +211,34 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	cw := newCookieWatch(w, &h.cookies)
 	defer cw.release()
-	// Judged as the answer is about to go out, so the proxy knows a
-	// rotated cookie, and refuses a logged-out one, before the browser
-	// can send it.
-	cw.onHeader = func() {
-		if !cw.changed {
-			return
-		}
-		ended := false
-		for i, ch := range cw.changes {
-			had := id.cookies.found[i]
-			switch {
-			case ch.deleted && had.value != "":
-				ended = true
-			case ch.value != "" && cookieToken(ch.value) != had.token:
-				// The app rotated a session cookie (privilege change) or
-				// set another one of the login: the session goes on.
-				if _, err := h.tracker.Alias(r.Context(), res.Realm, res.User, res.SessionID, cookieToken(ch.value)); err != nil {
-					h.storeError(err)
-				}
+	cw.tracked, cw.req, cw.res, cw.had, cw.token = h, r, res, id.cookies.found, cur.token
+	return next.ServeHTTP(cw, r)
+}
+
+// judgeTracked judges the answer to a tracked request as it is about to go
+// out, so the proxy knows a rotated cookie, and refuses a logged-out one,
+// before the browser can send it.
+func (h *Handler) judgeTracked(cw *cookieWatch) {
+	if !cw.changed {
+		return
+	}
+	ended := false
+	for i, ch := range cw.changes {
+		had := cw.had[i]
+		switch {
+		case ch.deleted && had.value != "":
+			ended = true
+		case ch.value != "" && cookieToken(ch.value) != had.token:
+			// The app rotated a session cookie (privilege change) or
+			// set another one of the login: the session goes on.
+			if _, err := h.tracker.Alias(cw.req.Context(), cw.res.Realm, cw.res.User, cw.res.SessionID, cookieToken(ch.value)); err != nil {
+				h.storeError(err)
 			}
 		}
-		if ended {
-			h.end(res.Realm, res.User, cur.token, tracker.EndLogout, false)
-		}
 	}
-	return next.ServeHTTP(cw, r)
+	if ended {
+		h.end(cw.res.Realm, cw.res.User, cw.token, tracker.EndLogout, false)
+	}
 }
 
 // errTwoSessions: a request's session cookies belong to different sessions.
