@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // phpLikeApp behaves like a PHP app that calls session_start() on every
@@ -356,4 +357,39 @@ func sidestepSuite(t *testing.T, env storeEnv) {
 func hex(c byte) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{digits[c>>4], digits[c&15]})
+}
+
+// TestCookieChurnIsReported: an app that sets its session cookie anew on
+// ordinary answers (Rails' and Laravel's cookie sessions) makes the default
+// success rule unsound, since a failed login's answer replaces the cookie
+// too. The module says so, once, naming login_success.
+func TestCookieChurnIsReported(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	up := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "SID", Value: "v" + strings.Repeat("x", 8) + string(rune('a'+n.Add(1)%26)), Path: "/"})
+		_, _ = io.WriteString(w, "page")
+	}))
+	c := startCaddy(t, caddyfile("", `@login {
+	method POST
+	path /login
+}
+sessions {
+	store memory
+	session_cookie SID
+	login @login
+}
+reverse_proxy `+up))
+	cl := newClient(t, uaChromeWindows, ipLondon)
+	const warning = "a new cookie does not prove a login, so set login_success"
+	cl.get(c.Site + "/")
+	if strings.Contains(c.Log(), warning) {
+		t.Fatal("warned before the app replaced a cookie it issued")
+	}
+	for i := 0; i < 3; i++ {
+		cl.get(c.Site + "/")
+	}
+	eventually(t, 5*time.Second, 20*time.Millisecond, func() (bool, string) {
+		return strings.Count(c.Log(), warning) == 1, c.LogTail(20)
+	})
 }
