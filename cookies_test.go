@@ -260,3 +260,18 @@ func TestCookieToken(t *testing.T) {
 		}
 	}
 }
+
+func TestCookieNamesJSON(t *testing.T) {
+	for in, want := range map[string]string{
+		`"sid"`: "sid", `["a*","!a_test"]`: "a* !a_test", `""`: "", `[]`: "",
+	} {
+		var c CookieNames
+		if err := c.UnmarshalJSON([]byte(in)); err != nil || strings.Join(c, " ") != want {
+			t.Errorf("%s: %q, %v; want %q", in, c, err, want)
+		}
+	}
+	var c CookieNames
+	if err := c.UnmarshalJSON([]byte(`{"a":1}`)); err == nil || !strings.Contains(err.Error(), "session_cookie") {
+		t.Errorf("an object: %v", err)
+	}
+}

@@ -292,7 +292,12 @@ func (h *Handler) observe(r *http.Request, repl *caddy.Replacer, id ident) (res 
 // watchesIssued: logins are judged by the replaced cookie, so the module
 // must know which cookies the app issued to anonymous visitors.
 func (h *Handler) watchesIssued() bool {
-	return h.successRule == successReplaced && len(h.loginM) > 0 && len(h.cookies.patterns) > 0
+	if len(h.loginM) == 0 || len(h.cookies.patterns) == 0 {
+		return false
+	}
+	// With new_cookie, anonymous answers are watched until one proves
+	// the rule wrong for this app.
+	return h.successRule == successReplaced || (h.successRule == successNewCookie && !h.warnedRotation.Load())
 }
 
 // serveAnonymous passes a request without a known session, noting the
@@ -314,6 +319,13 @@ func (h *Handler) serveAnonymous(w http.ResponseWriter, r *http.Request, next ca
 					h.logger.Warn("the app sets its session cookie anew on ordinary answers: a new cookie does not prove a login, so set login_success (a status, header or redirect of its successful login answer)",
 						zap.String("cookie", ch.name), zap.String("path", r.URL.Path))
 				}
+			}
+			if h.successRule == successNewCookie {
+				if h.warnedRotation.CompareAndSwap(false, true) {
+					h.logger.Warn("login_success new_cookie does not fit this app: it sets its session cookie for anonymous visitors, so a failed login's answer can set one too; use the default rule or a login_success matcher",
+						zap.String("cookie", ch.name), zap.String("path", r.URL.Path))
+				}
+				return
 			}
 			if err := h.tracker.MarkIssued(r.Context(), cookieToken(ch.value)); err != nil {
 				h.storeError(err)

@@ -393,3 +393,29 @@ reverse_proxy `+up))
 		return strings.Count(c.Log(), warning) == 1, c.LogTail(20)
 	})
 }
+
+// TestNewCookieMisfitIsReported: login_success new_cookie is only sound for
+// an app whose cookie exists only after login; one that gives anonymous
+// visitors a cookie (PHP's session_start()) is reported once.
+func TestNewCookieMisfitIsReported(t *testing.T) {
+	t.Parallel()
+	up := serve(t, newPHPLikeApp())
+	c := startCaddy(t, caddyfile("", `@login {
+	method POST
+	path /login
+}
+sessions {
+	store memory
+	session_cookie SID
+	login @login
+	login_success new_cookie
+}
+reverse_proxy `+up))
+	const warning = "login_success new_cookie does not fit this app"
+	for i := 0; i < 3; i++ {
+		newClient(t, uaChromeWindows, ipLondon).get(c.Site + "/")
+	}
+	eventually(t, 5*time.Second, 20*time.Millisecond, func() (bool, string) {
+		return strings.Count(c.Log(), warning) == 1, c.LogTail(20)
+	})
+}
