@@ -69,7 +69,7 @@ func realmSettingsKey(realm string) string {
 	return keyPrefix + "{r" + tagOf(realm) + "}:settings"
 }
 
-// tokenKey binds a session token hash (already realm-specific) to its user.
+// tokenKey binds a session token hash (store-wide) to its realm and user.
 func tokenKey(tokenHash string) string { return keyPrefix + "t:" + tokenHash }
 
 // agentKey and locationKey hold shared descriptions (descriptions.go).
