@@ -60,30 +60,105 @@ func BenchmarkParseAgent(b *testing.B) {
 	}
 }
 
-// BenchmarkSeenRedis opens one session per op on a real redis-server: the
-// cost of a login or of a cache miss.
-func BenchmarkSeenRedis(b *testing.B) {
+// benchStores are the two stores, each running the same Lua scripts.
+func benchStores(b *testing.B) map[string]Store {
 	srv := redistest.Start(b)
-	st := NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}))
-	b.Cleanup(func() { _ = st.Close() })
+	rs := NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+	ms := NewMemoryStore()
+	b.Cleanup(func() { _ = rs.Close(); _ = ms.Close() })
+	return map[string]Store{"redis": rs, "memory": ms}
+}
+
+func benchSeen(keys *Keyring, i int, now time.Time) SeenRequest {
+	th := keys.TokenHash(tokenScope, fmt.Sprint("bench-token-", i))
+	return SeenRequest{
+		Realm: "shop", User: fmt.Sprint("user-", i%1000), TokenHash: th, Now: now, Policy: suitePolicy,
+		New: &Session{ID: keys.SessionID(th, now), StartedAt: now, LastSeen: now, IP: ip1, DeviceID: "dev-1",
+			Agent: testAgent, Location: testLoc},
+		Device: &Device{ID: "dev-1", FirstSeen: now, LastSeen: now, Agent: testAgent, LastIP: ip1},
+	}
+}
+
+// BenchmarkStoreOpen opens one session per op: the cost of a login or of a
+// cache miss, on Redis (a real redis-server on loopback) and on the
+// embedded store.
+func BenchmarkStoreOpen(b *testing.B) {
+	for name, st := range benchStores(b) {
+		b.Run("store="+name, func(b *testing.B) {
+			keys := testKeyring(b)
+			ctx := context.Background()
+			base := time.Now().UTC()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				res, err := st.Seen(ctx, benchSeen(keys, i, base.Add(time.Duration(i)*time.Millisecond)))
+				if err != nil || res.Status != StatusOpened {
+					b.Fatalf("Seen = %+v, %v", res, err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkStoreRefresh refreshes last activity of open sessions, in
+// batches of 64 as the tracker flushes them: ns/op is per session.
+func BenchmarkStoreRefresh(b *testing.B) {
+	for name, st := range benchStores(b) {
+		b.Run("store="+name, func(b *testing.B) {
+			keys := testKeyring(b)
+			ctx := context.Background()
+			base := time.Now().UTC()
+			const n = 1024
+			ids := make([]string, n)
+			for i := range ids {
+				res, err := st.Seen(ctx, benchSeen(keys, i, base))
+				if err != nil || res.Status != StatusOpened {
+					b.Fatalf("Seen = %+v, %v", res, err)
+				}
+				ids[i] = res.SessionID
+			}
+			b.ReportAllocs()
+			i := 0
+			batch := make([]Touch, 0, 64)
+			for b.Loop() {
+				now := base.Add(time.Duration(i/n+1) * suitePolicy.Refresh)
+				batch = append(batch, Touch{Realm: "shop", User: fmt.Sprint("user-", i%n%1000), SessionID: ids[i%n], DeviceID: "dev-1", Now: now, Policy: suitePolicy})
+				if len(batch) == cap(batch) {
+					for _, r := range st.Touch(ctx, batch) {
+						if r.Err != nil || r.Ended {
+							b.Fatalf("Touch = %+v", r)
+						}
+					}
+					batch = batch[:0]
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkMemoryStoreHeap: Go heap bytes per active session in the
+// embedded store (10,000 sessions of 1,000 users).
+func BenchmarkMemoryStoreHeap(b *testing.B) {
 	keys := testKeyring(b)
 	ctx := context.Background()
-	base := time.Now().UTC()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		now := base.Add(time.Duration(i) * time.Millisecond)
-		th := keys.TokenHash("shop", fmt.Sprint("bench-token-", i))
-		user := fmt.Sprint("user-", i%1000)
-		res, err := st.Seen(ctx, SeenRequest{
-			Realm: "shop", User: user, TokenHash: th, Now: now, Policy: suitePolicy,
-			New: &Session{ID: keys.SessionID(th, now), StartedAt: now, LastSeen: now, IP: ip1, DeviceID: "dev-1",
-				Agent: testAgent, Location: testLoc},
-			Device: &Device{ID: "dev-1", FirstSeen: now, LastSeen: now, Agent: testAgent, LastIP: ip1},
-		})
-		if err != nil || res.Status != StatusOpened {
-			b.Fatalf("Seen = %+v, %v", res, err)
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		ms := NewMemoryStore()
+		base := time.Now().UTC()
+		const n = 10000
+		for i := range n {
+			if _, err := ms.Seen(ctx, benchSeen(keys, i, base)); err != nil {
+				b.Fatal(err)
+			}
 		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/session")
+		_ = ms.Close()
 	}
 }
 

@@ -1,5 +1,7 @@
 // Package tracker holds the session and device model of caddy-sessions and
-// the stores that keep it (an in-process memory store and Redis). It has no
+// the stores that keep it (Redis, and an in-process Redis for one instance).
+// Every rule of the model is written once, in the Lua scripts of lua/,
+// which both stores run. It has no
 // Caddy imports: the HTTP module in the root package drives it.
 package tracker
 
@@ -15,13 +17,6 @@ const (
 	EndEvicted       = "evicted" // by max_sessions evict_oldest
 	EndErased        = "erased"
 )
-
-// blocksToken reports whether a session that ended for reason keeps its
-// token mapping, so that the token is found and refused (revoked, evicted)
-// or checked again (device_blocked), instead of silently opening anew.
-func blocksToken(reason string) bool {
-	return reason == EndRevoked || reason == EndDeviceBlocked || reason == EndEvicted || reason == EndLogout
-}
 
 // holdsToken reports whether the token stays refused for the revoke hold.
 // A logged-out token is final at the proxy: an app that keeps accepting

@@ -1,102 +1,94 @@
 package tracker
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
-
-	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
 
-// snapshotVersion changes when the snapshot layout does.
-const snapshotVersion = 1
+// snapshotVersion changes when the snapshot layout does. Version 1 was the
+// embedded store's own structures, before it ran the Redis store's code.
+const snapshotVersion = 2
 
+// snapshot is every key of the embedded store, as Redis holds it.
 type snapshot struct {
-	Version  int                   `json:"version"`
-	Users    []snapshotUser        `json:"users"`
-	Tokens   map[string]memBinding `json:"tokens"`
-	Settings map[string]Settings   `json:"settings,omitempty"`
+	Version int           `json:"version"`
+	Keys    []snapshotKey `json:"keys"`
 }
 
-type snapshotUser struct {
-	Realm    string            `json:"realm"`
-	User     string            `json:"user"`
-	Last     time.Time         `json:"last"`
-	ExpireAt time.Time         `json:"expire_at"`
-	Tok      map[string]string `json:"tok"`
-	// Sessions and Devices use the stores' record encoding (record.go).
-	Sessions []string `json:"sessions"`
-	Devices  []string `json:"devices"`
-	// Restriction state.
-	IPs        map[string]time.Time `json:"ips,omitempty"`
-	Violations []string             `json:"violations,omitempty"`
-	VSeq       int                  `json:"vseq,omitempty"`
-	Exempt     bool                 `json:"exempt,omitempty"`
-	Limits     restrict.Limits      `json:"limits"`
-	// Activity.
-	Days  map[string]int64        `json:"days,omitempty"`
-	DayN  map[string]int          `json:"day_sessions,omitempty"`
-	Trail map[string][]TrailEntry `json:"trail,omitempty"`
+// snapshotKey is one key: a string, hash or sorted set, and when it
+// expires (zero: never).
+type snapshotKey struct {
+	Key      string             `json:"k"`
+	ExpireAt time.Time          `json:"exp,omitzero"`
+	String   *string            `json:"s,omitempty"`
+	Hash     map[string]string  `json:"h,omitempty"`
+	ZSet     map[string]float64 `json:"z,omitempty"`
 }
 
 // SaveSnapshot writes the store to path atomically (temp file + rename), if
 // anything changed since the last save.
 func (m *MemoryStore) SaveSnapshot(path string) error {
-	m.mu.Lock()
-	if !m.dirty {
-		m.mu.Unlock()
+	writes := m.writes.Load()
+	if writes == m.saved {
 		return nil
 	}
-	snap := snapshot{Version: snapshotVersion, Tokens: make(map[string]memBinding, len(m.tokens)), Settings: map[string]Settings{}}
-	for r, st := range m.settings {
-		snap.Settings[r] = st
+	now := m.advance()
+	snap := snapshot{Version: snapshotVersion}
+	keys := m.mr.Keys()
+	sort.Strings(keys)
+	for _, k := range keys {
+		sk := snapshotKey{Key: k}
+		if ttl := m.mr.TTL(k); ttl > 0 {
+			sk.ExpireAt = now.Add(ttl)
+		}
+		switch m.mr.Type(k) {
+		case "string":
+			v, err := m.mr.Get(k)
+			if err != nil {
+				continue // gone meanwhile
+			}
+			sk.String = &v
+		case "hash":
+			fields, err := m.mr.HKeys(k)
+			if err != nil {
+				continue
+			}
+			sk.Hash = make(map[string]string, len(fields))
+			for _, f := range fields {
+				sk.Hash[f] = m.mr.HGet(k, f)
+			}
+		case "zset":
+			z, err := m.mr.SortedSet(k)
+			if err != nil {
+				continue
+			}
+			sk.ZSet = z
+		default:
+			continue // the store keeps no other types
+		}
+		snap.Keys = append(snap.Keys, sk)
 	}
-	for h, b := range m.tokens {
-		snap.Tokens[h] = b
-	}
-	for _, u := range m.users {
-		su := snapshotUser{Realm: u.Realm, User: u.User, Last: u.Last, ExpireAt: u.ExpireAt, Tok: make(map[string]string, len(u.Tok)),
-			IPs: make(map[string]time.Time, len(u.IPs)), VSeq: u.VSeq, Exempt: u.Exempt, Limits: u.Limits,
-			Days: map[string]int64{}, DayN: map[string]int{}, Trail: map[string][]TrailEntry{}}
-		for d, v := range u.Days {
-			su.Days[d] = v
-		}
-		for d, v := range u.DayN {
-			su.DayN[d] = v
-		}
-		for id, t := range u.Trail {
-			su.Trail[id] = append([]TrailEntry(nil), t...)
-		}
-		for k, t := range u.IPs {
-			su.IPs[k] = t
-		}
-		for _, v := range u.Viol {
-			su.Violations = append(su.Violations, encodeViolation(v))
-		}
-		for h, id := range u.Tok {
-			su.Tok[h] = id
-		}
-		for _, s := range u.Sess {
-			su.Sessions = append(su.Sessions, encodeSession(s))
-		}
-		for _, d := range u.Devs {
-			su.Devices = append(su.Devices, encodeDevice(d))
-		}
-		snap.Users = append(snap.Users, su)
-	}
-	m.dirty = false
-	m.mu.Unlock()
-
 	b, err := json.Marshal(snap)
 	if err != nil {
-		return fmt.Errorf("encoding snapshot: %w", err)
+		return fmt.Errorf("writing snapshot: %w", err)
+	}
+	// Commands that changed nothing (a sighting without refresh runs a
+	// script) leave the same content: the file stays as it is.
+	sum := sha256.Sum256(b)
+	if sum == m.savedSum {
+		m.saved = writes
+		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("writing snapshot: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".snapshot-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".memory-store-*.tmp")
 	if err != nil {
 		return fmt.Errorf("writing snapshot: %w", err)
 	}
@@ -115,11 +107,14 @@ func (m *MemoryStore) SaveSnapshot(path string) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("writing snapshot: %w", err)
 	}
+	m.saved, m.savedSum = writes, sum
 	return nil
 }
 
-// LoadSnapshot replaces the store's content with the snapshot at path. A
-// missing file is not an error: the store starts empty.
+// LoadSnapshot adds the keys of the snapshot at path to the store (at
+// start, when it is empty). A
+// missing file is not an error: the store starts empty. A snapshot that
+// does not read leaves the store empty.
 func (m *MemoryStore) LoadSnapshot(path string) error {
 	b, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
@@ -135,66 +130,43 @@ func (m *MemoryStore) LoadSnapshot(path string) error {
 	if snap.Version != snapshotVersion {
 		return fmt.Errorf("reading snapshot %q: version %d, want %d", path, snap.Version, snapshotVersion)
 	}
-	// Decode into a fresh store and swap only when all of it read: a bad
-	// record must not leave half a store behind.
-	n := NewMemoryStore()
-	for r, st := range snap.Settings {
-		n.settings[r] = st
-	}
-	if snap.Tokens != nil {
-		n.tokens = snap.Tokens
-	}
-	for _, su := range snap.Users {
-		u := newMemUser(su.Realm, su.User)
-		u.Last, u.ExpireAt, u.VSeq, u.Exempt, u.Limits = su.Last, su.ExpireAt, su.VSeq, su.Exempt, su.Limits
-		for h, id := range su.Tok {
-			u.Tok[h] = id
-		}
-		for k, t := range su.IPs {
-			u.IPs[k] = t
-		}
-		for d, v := range su.Days {
-			u.Days[d] = v
-		}
-		for d, v := range su.DayN {
-			u.DayN[d] = v
-		}
-		for id, t := range su.Trail {
-			u.Trail[id] = t
-		}
-		for _, raw := range su.Violations {
-			v, err := decodeViolation(raw, su.User)
-			if err != nil {
-				return fmt.Errorf("reading snapshot %q: %w", path, err)
-			}
-			u.Viol[v.ID] = v
-			if !v.Viewed {
-				u.Unviewed++
+	for _, sk := range snap.Keys {
+		n := 0
+		for _, set := range []bool{sk.String != nil, sk.Hash != nil, sk.ZSet != nil} {
+			if set {
+				n++
 			}
 		}
-		for _, raw := range su.Sessions {
-			s, err := decodeSession(raw, su.Realm, su.User)
-			if err != nil {
-				return fmt.Errorf("reading snapshot %q: %w", path, err)
-			}
-			u.Sess[s.ID] = s
+		if sk.Key == "" || n != 1 {
+			return fmt.Errorf("reading snapshot %q: key %q holds no single value", path, sk.Key)
 		}
-		for _, raw := range su.Devices {
-			d, err := decodeDevice(raw, su.User)
-			if err != nil {
-				return fmt.Errorf("reading snapshot %q: %w", path, err)
+		for _, score := range sk.ZSet {
+			if math.IsNaN(score) {
+				return fmt.Errorf("reading snapshot %q: key %q has a NaN score", path, sk.Key)
 			}
-			u.Devs[d.ID] = d
-		}
-		n.users[keysFor(su.Realm, su.User).tag] = u
-		n.realmUser(su.Realm, su.User, su.Last)
-		if u.Unviewed > 0 {
-			n.flag(su.Realm, su.User, su.Last)
 		}
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.users, m.realms, m.flags, m.settings, m.tokens = n.users, n.realms, n.flags, n.settings, n.tokens
+	now := m.now()
+	for _, sk := range snap.Keys {
+		if !sk.ExpireAt.IsZero() && !sk.ExpireAt.After(now) {
+			continue // expired while the store was down
+		}
+		switch {
+		case sk.String != nil:
+			_ = m.mr.Set(sk.Key, *sk.String)
+		case sk.Hash != nil:
+			for f, v := range sk.Hash {
+				m.mr.HSet(sk.Key, f, v)
+			}
+		default:
+			for member, score := range sk.ZSet {
+				_, _ = m.mr.ZAdd(sk.Key, score, member)
+			}
+		}
+		if !sk.ExpireAt.IsZero() {
+			m.mr.SetTTL(sk.Key, sk.ExpireAt.Sub(now))
+		}
+	}
 	return nil
 }
 
@@ -204,6 +176,7 @@ func (m *MemoryStore) Maintain(path string, interval time.Duration, stop <-chan 
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	save := func() {
+		m.advance()
 		if path == "" {
 			return
 		}
@@ -214,11 +187,9 @@ func (m *MemoryStore) Maintain(path string, interval time.Duration, stop <-chan 
 	for {
 		select {
 		case <-stop:
-			m.expire(m.now())
 			save()
 			return
 		case <-tick.C:
-			m.expire(m.now())
 			save()
 		}
 	}

@@ -134,13 +134,10 @@ func TestSnapshotOnlyWhenDirty(t *testing.T) {
 		}
 	}
 	unchanged("no change")
-	// Reads and a sighting within Refresh change nothing stored.
+	// Reads change nothing stored.
 	sf.list("all", 10*time.Second)
 	sf.devices()
-	if res := sf.seen("a", 10*time.Second); res.Status != StatusActive {
-		t.Fatalf("Seen = %+v", res)
-	}
-	unchanged("reads and a sighting without refresh")
+	unchanged("reads")
 
 	if res := sf.seen("a", 2*time.Minute); res.Status != StatusActive {
 		t.Fatalf("Seen = %+v", res)
@@ -174,16 +171,18 @@ func TestLoadSnapshotCorrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	valid, _ := os.ReadFile(goodPath)
-	badRecord := strings.Replace(string(valid), `"sessions":["[`, `"sessions":["[garbage`, 1)
+	badRecord := strings.Replace(string(valid), `"h":{`, `"s":"x","h":{`, 1)
 	if badRecord == string(valid) {
-		t.Fatal("could not corrupt a session record")
+		t.Fatal("could not corrupt a key")
 	}
 	for _, c := range []struct{ name, content string }{
 		{"not JSON", "{not json"},
 		{"truncated", string(valid[:len(valid)/2])},
 		{"empty file", ""},
-		{"wrong version", `{"version":999,"users":[]}`},
-		{"corrupt session record", badRecord},
+		{"wrong version", `{"version":999,"keys":[]}`},
+		{"the first layout", `{"version":1,"users":[]}`},
+		{"a key with two values", badRecord},
+		{"a NaN score", `{"version":2,"keys":[{"k":"z","z":{"m":"NaN"}}]}`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".json")

@@ -136,7 +136,8 @@ type Invalidation struct {
 }
 
 // Store keeps sessions and devices. Every method that changes a user's data
-// is atomic for that user. Implementations: MemoryStore and RedisStore; one
+// is atomic for that user. Implementations: RedisStore, and MemoryStore,
+// which is RedisStore over an in-process Redis; one
 // conformance suite (store_test.go) runs against both.
 type Store interface {
 	// Seen finds or opens the session of req.TokenHash.
