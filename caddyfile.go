@@ -3,7 +3,6 @@ package sessions
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -127,9 +126,6 @@ func (m *Handler) unmarshal(d *caddyfile.Dispenser, matcher func(sub string) (ca
 			if len(m.SessionCookie) == 0 {
 				return d.Err("session_cookie: missing name")
 			}
-			if _, cerr := compileCookies(m.SessionCookie); cerr != nil {
-				return d.Err(cerr.Error())
-			}
 		case "unreadable_login":
 			err = oneArg(d, &m.UnreadableLogin)
 		case "user_normalize":
@@ -149,12 +145,6 @@ func (m *Handler) unmarshal(d *caddyfile.Dispenser, matcher func(sub string) (ca
 			err = oneArg(d, &m.Secret)
 		case "on_revoked":
 			err = oneArg(d, &m.OnRevoked)
-			if err == nil {
-				err = m.parseOnRevoked()
-				if err != nil {
-					err = d.Err(err.Error())
-				}
-			}
 		case "self_service":
 			err = oneArg(d, &m.SelfService)
 		case "refresh_interval":
@@ -196,23 +186,13 @@ func (m *Handler) unmarshal(d *caddyfile.Dispenser, matcher func(sub string) (ca
 		case "geolocation":
 			m.Geolocation, err = onOff(d)
 		case "ip_precision":
-			if err = oneArg(d, &m.IPPrecision); err == nil {
-				switch m.IPPrecision {
-				case "full", "truncated", "none":
-				default:
-					return d.Errf("ip_precision: %q is not full, truncated or none", m.IPPrecision)
-				}
-			}
+			err = oneArg(d, &m.IPPrecision)
 		case "activity_trail":
 			m.ActivityTrail, err = parseTrail(d)
 		case "impersonation":
 			err = oneArg(d, &m.Impersonation)
 		case "time_zone":
-			if err = oneArg(d, &m.TimeZone); err == nil {
-				if _, lerr := time.LoadLocation(m.TimeZone); lerr != nil || m.TimeZone == "Local" {
-					return d.Errf("time_zone: %q is not an IANA time zone", m.TimeZone)
-				}
-			}
+			err = oneArg(d, &m.TimeZone)
 		case "restrict":
 			m.Restrict, err = parseRestrict(d)
 		case "login_success":
@@ -238,6 +218,13 @@ func (m *Handler) unmarshal(d *caddyfile.Dispenser, matcher func(sub string) (ca
 		if err != nil {
 			return err
 		}
+	}
+	// Meaning is checked where JSON configs are checked too, so both get
+	// the same error.
+	c := m.configCopy()
+	c.setDefaults()
+	if err := c.checkConfig(); err != nil {
+		return d.Err(err.Error())
 	}
 	return nil
 }
@@ -298,11 +285,6 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 		cfg.URL = d.Val()
 		if d.NextArg() {
 			return nil, d.Errf("store: one value expected, got also %q", d.Val())
-		}
-		if cfg.URL != "memory" {
-			if _, err := redisOptions(cfg); err != nil {
-				return nil, d.Errf("store: %v", err)
-			}
 		}
 		return cfg, nil
 	}
@@ -415,9 +397,6 @@ func parseRestrict(d *caddyfile.Dispenser) (*RestrictConfig, error) {
 		default:
 			return nil, d.Errf("restrict: unrecognized policy %q", sub)
 		}
-	}
-	if err := cfg.validate(); err != nil {
-		return nil, d.Errf("restrict: %v", err)
 	}
 	return cfg, nil
 }

@@ -209,3 +209,44 @@ func TestValidate(t *testing.T) {
 		t.Errorf("Validate minimal: %v", err)
 	}
 }
+
+// TestSameErrorForJSONAndCaddyfile: the meaning of a value is checked in
+// one place, so a Caddyfile and a JSON config with the same bad value get
+// the same message.
+func TestSameErrorForJSONAndCaddyfile(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	for _, c := range []struct {
+		caddyfile string
+		h         Handler
+	}{
+		{`sessions { user {x}
+ip_precision half }`, Handler{User: "{x}", IPPrecision: "half"}},
+		{`sessions { user {x}
+time_zone Mars/Olympus }`, Handler{User: "{x}", TimeZone: "Mars/Olympus"}},
+		{`sessions { user {x}
+on_revoked 200 }`, Handler{User: "{x}", OnRevoked: "200"}},
+		{`sessions { session_cookie a;b }`, Handler{SessionCookie: CookieNames{"a;b"}}},
+		{`sessions { user {x}
+store ftp://x }`, Handler{User: "{x}", Store: &StoreConfig{URL: "ftp://x"}}},
+		{`sessions { user {x}
+idle_timeout 1s
+refresh_interval 1m }`, Handler{User: "{x}", IdleTimeout: caddy.Duration(time.Second), RefreshInterval: caddy.Duration(time.Minute)}},
+		{`sessions { user {x}
+unreadable_login maybe }`, Handler{User: "{x}", UnreadableLogin: "maybe"}},
+		{`sessions { idle_timeout 1h }`, Handler{IdleTimeout: caddy.Duration(time.Hour)}},
+	} {
+		_, ferr := parse(t, c.caddyfile)
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+		h := c.h
+		perr := h.Provision(ctx)
+		_ = h.Cleanup()
+		cancel()
+		if ferr == nil || perr == nil {
+			t.Errorf("%q: Caddyfile error %v, JSON error %v; want both", c.caddyfile, ferr, perr)
+			continue
+		}
+		if !strings.HasSuffix(ferr.Error(), perr.Error()) && !strings.Contains(ferr.Error(), perr.Error()+",") {
+			t.Errorf("%q:\n Caddyfile: %v\n JSON:      %v", c.caddyfile, ferr, perr)
+		}
+	}
+}

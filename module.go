@@ -185,7 +185,7 @@ type Handler struct {
 	// ordinary answers.
 	warnedRotation *atomic.Bool
 	logger         *zap.Logger
-	breaker        *breaker
+	errLog         *logThrottle
 	metrics        *metrics
 	audits         *auditLimiter
 	events         *caddyevents.App
@@ -215,40 +215,14 @@ const (
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.ctx = ctx
-	h.breaker = new(breaker)
+	h.errLog = new(logThrottle)
 	h.warnedRotation = new(atomic.Bool)
 	h.audits = new(auditLimiter)
 	h.metrics = newMetrics(ctx.GetMetricsRegistry())
 	h.events = loadEvents(ctx)
-	if h.RefreshInterval == 0 {
-		h.RefreshInterval = caddy.Duration(defaultRefresh)
-	}
-	if h.IdleTimeout == 0 {
-		h.IdleTimeout = caddy.Duration(defaultIdle)
-	}
-	if h.Retention == 0 {
-		h.Retention = caddy.Duration(defaultRetention)
-	}
-	if h.DeviceCookie == "" {
-		h.DeviceCookie = defaultDeviceCookie
-	}
-	if h.UserField == "" {
-		h.UserField = defaultUserField
-	}
-	if h.Store == nil {
-		h.Store = &StoreConfig{URL: "memory"}
-	}
-	if err := h.provisionIdentity(); err != nil {
+	h.setDefaults()
+	if err := h.checkConfig(); err != nil {
 		return err
-	}
-	if err := h.parseOnRevoked(); err != nil {
-		return err
-	}
-	if err := h.checkDurations(); err != nil {
-		return err
-	}
-	if err := h.Restrict.validate(); err != nil {
-		return fmt.Errorf("restrict: %w", err)
 	}
 
 	if h.Login != nil {
@@ -270,11 +244,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	if !h.Store.isMemory() {
-		if _, err := redisOptions(h.Store); err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-	}
 	secret, err := h.secret(h.Store.isMemory())
 	if err != nil {
 		return err
@@ -300,14 +269,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	var tz *time.Location
 	if h.TimeZone != "" {
-		if tz, err = time.LoadLocation(h.TimeZone); err != nil || h.TimeZone == "Local" {
-			return fmt.Errorf("time_zone: %q is not an IANA time zone", h.TimeZone)
-		}
-	}
-	switch h.IPPrecision {
-	case "", tracker.IPFull, tracker.IPTruncated, tracker.IPNone:
-	default:
-		return fmt.Errorf("ip_precision: %q is not full, truncated or none", h.IPPrecision)
+		tz, _ = time.LoadLocation(h.TimeZone) // checked in checkConfig
 	}
 	t, err := tracker.New(tracker.Config{
 		Policy: tracker.Policy{
@@ -331,6 +293,74 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		t.AddRealm(realm)
 	}
 	h.unregister = admin.Register(realm, t)
+	return nil
+}
+
+// setDefaults fills in what the configuration left out.
+func (h *Handler) setDefaults() {
+	if h.RefreshInterval == 0 {
+		h.RefreshInterval = caddy.Duration(defaultRefresh)
+	}
+	if h.IdleTimeout == 0 {
+		h.IdleTimeout = caddy.Duration(defaultIdle)
+	}
+	if h.Retention == 0 {
+		h.Retention = caddy.Duration(defaultRetention)
+	}
+	if h.DeviceCookie == "" {
+		h.DeviceCookie = defaultDeviceCookie
+	}
+	if h.UserField == "" {
+		h.UserField = defaultUserField
+	}
+	if h.Store == nil {
+		h.Store = &StoreConfig{URL: "memory"}
+	}
+}
+
+// checkConfig checks what the configuration means, the one place that
+// does, for JSON and Caddyfile alike: Provision calls it before acquiring
+// anything, and the Caddyfile adapter calls it on what it parsed (on a
+// copy with defaults), so both get the same error naming the field and
+// the value. What needs the outside world (the GeoIP file, the secret's
+// placeholders, the store) is checked by Provision alone.
+func (h *Handler) checkConfig() error {
+	if h.SelfService != "" && !strings.HasPrefix(h.SelfService, "/") {
+		return fmt.Errorf("self_service: %q must be a path starting with /", h.SelfService)
+	}
+	if err := h.provisionIdentity(); err != nil {
+		return err
+	}
+	if err := h.parseOnRevoked(); err != nil {
+		return err
+	}
+	if err := h.checkDurations(); err != nil {
+		return err
+	}
+	if err := h.Restrict.validate(); err != nil {
+		return fmt.Errorf("restrict: %w", err)
+	}
+	if h.Store != nil && !h.Store.isMemory() {
+		if _, err := redisOptions(h.Store); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	if h.TimeZone != "" {
+		if _, err := time.LoadLocation(h.TimeZone); err != nil || h.TimeZone == "Local" {
+			return fmt.Errorf("time_zone: %q is not an IANA time zone", h.TimeZone)
+		}
+	}
+	switch h.IPPrecision {
+	case "", tracker.IPFull, tracker.IPTruncated, tracker.IPNone:
+	default:
+		return fmt.Errorf("ip_precision: %q is not full, truncated or none", h.IPPrecision)
+	}
+	if h.User == "" && len(h.SessionCookie) == 0 {
+		return errors.New("sessions: set user, session_cookie or both, or nothing can be tracked")
+	}
+	if h.Login != nil && len(h.SessionCookie) == 0 && h.User == "" {
+		return errors.New("login: needs session_cookie to bind the session to")
+	}
 	return nil
 }
 
@@ -462,18 +492,26 @@ func (h *Handler) parseOnRevoked() error {
 	return nil
 }
 
-// Validate checks the configuration.
+// Validate checks the configuration (checkConfig; Provision ran it
+// already with the defaults in place).
 func (h *Handler) Validate() error {
-	if h.User == "" && len(h.SessionCookie) == 0 {
-		return errors.New("sessions: set user, session_cookie or both, or nothing can be tracked")
+	c := h.configCopy()
+	c.setDefaults()
+	return c.checkConfig()
+}
+
+// configCopy is the handler's configuration without its provisioned state.
+func (h *Handler) configCopy() *Handler {
+	return &Handler{
+		Store: h.Store, Realm: h.Realm, User: h.User, SessionCookie: h.SessionCookie, Login: h.Login,
+		UserField: h.UserField, UnreadableLogin: h.UnreadableLogin, UserNormalize: h.UserNormalize,
+		LoginUser: h.LoginUser, LoginSuccess: h.LoginSuccess, LoginSuccessNewCookie: h.LoginSuccessNewCookie,
+		Logout: h.Logout, RefreshInterval: h.RefreshInterval, IdleTimeout: h.IdleTimeout, Retention: h.Retention,
+		GeoIP: h.GeoIP, DeviceCookie: h.DeviceCookie, Secret: h.Secret, OnRevoked: h.OnRevoked,
+		SelfService: h.SelfService, FailClosed: h.FailClosed, CacheSize: h.CacheSize, Restrict: h.Restrict,
+		Tracking: h.Tracking, Geolocation: h.Geolocation, IPPrecision: h.IPPrecision,
+		ActivityTrail: h.ActivityTrail, Impersonation: h.Impersonation, TimeZone: h.TimeZone,
 	}
-	if h.Login != nil && len(h.SessionCookie) == 0 && h.User == "" {
-		return errors.New("login: needs session_cookie to bind the session to")
-	}
-	if h.SelfService != "" && !strings.HasPrefix(h.SelfService, "/") {
-		return fmt.Errorf("self_service: %q must be a path starting with /", h.SelfService)
-	}
-	return nil
 }
 
 // Cleanup releases what Provision acquired.

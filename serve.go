@@ -582,10 +582,10 @@ func (h *Handler) setPlaceholders(repl *caddy.Replacer, res tracker.Result) {
 	repl.Set(phNew, res.New)
 }
 
-// storeError logs store failures at most once per breaker period: an outage
+// storeError logs store failures at most once per errLogPeriod: an outage
 // must not flood the log with one line per request.
 func (h *Handler) storeError(err error) {
-	if h.breaker.trip() {
+	if h.errLog.trip() {
 		h.logger.Error("session store unavailable; requests pass untracked", zap.Error(err))
 	}
 }

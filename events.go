@@ -1,11 +1,8 @@
 package sessions
 
 import (
-	"errors"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -22,55 +19,6 @@ const (
 	EventDeviceBlocked = "sessions.device_blocked"
 	EventImpersonation = "sessions.impersonation"
 )
-
-// metrics are labeled by realm, reason, policy and action only: never by
-// user, IP or device (unbounded and personal).
-type metrics struct {
-	opened     *prometheus.CounterVec
-	closed     *prometheus.CounterVec
-	refused    *prometheus.CounterVec
-	violations *prometheus.CounterVec
-}
-
-func register[T prometheus.Collector](reg *prometheus.Registry, c T) T {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			return are.ExistingCollector.(T)
-		}
-	}
-	return c
-}
-
-func newMetrics(reg *prometheus.Registry) *metrics {
-	const ns, sub = "caddy", "sessions"
-	return &metrics{
-		opened: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "opened_total", Help: "Sessions opened.",
-		}, []string{"realm"})),
-		closed: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "closed_total", Help: "Sessions closed, by end reason.",
-		}, []string{"realm", "reason"})),
-		refused: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "refused_total", Help: "Requests refused, by reason (revoked, device_blocked, a policy).",
-		}, []string{"realm", "reason"})),
-		violations: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "violations_total", Help: "Limit violations, by policy and action taken.",
-		}, []string{"realm", "policy", "action"})),
-	}
-}
-
-// metricRealm is the realm as a label: the handler's realm, or "*" for a
-// placeholder realm, whose values clients may choose.
-func (h *Handler) metricRealm() string {
-	if !h.realmDynamic {
-		return h.realm
-	}
-	return "*"
-}
 
 func (h *Handler) emit(name string, data map[string]any) {
 	if h.events == nil {

@@ -6,18 +6,18 @@ import (
 	"time"
 )
 
-// breakerPeriod is how long store errors stay quiet in the log after one
+// errLogPeriod is how long store errors stay quiet in the log after one
 // is reported.
-const breakerPeriod = 10 * time.Second
+const errLogPeriod = 10 * time.Second
 
-// breaker rate-limits store error reports.
-type breaker struct{ until atomic.Int64 }
+// logThrottle rate-limits store error reports in the log.
+type logThrottle struct{ until atomic.Int64 }
 
 // trip reports whether this error should be logged.
-func (b *breaker) trip() bool {
+func (b *logThrottle) trip() bool {
 	now := time.Now().UnixNano()
 	u := b.until.Load()
-	return now >= u && b.until.CompareAndSwap(u, now+int64(breakerPeriod))
+	return now >= u && b.until.CompareAndSwap(u, now+int64(errLogPeriod))
 }
 
 // auditLimiter remembers when an audit event was last emitted per key,

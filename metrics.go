@@ -1,0 +1,56 @@
+package sessions
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are labeled by realm, reason, policy and action only: never by
+// user, IP or device (unbounded and personal).
+type metrics struct {
+	opened     *prometheus.CounterVec
+	closed     *prometheus.CounterVec
+	refused    *prometheus.CounterVec
+	violations *prometheus.CounterVec
+}
+
+func register[T prometheus.Collector](reg *prometheus.Registry, c T) T {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			return are.ExistingCollector.(T)
+		}
+	}
+	return c
+}
+
+func newMetrics(reg *prometheus.Registry) *metrics {
+	const ns, sub = "caddy", "sessions"
+	return &metrics{
+		opened: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "opened_total", Help: "Sessions opened.",
+		}, []string{"realm"})),
+		closed: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "closed_total", Help: "Sessions closed, by end reason.",
+		}, []string{"realm", "reason"})),
+		refused: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "refused_total", Help: "Requests refused, by reason (revoked, device_blocked, a policy).",
+		}, []string{"realm", "reason"})),
+		violations: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "violations_total", Help: "Limit violations, by policy and action taken.",
+		}, []string{"realm", "policy", "action"})),
+	}
+}
+
+// metricRealm is the realm as a label: the handler's realm, or "*" for a
+// placeholder realm, whose values clients may choose.
+func (h *Handler) metricRealm() string {
+	if !h.realmDynamic {
+		return h.realm
+	}
+	return "*"
+}
