@@ -71,6 +71,9 @@ func (h *Handler) hooks() tracker.Hooks {
 		DeviceBlocked: func(r, user, device string, blocked bool) {
 			h.emit(EventDeviceBlocked, map[string]any{"realm": r, "user": user, "device": device, "blocked": blocked})
 		},
+		Refreshed: func(outcome string, n int) {
+			h.metrics.refreshes.WithLabelValues(realm, outcome).Add(float64(n))
+		},
 	}
 }
 

@@ -13,6 +13,7 @@ type metrics struct {
 	closed     *prometheus.CounterVec
 	refused    *prometheus.CounterVec
 	violations *prometheus.CounterVec
+	refreshes  *prometheus.CounterVec
 }
 
 func register[T prometheus.Collector](reg *prometheus.Registry, c T) T {
@@ -43,6 +44,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		violations: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "violations_total", Help: "Limit violations, by policy and action taken.",
 		}, []string{"realm", "policy", "action"})),
+		refreshes: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "refreshes_total", Help: "Refreshes of last activity, by outcome (written, ended, failed, dropped).",
+		}, []string{"realm", "outcome"})),
 	}
 }
 

@@ -547,18 +547,20 @@ func testActivityTrail(t *testing.T, env storeEnv) {
 	if st := c.putSettings(t, realm, `{"activity_trail": false}`); st.ActivityTrail {
 		t.Fatalf("PUT activity_trail off: %s", dump(st))
 	}
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond) // a refresh is due
+	n := c.refreshes(t, realm)
 	yes.get(c.Site + "/products/3")
-	time.Sleep(300 * time.Millisecond) // a refresh is flushed within 50ms
+	c.waitRefreshes(t, realm, n)
 	if got := c.day(t, realm, "alice", today, "UTC").byID(yesID).paths(); len(got) != len(want) {
 		t.Errorf("BUG: after PUT settings {\"activity_trail\": false} the running consenting session still records paths: trail %v", got)
 	}
 	late := newClient(t, uaChromeWindows, ipLondon)
 	late.jar.SetCookies(u, []*http.Cookie{{Name: "consent", Value: "yes"}})
 	late.login(c.Site, "alice", "alice")
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond) // a refresh is due
+	n = c.refreshes(t, realm)
 	late.get(c.Site + "/products/4")
-	time.Sleep(300 * time.Millisecond)
+	c.waitRefreshes(t, realm, n)
 	d = c.day(t, realm, "alice", today, "UTC")
 	for _, s := range d.Sessions {
 		if s.ID != yesID && len(s.Trail) > 0 {
@@ -607,7 +609,14 @@ func testImpersonation(t *testing.T, env storeEnv) {
 	if r := st.do(http.MethodGet, c.Site+"/account", nil, func(r *http.Request) { r.Header.Set("X-Impersonator", "1") }); r.Status != http.StatusOK {
 		t.Fatalf("impersonated browsing: %s", r)
 	}
-	time.Sleep(300 * time.Millisecond) // a refresh would be flushed within 50ms
+	// A refresh of bob's, queued after the impersonated requests, goes
+	// through the store: one of alice's would have gone before it.
+	bob := newClient(t, uaFirefoxLinux, ipD)
+	bob.login(c.Site, "bob", "bob")
+	time.Sleep(1100 * time.Millisecond) // bob's refresh is due
+	n := c.refreshes(t, realm)
+	bob.get(c.Site + "/account")
+	c.waitRefreshes(t, realm, n)
 	l := c.Sessions(t, realm, "alice", "all")
 	if l.Total != 1 || l.Sessions[0].ID != sess.ID || !l.Sessions[0].LastSeen.Equal(sess.LastSeen) || l.Sessions[0].IP != ipA {
 		t.Fatalf("impersonated requests must leave no trace (no session, last_seen %v unchanged, ip %s): %s", sess.LastSeen, ipA, dump(l))
@@ -827,9 +836,10 @@ func testEraseWhileActive(t *testing.T, env eraseEnv) {
 		cl := newClient(t, uaChromeWindows, ipLondon)
 		cl.login(c.Site, user, "pw")
 		time.Sleep(refresh + 50*time.Millisecond)
+		n := c.refreshes(t, realm)
 		cl.get(c.Site + "/account") // queues a refresh
 		c.adminWant(t, http.MethodDelete, userPath(realm, user), "", http.StatusOK, nil)
-		time.Sleep(150 * time.Millisecond) // the batch is written by now
+		c.waitRefreshes(t, realm, n) // the batch went through
 		var leaks []string
 		if u := findUser(c.Users(t, realm, ""), user); u != nil {
 			leaks = append(leaks, "the users list lists it: "+dump(u))

@@ -63,12 +63,13 @@ func TestNoSecretLeak(t *testing.T) {
 			_, b := c.adminDo(t, http.MethodDelete, "/sessions/"+realm+"/users/alice/sessions")
 			bodies = append(bodies, string(b))
 
-			// Let the debug lines of the last requests reach the log.
-			time.Sleep(100 * time.Millisecond)
+			// The debug lines of the last requests reach the log.
+			eventually(t, 5*time.Second, 10*time.Millisecond, func() (bool, string) {
+				log := c.Log()
+				return strings.Contains(log, `"level":"debug"`) && strings.Contains(log, "session opened"),
+					"the debug log should be on and show session events; log tail:\n" + c.LogTail(3000)
+			})
 			log := c.Log()
-			if !strings.Contains(log, `"level":"debug"`) || !strings.Contains(log, "session opened") {
-				t.Fatalf("the debug log should be on and show session events; log tail:\n%s", c.LogTail(3000))
-			}
 			for _, what := range append([]string{secret}, tokens...) {
 				if i := strings.Index(log, what); i >= 0 {
 					t.Errorf("Caddy's log contains %q: ...%s...", what, log[max(0, i-300):min(len(log), i+100)])

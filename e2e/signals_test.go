@@ -322,3 +322,29 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 }
+
+// refreshes counts the refreshes of realm's sessions that went through the
+// store (written, or found ended or failing): the fact a test waits for
+// instead of sleeping while a batch might be written.
+func (c *Caddy) refreshes(t testing.TB, realm string) float64 {
+	t.Helper()
+	samples := c.sessionMetrics(t)
+	var n float64
+	for _, outcome := range []string{"written", "ended", "failed"} {
+		if v := value(samples, "caddy_sessions_refreshes_total", map[string]string{"realm": realm, "outcome": outcome}); v > 0 {
+			n += v
+		}
+	}
+	return n
+}
+
+// waitRefreshes waits until more than n refreshes of realm went through
+// the store. Refreshes are queued in order and written in batches, so once
+// a refresh queued after another has gone through, so has the other.
+func (c *Caddy) waitRefreshes(t testing.TB, realm string, n float64) {
+	t.Helper()
+	eventually(t, 5*time.Second, 10*time.Millisecond, func() (bool, string) {
+		got := c.refreshes(t, realm)
+		return got > n, fmt.Sprintf("refreshes of %s: %v, waiting for more than %v", realm, got, n)
+	})
+}

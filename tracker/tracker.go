@@ -22,7 +22,19 @@ type Hooks struct {
 	Refused func(realm, reason string)
 	// DeviceBlocked is called when an admin blocks or unblocks a device.
 	DeviceBlocked func(realm, user, device string, blocked bool)
+	// Refreshed counts refreshes of last activity by outcome
+	// (RefreshWritten, RefreshEnded, RefreshFailed, RefreshDropped), after
+	// each batch is written: a fact tests and operators can wait for.
+	Refreshed func(outcome string, n int)
 }
+
+// Refresh outcomes.
+const (
+	RefreshWritten = "written" // the session's last activity was written
+	RefreshEnded   = "ended"   // the session had ended meanwhile
+	RefreshFailed  = "failed"  // the store failed; retried at the next request
+	RefreshDropped = "dropped" // the queue was full; retried at the next request
+)
 
 // Config sets up a Tracker.
 type Config struct {
@@ -339,6 +351,9 @@ func (t *Tracker) fromCache(e *entry, r *Request, now time.Time) (Result, bool) 
 		default:
 			t.dropped.Add(1)
 			e.lastWrite.Store(last) // try again on the next request
+			if h := t.cfg.Hooks.Refreshed; h != nil {
+				h(RefreshDropped, 1)
+			}
 		}
 	}
 	return Result{Tracked: true, Realm: e.realm, User: e.user(), SessionID: e.sessionID(), DeviceID: e.deviceID(), Vars: e.vars}, true
@@ -694,15 +709,30 @@ func (t *Tracker) flushLoop(ctx context.Context) {
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		results := t.cfg.Store.Touch(fctx, ts)
 		cancel()
+		var written, ended, failed int
 		for i, r := range results {
 			e := batch[i].e
 			switch {
 			case r.Err != nil:
 				e.lastWrite.Store(0) // retry at the next request
+				failed++
 			case r.Ended:
 				// Ended elsewhere (revoked, logged out, idle): the next
 				// request asks the store and gets the truth.
 				t.cache.remove(e.key)
+				ended++
+			default:
+				written++
+			}
+		}
+		if h := t.cfg.Hooks.Refreshed; h != nil {
+			for _, o := range []struct {
+				outcome string
+				n       int
+			}{{RefreshWritten, written}, {RefreshEnded, ended}, {RefreshFailed, failed}} {
+				if o.n > 0 {
+					h(o.outcome, o.n)
+				}
 			}
 		}
 		batch = batch[:0]
