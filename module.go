@@ -292,7 +292,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	} else {
 		t.AddRealm(realm)
 	}
-	h.unregister = admin.Register(realm, t)
+	h.unregister = admin.Register(realm, h.storeKey, t)
 	return nil
 }
 

@@ -23,43 +23,50 @@ func adminZone(r *http.Request) (*time.Location, error) {
 	return loc, nil
 }
 
-func (a *API) activity(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, realm, user string, rest []string) error {
-	if r.Method != http.MethodGet {
-		return methodNotAllowed(r, http.MethodGet)
-	}
-	if len(rest) > 1 {
-		return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
-	}
-	admin, err := adminZone(r)
+// activity is a user's per-day totals over the last days.
+func (a *API) activity(c *call) error {
+	admin, err := adminZone(c.r)
 	if err != nil {
 		return err
 	}
-	if err := needUser(r, t, realm, user); err != nil {
+	user := c.user()
+	if err := needUser(c, user); err != nil {
 		return err
 	}
-	if len(rest) == 1 {
-		if _, err := time.Parse("2006-01-02", rest[0]); err != nil {
-			return apiErr(http.StatusBadRequest, "date: %q is not YYYY-MM-DD", rest[0])
-		}
-		rep, err := t.ActivityDay(r.Context(), realm, user, rest[0], admin)
-		if err != nil {
-			return storeErr(err, "user")
-		}
-		return writeJSON(w, http.StatusOK, rep)
-	}
 	days := 14
-	if v := r.URL.Query().Get("days"); v != "" {
+	if v := c.r.URL.Query().Get("days"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 366 {
 			return apiErr(http.StatusBadRequest, "days: %q is not a number from 1 to 366", v)
 		}
 		days = n
 	}
-	rep, err := t.Activity(r.Context(), realm, user, days, admin)
+	rep, err := c.t.Activity(c.r.Context(), c.realm, user, days, admin)
 	if err != nil {
 		return storeErr(err, "user")
 	}
-	return writeJSON(w, http.StatusOK, rep)
+	return writeJSON(c.w, http.StatusOK, rep)
+}
+
+// activityDay lists the sessions of one local day.
+func (a *API) activityDay(c *call) error {
+	admin, err := adminZone(c.r)
+	if err != nil {
+		return err
+	}
+	date := c.param("date")
+	if _, err := time.Parse("2006-01-02", date); err != nil {
+		return apiErr(http.StatusBadRequest, "date: %q is not YYYY-MM-DD", date)
+	}
+	user := c.user()
+	if err := needUser(c, user); err != nil {
+		return err
+	}
+	rep, err := c.t.ActivityDay(c.r.Context(), c.realm, user, date, admin)
+	if err != nil {
+		return storeErr(err, "user")
+	}
+	return writeJSON(c.w, http.StatusOK, rep)
 }
 
 // csvHeader is the export's columns: every recorded field of a session.
@@ -117,10 +124,8 @@ func parseBound(name, v string, end bool) (time.Time, error) {
 
 // sessionsCSV streams the user's sessions with from <= start < to as RFC 4180
 // CSV, one page of the store at a time.
-func (a *API) sessionsCSV(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, realm, user string) error {
-	if r.Method != http.MethodGet {
-		return methodNotAllowed(r, http.MethodGet)
-	}
+func (a *API) sessionsCSV(c *call) error {
+	w, r, t, realm, user := c.w, c.r, c.t, c.realm, c.user()
 	q := r.URL.Query()
 	from, err := parseBound("from", q.Get("from"), false)
 	if err != nil {
@@ -130,7 +135,7 @@ func (a *API) sessionsCSV(w http.ResponseWriter, r *http.Request, t *tracker.Tra
 	if err != nil {
 		return err
 	}
-	if err := needUser(r, t, realm, user); err != nil {
+	if err := needUser(c, user); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -182,53 +187,50 @@ func (a *API) sessionsCSV(w http.ResponseWriter, r *http.Request, t *tracker.Tra
 	}
 }
 
-func (a *API) export(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, realm, user string) error {
-	if r.Method != http.MethodGet {
-		return methodNotAllowed(r, http.MethodGet)
-	}
-	ex, err := t.Export(r.Context(), realm, user)
+// export is everything held about a user, as JSON.
+func (a *API) export(c *call) error {
+	ex, err := c.t.Export(c.r.Context(), c.realm, c.user())
 	if err != nil {
 		return storeErr(err, "user")
 	}
-	w.Header().Set("Content-Disposition", `attachment; filename="export.json"`)
-	return writeJSON(w, http.StatusOK, ex)
+	c.w.Header().Set("Content-Disposition", `attachment; filename="export.json"`)
+	return writeJSON(c.w, http.StatusOK, ex)
 }
 
-func (a *API) settings(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, realm string) error {
-	switch r.Method {
-	case http.MethodGet:
-		return writeJSON(w, http.StatusOK, t.Settings(r.Context(), realm))
-	case http.MethodPut, http.MethodPatch:
-		// Unset fields keep their current value.
-		st := t.Settings(r.Context(), realm)
-		var body struct {
-			Tracking      *bool   `json:"tracking"`
-			Geolocation   *bool   `json:"geolocation"`
-			IPPrecision   *string `json:"ip_precision"`
-			ActivityTrail *bool   `json:"activity_trail"`
-		}
-		if err := decodeBody(r, &body); err != nil {
-			return err
-		}
-		if body.Tracking != nil {
-			st.Tracking = *body.Tracking
-		}
-		if body.Geolocation != nil {
-			st.Geolocation = *body.Geolocation
-		}
-		if body.ActivityTrail != nil {
-			st.ActivityTrail = *body.ActivityTrail
-		}
-		if p := body.IPPrecision; p != nil {
-			if *p != tracker.IPFull && *p != tracker.IPTruncated && *p != tracker.IPNone {
-				return apiErr(http.StatusBadRequest, "ip_precision: %q is not full, truncated or none", *p)
-			}
-			st.IPPrecision = *p
-		}
-		if err := t.SetSettings(r.Context(), realm, st); err != nil {
-			return storeErr(err, "realm")
-		}
-		return writeJSON(w, http.StatusOK, st)
+// getSettings is the realm's switches.
+func (a *API) getSettings(c *call) error {
+	return writeJSON(c.w, http.StatusOK, c.t.Settings(c.r.Context(), c.realm))
+}
+
+// putSettings changes the switches given; the others keep their value.
+func (a *API) putSettings(c *call) error {
+	st := c.t.Settings(c.r.Context(), c.realm)
+	var body struct {
+		Tracking      *bool   `json:"tracking"`
+		Geolocation   *bool   `json:"geolocation"`
+		IPPrecision   *string `json:"ip_precision"`
+		ActivityTrail *bool   `json:"activity_trail"`
 	}
-	return methodNotAllowed(r, http.MethodGet, http.MethodPut)
+	if err := decodeBody(c.r, &body); err != nil {
+		return err
+	}
+	if body.Tracking != nil {
+		st.Tracking = *body.Tracking
+	}
+	if body.Geolocation != nil {
+		st.Geolocation = *body.Geolocation
+	}
+	if body.ActivityTrail != nil {
+		st.ActivityTrail = *body.ActivityTrail
+	}
+	if p := body.IPPrecision; p != nil {
+		if *p != tracker.IPFull && *p != tracker.IPTruncated && *p != tracker.IPNone {
+			return apiErr(http.StatusBadRequest, "ip_precision: %q is not full, truncated or none", *p)
+		}
+		st.IPPrecision = *p
+	}
+	if err := c.t.SetSettings(c.r.Context(), c.realm, st); err != nil {
+		return storeErr(err, "realm")
+	}
+	return writeJSON(c.w, http.StatusOK, st)
 }

@@ -1,17 +1,16 @@
 // Package admin serves the caddy-sessions admin API on Caddy's admin
-// endpoint (module admin.api.sessions, under /sessions/) and the end users'
-// self-service answers.
+// endpoint (module admin.api.sessions, under /sessions/; the routes are
+// declared in routes.go, the realms' trackers registered in registry.go)
+// and the end users' self-service answers (selfservice.go).
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -26,7 +25,9 @@ func init() {
 // serves every realm that a sessions handler of the running config tracks.
 // Caddy's admin endpoint listens on localhost:2019 by default, so this API is
 // never public unless the operator exposes the admin endpoint.
-type API struct{}
+type API struct {
+	mux *http.ServeMux
+}
 
 // CaddyModule returns the Caddy module information.
 func (API) CaddyModule() caddy.ModuleInfo {
@@ -38,26 +39,8 @@ func (API) CaddyModule() caddy.ModuleInfo {
 
 // Routes implements caddy.AdminRouter.
 func (a *API) Routes() []caddy.AdminRoute {
+	a.mux = a.newMux()
 	return []caddy.AdminRoute{{Pattern: "/sessions/", Handler: caddy.AdminHandlerFunc(a.serve)}}
-}
-
-// pathSegments splits the escaped path after /sessions/ and unescapes each
-// segment, so user ids may contain "/" (as %2F) or any other byte.
-func pathSegments(r *http.Request) ([]string, error) {
-	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/sessions/")
-	rest = strings.TrimSuffix(rest, "/")
-	if rest == "" {
-		return nil, nil
-	}
-	parts := strings.Split(rest, "/")
-	for i, p := range parts {
-		s, err := url.PathUnescape(p)
-		if err != nil {
-			return nil, apiErr(http.StatusBadRequest, "bad path segment %q", p)
-		}
-		parts[i] = s
-	}
-	return parts, nil
 }
 
 func apiErr(status int, format string, args ...any) error {
@@ -65,133 +48,73 @@ func apiErr(status int, format string, args ...any) error {
 	return caddy.APIError{HTTPStatus: status, Err: err, Message: err.Error()}
 }
 
-// methodNotAllowed answers 405; the Allow header goes on w's header, which
-// Caddy's admin server keeps when it writes the error.
-func methodNotAllowed(r *http.Request, allowed ...string) error {
-	if w, ok := r.Context().Value(respKey{}).(http.ResponseWriter); ok {
-		w.Header().Set("Allow", strings.Join(allowed, ", "))
-	}
-	return apiErr(http.StatusMethodNotAllowed, "method %s not allowed; use %s", r.Method, strings.Join(allowed, ", "))
+// index lists the realms served and the tokens cached on this instance.
+func (a *API) index(c *call) error {
+	return writeJSON(c.w, http.StatusOK, map[string]any{"realms": realmNames(), "cache_entries": cacheEntries()})
 }
 
-// respKey carries the response writer to methodNotAllowed.
-type respKey struct{}
+// user is a user's summary.
+func (a *API) user(c *call) error {
+	sum, err := c.t.User(c.r.Context(), c.realm, c.user())
+	if err != nil {
+		return storeErr(err, "user")
+	}
+	return writeJSON(c.w, http.StatusOK, sum)
+}
 
-func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
-	r = r.WithContext(context.WithValue(r.Context(), respKey{}, w))
-	seg, err := pathSegments(r)
+// erase deletes everything held about a user.
+func (a *API) erase(c *call) error {
+	user := c.user()
+	if err := needUser(c, user); err != nil {
+		return err
+	}
+	n, err := c.t.Erase(c.r.Context(), c.realm, user)
+	if err != nil {
+		return storeErr(err, "user")
+	}
+	return writeJSON(c.w, http.StatusOK, map[string]any{"user": user, "erased": true, "revoked_sessions": n})
+}
+
+// listSessions pages through a user's sessions, newest first.
+func (a *API) listSessions(c *call) error {
+	user := c.user()
+	if err := needUser(c, user); err != nil {
+		return err
+	}
+	q, err := parseListQuery(c.r.URL.Query())
 	if err != nil {
 		return err
 	}
-	if len(seg) == 0 {
-		if r.Method != http.MethodGet {
-			return methodNotAllowed(r, http.MethodGet)
-		}
-		return writeJSON(w, http.StatusOK, map[string]any{"realms": realmNames(), "cache_entries": cacheEntries()})
+	list, total, err := c.t.Sessions(c.r.Context(), c.realm, user, q.state, q.offset, q.limit)
+	if err != nil {
+		return storeErr(err, "session")
 	}
-	t := lookup(seg[0])
-	if t == nil {
-		return apiErr(http.StatusNotFound, "unknown realm %q", seg[0])
-	}
-	realm := seg[0]
-	if len(seg) == 2 && seg[1] == "settings" {
-		return a.settings(w, r, t, realm)
-	}
-	if len(seg) == 2 && seg[1] == "users" {
-		if r.Method != http.MethodGet {
-			return methodNotAllowed(r, http.MethodGet)
-		}
-		return a.users(w, r, t, realm)
-	}
-	if len(seg) < 3 || seg[1] != "users" {
-		return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
-	}
-	user, rest := seg[2], seg[3:]
-	if len(rest) == 0 {
-		switch r.Method {
-		case http.MethodGet:
-			sum, err := t.User(r.Context(), realm, user)
-			if err != nil {
-				return storeErr(err, "user")
-			}
-			return writeJSON(w, http.StatusOK, sum)
-		case http.MethodDelete:
-			if err := needUser(r, t, realm, user); err != nil {
-				return err
-			}
-			n, err := t.Erase(r.Context(), realm, user)
-			if err != nil {
-				return storeErr(err, "user")
-			}
-			return writeJSON(w, http.StatusOK, map[string]any{"user": user, "erased": true, "revoked_sessions": n})
-		}
-		return methodNotAllowed(r, http.MethodGet, http.MethodDelete)
-	}
-	switch rest[0] {
-	case "sessions":
-		return a.sessions(w, r, t, realm, user, rest[1:])
-	case "devices":
-		return a.devices(w, r, t, realm, user, rest[1:])
-	case "violations":
-		return a.violations(w, r, t, realm, user, rest[1:])
-	case "exempt":
-		return a.exempt(w, r, t, realm, user, rest[1:])
-	case "limits":
-		return a.limits(w, r, t, realm, user, rest[1:])
-	case "activity":
-		return a.activity(w, r, t, realm, user, rest[1:])
-	case "sessions.csv":
-		if len(rest) == 1 {
-			return a.sessionsCSV(w, r, t, realm, user)
-		}
-	case "export":
-		if len(rest) == 1 {
-			return a.export(w, r, t, realm, user)
-		}
-	}
-	return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
+	return writeJSON(c.w, http.StatusOK, page(list, total, q))
 }
 
-func (a *API) sessions(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, realm, user string, rest []string) error {
-	ctx := r.Context()
-	switch {
-	case len(rest) == 0 && r.Method == http.MethodGet:
-		if err := needUser(r, t, realm, user); err != nil {
-			return err
-		}
-		q, err := parseListQuery(r.URL.Query())
-		if err != nil {
-			return err
-		}
-		list, total, err := t.Sessions(ctx, realm, user, q.state, q.offset, q.limit)
-		if err != nil {
-			return storeErr(err, "session")
-		}
-		return writeJSON(w, http.StatusOK, page(list, total, q))
-	case len(rest) == 0 && r.Method == http.MethodDelete:
-		if err := needUser(r, t, realm, user); err != nil {
-			return err
-		}
-		closed, err := t.RevokeAll(ctx, realm, user, "")
-		if err != nil {
-			return storeErr(err, "session")
-		}
-		if closed == nil {
-			closed = []*tracker.Session{}
-		}
-		return writeJSON(w, http.StatusOK, map[string]any{"revoked": closed})
-	case len(rest) == 1 && r.Method == http.MethodDelete:
-		s, err := t.Revoke(ctx, realm, user, rest[0])
-		if err != nil {
-			return storeErr(err, "session")
-		}
-		return writeJSON(w, http.StatusOK, s)
-	case len(rest) == 0:
-		return methodNotAllowed(r, http.MethodGet, http.MethodDelete)
-	case len(rest) == 1:
-		return methodNotAllowed(r, http.MethodDelete)
+// revokeAll revokes every active session of a user.
+func (a *API) revokeAll(c *call) error {
+	user := c.user()
+	if err := needUser(c, user); err != nil {
+		return err
 	}
-	return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
+	closed, err := c.t.RevokeAll(c.r.Context(), c.realm, user, "")
+	if err != nil {
+		return storeErr(err, "session")
+	}
+	if closed == nil {
+		closed = []*tracker.Session{}
+	}
+	return writeJSON(c.w, http.StatusOK, map[string]any{"revoked": closed})
+}
+
+// revoke revokes one session.
+func (a *API) revoke(c *call) error {
+	s, err := c.t.Revoke(c.r.Context(), c.realm, c.user(), c.param("id"))
+	if err != nil {
+		return storeErr(err, "session")
+	}
+	return writeJSON(c.w, http.StatusOK, s)
 }
 
 type listQuery struct {

@@ -32,24 +32,31 @@ func TestRealmsListAndRegistry(t *testing.T) {
 	}
 	e.call(http.MethodPost, "/sessions/", "{}").wantErr(t, http.StatusMethodNotAllowed, "POST")
 
-	// The newest registration of a realm answers; unregistering it
-	// brings the older one back.
+	// Of handlers registered for a realm on one store, the newest answers
+	// (a reload); unregistering it brings the older one back.
 	e.login(aliceLaptop)
 	other, err := tracker.New(tracker.Config{Store: tracker.NewMemoryStore(), Keys: e.keys, Policy: testPolicy, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	unregister := Register(e.realm, other)
+	unregister := Register(e.realm, envStore, other)
 	e.call(http.MethodGet, e.path("alice"), "").wantErr(t, http.StatusNotFound, "user")
 	unregister()
 	unregister() // idempotent
+	e.call(http.MethodGet, e.path("alice"), "").want(t, http.StatusOK)
+
+	// A realm served on two different stores is ambiguous: no answer
+	// from one of them, but a 409 saying why.
+	unregister = Register(e.realm, "another-store", other)
+	e.call(http.MethodGet, e.path("alice"), "").wantErr(t, http.StatusConflict, "different stores")
+	unregister()
 	e.call(http.MethodGet, e.path("alice"), "").want(t, http.StatusOK)
 }
 
 func TestWildcardRealm(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	e.call(http.MethodGet, "/sessions/any.example.net/users/alice/sessions", "").wantErr(t, http.StatusNotFound, "unknown realm")
-	unregister := Register(Wildcard, e.tr)
+	unregister := Register(Wildcard, envStore, e.tr)
 	defer unregister()
 	// The wildcard tracker now answers for the realm: alice is simply
 	// unknown there.
@@ -253,7 +260,7 @@ func TestMethodNotAllowed(t *testing.T) {
 	}{
 		{http.MethodPost, "/sessions/", "GET"},
 		{http.MethodPost, e.realmPath("users"), "GET"},
-		{http.MethodDelete, e.realmPath("settings"), "GET, PUT"},
+		{http.MethodDelete, e.realmPath("settings"), "GET, PUT, PATCH"},
 		{http.MethodPost, e.path("alice"), "GET, DELETE"},
 		{http.MethodPut, e.path("alice", "sessions"), "GET, DELETE"},
 		{http.MethodPost, e.path("alice", "sessions"), "GET, DELETE"},

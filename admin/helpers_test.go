@@ -108,6 +108,9 @@ type env struct {
 
 var realmSeq atomic.Int64
 
+// envStore names the store of an env's tracker in the registry.
+const envStore = "env-store"
+
 func newEnv(t *testing.T, cfg envConfig) *env {
 	t.Helper()
 	keys, err := tracker.NewKeyring([]byte(testSecret))
@@ -154,7 +157,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		},
 	}
 	tr.AddRealm(e.realm)
-	t.Cleanup(Register(e.realm, tr))
+	t.Cleanup(Register(e.realm, envStore, tr))
 	t.Cleanup(e.checkNoSecrets)
 	return e
 }

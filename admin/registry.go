@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"net/http"
 	"sort"
 	"sync"
 
@@ -9,22 +10,30 @@ import (
 
 // Admin modules are created before apps are provisioned and carry no
 // config, so handlers register their trackers here (Provision) and remove
-// them (Cleanup). During a reload old and new handlers overlap: the newest
-// registration of a realm answers.
+// them (Cleanup), each with the store it uses. A realm served by several
+// handlers on one store is one realm: any of them answers (the newest, so
+// during a reload the new config's). A realm served on two different
+// stores is ambiguous, and the API says so instead of answering from one.
 var registry = struct {
 	sync.RWMutex
-	realms map[string][]*tracker.Tracker
-}{realms: map[string][]*tracker.Tracker{}}
+	realms map[string][]registered
+}{realms: map[string][]registered{}}
+
+type registered struct {
+	store string
+	t     *tracker.Tracker
+}
 
 // Wildcard registers a tracker for every realm not registered by name
-// (handlers whose realm is the request's host).
+// (handlers whose realm is a placeholder).
 const Wildcard = "*"
 
-// Register makes t answer admin requests for realm until the returned
-// function is called.
-func Register(realm string, t *tracker.Tracker) (unregister func()) {
+// Register makes t, which keeps its data in store (any string that is the
+// same for handlers sharing a store), answer admin requests for realm
+// until the returned function is called.
+func Register(realm, store string, t *tracker.Tracker) (unregister func()) {
 	registry.Lock()
-	registry.realms[realm] = append(registry.realms[realm], t)
+	registry.realms[realm] = append(registry.realms[realm], registered{store: store, t: t})
 	registry.Unlock()
 	var once sync.Once
 	return func() {
@@ -33,7 +42,7 @@ func Register(realm string, t *tracker.Tracker) (unregister func()) {
 			defer registry.Unlock()
 			list := registry.realms[realm]
 			for i, x := range list {
-				if x == t {
+				if x.t == t {
 					list = append(list[:i:i], list[i+1:]...)
 					break
 				}
@@ -47,7 +56,8 @@ func Register(realm string, t *tracker.Tracker) (unregister func()) {
 	}
 }
 
-func lookup(realm string) *tracker.Tracker {
+// lookup is the tracker that answers for realm.
+func lookup(realm string) (*tracker.Tracker, error) {
 	registry.RLock()
 	defer registry.RUnlock()
 	list := registry.realms[realm]
@@ -55,9 +65,16 @@ func lookup(realm string) *tracker.Tracker {
 		list = registry.realms[Wildcard]
 	}
 	if len(list) == 0 {
-		return nil
+		return nil, apiErr(http.StatusNotFound, "unknown realm %q", realm)
 	}
-	return list[len(list)-1]
+	stores := map[string]bool{}
+	for _, x := range list {
+		stores[x.store] = true
+	}
+	if len(stores) > 1 {
+		return nil, apiErr(http.StatusConflict, "realm %q is served by handlers on %d different stores: give them different realms", realm, len(stores))
+	}
+	return list[len(list)-1].t, nil
 }
 
 func realmNames() []string {
@@ -76,8 +93,8 @@ func cacheEntries() int {
 	registry.RLock()
 	seen := map[*tracker.Tracker]bool{}
 	for _, list := range registry.realms {
-		for _, t := range list {
-			seen[t] = true
+		for _, x := range list {
+			seen[x.t] = true
 		}
 	}
 	registry.RUnlock()

@@ -38,14 +38,16 @@ func decodeBody(r *http.Request, v any) error {
 }
 
 // needUser answers 404 for a user the store holds nothing of.
-func needUser(r *http.Request, t *tracker.Tracker, realm, user string) error {
-	if _, err := t.User(r.Context(), realm, user); err != nil {
+func needUser(c *call, user string) error {
+	if _, err := c.t.User(c.r.Context(), c.realm, user); err != nil {
 		return storeErr(err, "user")
 	}
 	return nil
 }
 
-func (a *API) users(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, realm string) error {
+// users pages through a realm's users by last activity.
+func (a *API) users(c *call) error {
+	w, r, t, realm := c.w, c.r, c.t, c.realm
 	q := r.URL.Query()
 	lq, err := parseListQuery(q)
 	if err != nil {
@@ -80,149 +82,126 @@ func (a *API) users(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, 
 	return writeJSON(w, http.StatusOK, out)
 }
 
-func (a *API) devices(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, realm, user string, rest []string) error {
-	ctx := r.Context()
-	switch {
-	case len(rest) == 0 && r.Method == http.MethodGet:
-		if err := needUser(r, t, realm, user); err != nil {
-			return err
-		}
-		devs, err := t.Devices(ctx, realm, user)
-		if err != nil {
-			return storeErr(err, "user")
-		}
-		if devs == nil {
-			devs = []*tracker.Device{}
-		}
-		return writeJSON(w, http.StatusOK, map[string]any{"devices": devs})
-	case len(rest) == 1 && r.Method == http.MethodPut:
-		var body struct {
-			Blocked *bool `json:"blocked"`
-		}
-		if err := decodeBody(r, &body); err != nil {
-			return err
-		}
-		if body.Blocked == nil {
-			return apiErr(http.StatusBadRequest, "blocked: required, true or false")
-		}
-		closed, err := t.BlockDevice(ctx, realm, user, rest[0], *body.Blocked)
-		if err != nil {
-			return storeErr(err, "device")
-		}
-		if closed == nil {
-			closed = []*tracker.Session{}
-		}
-		return writeJSON(w, http.StatusOK, map[string]any{"device": rest[0], "blocked": *body.Blocked, "ended_sessions": closed})
-	case len(rest) == 0:
-		return methodNotAllowed(r, http.MethodGet)
-	case len(rest) == 1:
-		return methodNotAllowed(r, http.MethodPut)
+// devices lists a user's devices, most recent first.
+func (a *API) devices(c *call) error {
+	user := c.user()
+	if err := needUser(c, user); err != nil {
+		return err
 	}
-	return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
+	devs, err := c.t.Devices(c.r.Context(), c.realm, user)
+	if err != nil {
+		return storeErr(err, "user")
+	}
+	if devs == nil {
+		devs = []*tracker.Device{}
+	}
+	return writeJSON(c.w, http.StatusOK, map[string]any{"devices": devs})
 }
 
-func (a *API) violations(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, realm, user string, rest []string) error {
-	ctx := r.Context()
-	if len(rest) > 1 {
-		return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
+// blockDevice blocks or unblocks one device.
+func (a *API) blockDevice(c *call) error {
+	var body struct {
+		Blocked *bool `json:"blocked"`
 	}
-	switch r.Method {
-	case http.MethodGet:
-		if len(rest) == 1 {
-			return methodNotAllowed(r, http.MethodPatch)
-		}
-		if err := needUser(r, t, realm, user); err != nil {
-			return err
-		}
-		lq, err := parseListQuery(r.URL.Query())
-		if err != nil {
-			return err
-		}
-		list, total, err := t.Violations(ctx, realm, user, lq.offset, lq.limit)
-		if err != nil {
-			return storeErr(err, "user")
-		}
-		if list == nil {
-			list = []*restrict.Violation{}
-		}
-		out := map[string]any{"violations": list, "total": total, "offset": lq.offset, "limit": lq.limit}
-		if next := lq.offset + len(list); next < total {
-			out["next_offset"] = next
-		}
-		return writeJSON(w, http.StatusOK, out)
-	case http.MethodPatch:
-		var body struct {
-			Viewed *bool `json:"viewed"`
-		}
-		if err := decodeBody(r, &body); err != nil {
-			return err
-		}
-		if body.Viewed == nil || !*body.Viewed {
-			return apiErr(http.StatusBadRequest, "viewed: required, and only true can be set")
-		}
-		if err := needUser(r, t, realm, user); err != nil {
-			return err
-		}
-		id := ""
-		if len(rest) == 1 {
-			id = rest[0]
-		}
-		left, err := t.MarkViewed(ctx, realm, user, id)
-		if err != nil {
-			return storeErr(err, "violation")
-		}
-		return writeJSON(w, http.StatusOK, map[string]any{"unviewed_violations": left})
+	if err := decodeBody(c.r, &body); err != nil {
+		return err
 	}
-	if len(rest) == 1 {
-		return methodNotAllowed(r, http.MethodPatch)
+	if body.Blocked == nil {
+		return apiErr(http.StatusBadRequest, "blocked: required, true or false")
 	}
-	return methodNotAllowed(r, http.MethodGet, http.MethodPatch)
+	device := c.param("device")
+	closed, err := c.t.BlockDevice(c.r.Context(), c.realm, c.user(), device, *body.Blocked)
+	if err != nil {
+		return storeErr(err, "device")
+	}
+	if closed == nil {
+		closed = []*tracker.Session{}
+	}
+	return writeJSON(c.w, http.StatusOK, map[string]any{"device": device, "blocked": *body.Blocked, "ended_sessions": closed})
 }
 
-func (a *API) exempt(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, realm, user string, rest []string) error {
-	if len(rest) > 0 {
-		return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
+// violations pages through a user's violations, newest first.
+func (a *API) violations(c *call) error {
+	user := c.user()
+	if err := needUser(c, user); err != nil {
+		return err
 	}
-	if r.Method != http.MethodPut {
-		return methodNotAllowed(r, http.MethodPut)
+	lq, err := parseListQuery(c.r.URL.Query())
+	if err != nil {
+		return err
 	}
+	list, total, err := c.t.Violations(c.r.Context(), c.realm, user, lq.offset, lq.limit)
+	if err != nil {
+		return storeErr(err, "user")
+	}
+	if list == nil {
+		list = []*restrict.Violation{}
+	}
+	out := map[string]any{"violations": list, "total": total, "offset": lq.offset, "limit": lq.limit}
+	if next := lq.offset + len(list); next < total {
+		out["next_offset"] = next
+	}
+	return writeJSON(c.w, http.StatusOK, out)
+}
+
+// markViewed marks one violation ({id}) or all of them viewed.
+func (a *API) markViewed(c *call) error {
+	var body struct {
+		Viewed *bool `json:"viewed"`
+	}
+	if err := decodeBody(c.r, &body); err != nil {
+		return err
+	}
+	if body.Viewed == nil || !*body.Viewed {
+		return apiErr(http.StatusBadRequest, "viewed: required, and only true can be set")
+	}
+	user := c.user()
+	if err := needUser(c, user); err != nil {
+		return err
+	}
+	left, err := c.t.MarkViewed(c.r.Context(), c.realm, user, c.param("id"))
+	if err != nil {
+		return storeErr(err, "violation")
+	}
+	return writeJSON(c.w, http.StatusOK, map[string]any{"unviewed_violations": left})
+}
+
+// exempt turns a user's limit checks off or on.
+func (a *API) exempt(c *call) error {
 	var body struct {
 		Exempt *bool `json:"exempt"`
 	}
-	if err := decodeBody(r, &body); err != nil {
+	if err := decodeBody(c.r, &body); err != nil {
 		return err
 	}
 	if body.Exempt == nil {
 		return apiErr(http.StatusBadRequest, "exempt: required, true or false")
 	}
-	if err := needUser(r, t, realm, user); err != nil {
+	user := c.user()
+	if err := needUser(c, user); err != nil {
 		return err
 	}
-	if err := t.SetExempt(r.Context(), realm, user, *body.Exempt); err != nil {
+	if err := c.t.SetExempt(c.r.Context(), c.realm, user, *body.Exempt); err != nil {
 		return storeErr(err, "user")
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"user": user, "exempt": *body.Exempt})
+	return writeJSON(c.w, http.StatusOK, map[string]any{"user": user, "exempt": *body.Exempt})
 }
 
-func (a *API) limits(w http.ResponseWriter, r *http.Request, t *tracker.Tracker, realm, user string, rest []string) error {
-	if len(rest) > 0 {
-		return apiErr(http.StatusNotFound, "no such endpoint %s", r.URL.Path)
-	}
-	if r.Method != http.MethodPut {
-		return methodNotAllowed(r, http.MethodPut)
-	}
+// limits sets a user's limit overrides.
+func (a *API) limits(c *call) error {
 	var l restrict.Limits
-	if err := decodeBody(r, &l); err != nil {
+	if err := decodeBody(c.r, &l); err != nil {
 		return err
 	}
 	if err := l.Validate(); err != nil {
 		return apiErr(http.StatusBadRequest, "%v", err)
 	}
-	if err := needUser(r, t, realm, user); err != nil {
+	user := c.user()
+	if err := needUser(c, user); err != nil {
 		return err
 	}
-	if err := t.SetLimits(r.Context(), realm, user, l); err != nil {
+	if err := c.t.SetLimits(c.r.Context(), c.realm, user, l); err != nil {
 		return storeErr(err, "user")
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"user": user, "limits": l})
+	return writeJSON(c.w, http.StatusOK, map[string]any{"user": user, "limits": l})
 }
