@@ -70,7 +70,7 @@ func benchStores(b *testing.B) map[string]Store {
 }
 
 func benchSeen(keys *Keyring, i int, now time.Time) SeenRequest {
-	th := keys.TokenHash(tokenScope, fmt.Sprint("bench-token-", i))
+	th := keys.TokenHash(TokenScope, fmt.Sprint("bench-token-", i))
 	return SeenRequest{
 		Realm: "shop", User: fmt.Sprint("user-", i%1000), TokenHash: th, Now: now, Policy: suitePolicy,
 		New: &Session{ID: keys.SessionID(th, now), StartedAt: now, LastSeen: now, IP: ip1, DeviceID: "dev-1",

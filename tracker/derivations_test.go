@@ -24,7 +24,7 @@ func TestStoredDerivationsAreStable(t *testing.T) {
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte("tok\x00\x00PHPSESSID-value\x00"))
 	want := base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
-	th := k.TokenHash(tokenScope, "PHPSESSID-value")
+	th := k.TokenHash(TokenScope, "PHPSESSID-value")
 	ks := keysFor("shop", "alice")
 	for _, c := range []struct{ what, got, want string }{
 		{"token hash (formula)", th, want},

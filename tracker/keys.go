@@ -75,3 +75,40 @@ func tokenKey(tokenHash string) string { return keyPrefix + "t:" + tokenHash }
 // agentKey and locationKey hold shared descriptions (descriptions.go).
 func agentKey(ref string) string    { return keyPrefix + "a:" + ref }
 func locationKey(ref string) string { return keyPrefix + "l:" + ref }
+
+// KeyLayout is where the Redis store keeps things, for diagnostics and
+// benchmarks that inspect Redis (bench/memory): the one definition, not a
+// copy.
+type KeyLayout struct {
+	// User maps each key of one user of a realm to what it holds.
+	User []KeyInfo
+	// Realm lists the realm's keys outside any user's slot.
+	Realm []KeyInfo
+	// Tag is the hash tag the user's keys share, in braces.
+	Tag string
+}
+
+// KeyInfo names one key and what it holds.
+type KeyInfo struct {
+	Key, Holds string
+}
+
+// Keys is the key layout of user in realm.
+func Keys(realm, user string) KeyLayout {
+	k := keysFor(realm, user)
+	holds := []string{
+		"user meta (hash)", "token hash -> session id", "session records", "active sessions",
+		"all sessions by start", "device records", "devices by last seen", "counted IPs",
+		"violations", "violations by time", "per-day totals", "activity trail",
+	}
+	l := KeyLayout{Tag: k.tag}
+	for i, key := range k.all() {
+		l.User = append(l.User, KeyInfo{Key: key, Holds: holds[i]})
+	}
+	l.Realm = []KeyInfo{
+		{realmUsersKey(realm), "users by last activity"},
+		{realmFlaggedKey(realm), "users with unviewed violations"},
+		{realmSettingsKey(realm), "runtime switches"},
+	}
+	return l
+}

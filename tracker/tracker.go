@@ -203,12 +203,13 @@ func (t *Tracker) Store() Store { return t.cfg.Store }
 // it was bound in at login (its binding says which), so a client cannot
 // take it to another realm, where it would be unknown, by changing the
 // request's host.
-func (t *Tracker) TokenHash(token string) string { return t.cfg.Keys.TokenHash(tokenScope, token) }
+func (t *Tracker) TokenHash(token string) string { return t.cfg.Keys.TokenHash(TokenScope, token) }
 
-// tokenScope is the realm argument of every token hash.
-const tokenScope = ""
+// TokenScope is the realm argument of every token hash: tokens are hashed
+// store-wide (see TokenHash).
+const TokenScope = ""
 
-func (t *Tracker) tokenKey(token string) TokenKey { return t.cfg.Keys.TokenKey(tokenScope, token) }
+func (t *Tracker) tokenKey(token string) TokenKey { return t.cfg.Keys.TokenKey(TokenScope, token) }
 
 // binding is the stored login binding of a token: realm and user. A
 // binding starting with NUL is a marker (erasedUser).

@@ -15,7 +15,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -149,7 +148,7 @@ func (b *bench) ipOf(u, d int) string {
 func (b *bench) open(ctx context.Context, rnd *mrand.ChaCha8, u, d int) (string, error) {
 	var tok [24]byte
 	_, _ = rnd.Read(tok[:])
-	th := b.keys.TokenHash(realm, base64.RawURLEncoding.EncodeToString(tok[:]))
+	th := b.keys.TokenHash(tracker.TokenScope, base64.RawURLEncoding.EncodeToString(tok[:]))
 	now := time.Now()
 	user, dev, ip := b.users[u], b.devIDs[u*b.o.devices+d], b.ipOf(u, d)
 	ag := b.agents[(u+d)%len(b.agents)]
@@ -472,29 +471,6 @@ func run(e *benchkit.Env, o options) (int, error) {
 // ---------------------------------------------------------------------------
 // Key layout (mirrors tracker/keys.go, which does not export it).
 
-var userKeySuffixes = []string{"u", "tok", "s", "act", "hist", "d", "dz", "ips", "v", "vz", "days", "trail"}
-
-var suffixMeaning = map[string]string{
-	"u": "user meta (hash)", "tok": "token hash -> session id", "s": "session records", "act": "active sessions",
-	"hist": "all sessions by start", "d": "device records", "dz": "devices by last seen", "ips": "counted IPs",
-	"v": "violations", "vz": "violations by time", "days": "per-day totals", "trail": "activity trail",
-}
-
-func tagOf(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:12])
-}
-
-func userKey(user, suffix string) string {
-	return "cs:{" + tagOf(realm, user) + "}:" + suffix
-}
-
-func realmUsersKey() string { return "cs:{r" + tagOf(realm) + "}:users" }
-
 // keyStat is what one key costs.
 type keyStat struct {
 	key, typ, enc string
@@ -531,8 +507,9 @@ func (b *bench) keyStat(ctx context.Context, key string) (keyStat, bool, error) 
 // userKeysTable describes every key of user u.
 func (b *bench) userKeysTable(ctx context.Context, u int) ([]keyStat, error) {
 	var out []keyStat
-	for _, suf := range userKeySuffixes {
-		ks, ok, err := b.keyStat(ctx, userKey(b.users[u], suf))
+	layout := tracker.Keys(realm, b.users[u])
+	for _, k := range layout.User {
+		ks, ok, err := b.keyStat(ctx, k.Key)
 		if err != nil {
 			return nil, err
 		}
@@ -541,7 +518,7 @@ func (b *bench) userKeysTable(ctx context.Context, u int) ([]keyStat, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no key of user %s found under cs:{%s}:*: the key layout of tracker/keys.go changed; update bench/memory", b.users[u], tagOf(realm, b.users[u]))
+		return nil, fmt.Errorf("no key of user %s found under cs:%s:*", b.users[u], layout.Tag)
 	}
 	return out, nil
 }
@@ -580,7 +557,8 @@ func (b *bench) descStats(ctx context.Context) (n int, bytes int64, err error) {
 // realmKeys are the realm-wide keys (one each).
 func (b *bench) realmKeys(ctx context.Context) ([]keyStat, error) {
 	var out []keyStat
-	for _, k := range []string{realmUsersKey(), "cs:{r" + tagOf(realm) + "}:flagged", "cs:{r" + tagOf(realm) + "}:settings"} {
+	for _, ki := range tracker.Keys(realm, "").Realm {
+		k := ki.Key
 		ks, ok, err := b.keyStat(ctx, k)
 		if err != nil {
 			return nil, err
@@ -602,6 +580,7 @@ type breakdown struct {
 
 type kindStat struct {
 	suffix   string
+	holds    string
 	present  int
 	bytes    int64 // average over users that have it
 	length   float64
@@ -614,11 +593,11 @@ func (b *bench) breakdown(ctx context.Context, n int) (breakdown, error) {
 	rnd := mrand.New(mrand.NewPCG(1, 2))
 	idx := rnd.Perm(len(b.users))[:n]
 	bd := breakdown{sampled: n}
-	for _, suf := range userKeySuffixes {
-		k := kindStat{suffix: suf, encs: map[string]int{}}
+	for i, info := range tracker.Keys(realm, "").User {
+		k := kindStat{suffix: info.Key[strings.LastIndexByte(info.Key, ':')+1:], holds: info.Holds, encs: map[string]int{}}
 		var sum, lsum int64
 		for _, u := range idx {
-			ks, ok, err := b.keyStat(ctx, userKey(b.users[u], suf))
+			ks, ok, err := b.keyStat(ctx, tracker.Keys(realm, b.users[u]).User[i].Key)
 			if err != nil {
 				return bd, err
 			}
@@ -810,7 +789,7 @@ func (r results) print(w io.Writer) int {
 			if k.present == 0 {
 				continue
 			}
-			p("| cs:{u}:%s | %s | %d%% | %.1f | %s | %s | %.0f |", k.suffix, suffixMeaning[k.suffix], 100*k.present/bd.sampled, k.length, encs(k.encs),
+			p("| cs:{u}:%s | %s | %d%% | %.1f | %s | %s | %.0f |", k.suffix, k.holds, 100*k.present/bd.sampled, k.length, encs(k.encs),
 				benchkit.Commas(k.bytes), k.perUserB/sessionsPerUser)
 		}
 		var missing []string
