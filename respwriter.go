@@ -59,16 +59,33 @@ func (c *cookieWatch) release() {
 func (c *cookieWatch) WriteHeader(status int) {
 	// 1xx informational answers (103 Early Hints) come before the real one.
 	if !c.wrote && (status >= 200 || status == http.StatusSwitchingProtocols) {
-		c.wrote, c.status = true, status
-		c.inspect()
-		switch {
-		case c.tracked != nil:
-			c.tracked.judgeTracked(c)
-		case c.onHeader != nil:
-			c.onHeader()
-		}
+		c.judge(status)
 	}
 	c.ResponseWriterWrapper.WriteHeader(status)
+}
+
+// judge records the answer's status and what it does to the session
+// cookies, and runs what waits for them.
+func (c *cookieWatch) judge(status int) {
+	c.wrote, c.status = true, status
+	c.inspect()
+	switch {
+	case c.tracked != nil:
+		c.tracked.judgeTracked(c)
+	case c.onHeader != nil:
+		c.onHeader()
+	}
+}
+
+// serve runs next through the watcher. A handler chain that returns
+// without writing leaves net/http to send 200 with the header as it
+// stands: that answer is judged too (its Set-Cookie counts).
+func (c *cookieWatch) serve(next caddyhttp.Handler, r *http.Request) error {
+	err := next.ServeHTTP(c, r)
+	if err == nil && !c.wrote {
+		c.judge(http.StatusOK)
+	}
+	return err
 }
 
 func (c *cookieWatch) Write(b []byte) (int, error) {

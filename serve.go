@@ -212,7 +212,7 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	cw := newCookieWatch(w, &h.cookies)
 	defer cw.release()
 	cw.tracked, cw.req, cw.res, cw.had, cw.token = h, r, res, id.cookies.found, cur.token
-	return next.ServeHTTP(cw, r)
+	return cw.serve(next, r)
 }
 
 // judgeTracked judges the answer to a tracked request as it is about to go
@@ -332,7 +332,7 @@ func (h *Handler) serveAnonymous(w http.ResponseWriter, r *http.Request, next ca
 			}
 		}
 	}
-	return next.ServeHTTP(cw, r)
+	return cw.serve(next, r)
 }
 
 // refuse answers a refused request as a Caddy error, so handle_errors can
@@ -444,7 +444,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyh
 			}
 		}
 	}
-	return next.ServeHTTP(cw, r)
+	return cw.serve(next, r)
 }
 
 func (h *Handler) login(r *http.Request, repl *caddy.Replacer, id ident, user, token, dev string) (tracker.Result, bool) {
@@ -483,7 +483,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, next caddy
 			h.end(id.realm, id.user, material(id, id.user, dev), tracker.EndLogout, true)
 		}
 	}
-	return next.ServeHTTP(cw, r)
+	return cw.serve(next, r)
 }
 
 // end ends a token's session. forget: a token made from the device, which
