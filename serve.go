@@ -148,28 +148,17 @@ func (h *Handler) badRequest(w http.ResponseWriter, err error) error {
 	return nil
 }
 
-// deviceFor reads the device cookie. Without a valid one, a new id is made:
-// random when an app cookie identifies the session; derived from user, user
-// agent and IP otherwise, so that a client that keeps no cookies (an API
-// client with basic auth) stays one device and one session.
-func (h *Handler) deviceFor(id ident, user string) (dev string, valid bool) {
-	if v := id.cookies.device; v != "" {
-		if dev, ok := h.keys.VerifyDevice(v); ok {
-			return dev, true
-		}
-	}
-	if id.cookies.n > 0 || len(h.cookies.patterns) > 0 || user == "" {
-		dev, _ = h.keys.NewDevice()
-		return dev, false
-	}
-	return h.keys.DerivedDevice(id.realm, user, id.ua, id.ip), false
+// deviceFor is the device of a request (tracker.DeviceFor decides) and
+// the device cookie to set, "" when the request's is valid. A client of an
+// app with no session cookie configured (a user placeholder alone) gets a
+// device derived from what it sends, so one that keeps no cookies stays one
+// device.
+func (h *Handler) deviceFor(id ident, user string) (dev, setCookie string) {
+	dev, setCookie, _ = h.tracker.DeviceFor(id.cookies.device, h.derivesDevice(), id.realm, user, id.ua, id.ip)
+	return dev, setCookie
 }
 
-// material is the token the tracker hashes for placeholder identity: the
-// user on this device in this realm.
-func material(id ident, user, dev string) string {
-	return "\x00device\x00" + id.realm + "\x00" + user + "\x00" + dev
-}
+func (h *Handler) derivesDevice() bool { return len(h.cookies.patterns) == 0 }
 
 func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, id ident) error {
 	res, cur, refusedName, err := h.observe(r, repl, id)
@@ -191,8 +180,8 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 		}
 		return next.ServeHTTP(w, r)
 	}
-	if res.DeviceMinted {
-		h.setDeviceCookie(w, r, res.DeviceID)
+	if res.SetDeviceCookie != "" {
+		h.setDeviceCookie(w, r, res.SetDeviceCookie)
 	}
 	if lookup := sessionLookup(res.Vars); lookup != nil && !res.New {
 		publishPlaceholders(repl, lookup, res.Vars.User, res.Vars.Session, res.Vars.Device, false)
@@ -253,13 +242,10 @@ func (h *Handler) observe(r *http.Request, repl *caddy.Replacer, id ident) (res 
 		Realm: id.realm, User: id.user, IP: id.ip, UserAgent: id.ua, Path: r.URL.Path, Consent: h.consent(repl),
 	}
 	if id.cookies.n == 0 {
+		// The user on this device: the tracker decides the device.
 		req := base
-		var valid bool
-		req.DeviceID, valid = h.deviceFor(id, id.user)
-		req.DeviceMinted = !valid
-		req.Token = material(id, id.user, req.DeviceID)
+		req.DeviceCookie, req.DeriveDevice = id.cookies.device, h.derivesDevice()
 		res, err = h.tracker.Observe(r.Context(), req)
-		res.DeviceMinted = res.DeviceMinted || !valid
 		return res, cur, "", err
 	}
 	for i := range id.cookies.found {
@@ -391,10 +377,10 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyh
 	if user == "" {
 		user = normalizeUser(name, h.UserNormalize)
 	}
-	dev, devValid := h.deviceFor(id, user)
-	if !devValid {
+	dev, setCookie := h.deviceFor(id, user)
+	if setCookie != "" {
 		// Set before the app answers: headers are gone once it has.
-		h.setDeviceCookie(w, r, dev)
+		h.setDeviceCookie(w, r, setCookie)
 	}
 	cw := newCookieWatch(w, &h.cookies)
 	defer cw.release()
@@ -428,7 +414,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyh
 		case len(h.cookies.patterns) > 0:
 			return // nothing to bind the session to
 		default:
-			tokens = []string{material(id, user, dev)}
+			tokens = []string{tracker.DeviceToken(id.realm, user, dev)}
 		}
 		if old != "" && old != tokens[0] {
 			h.end(id.realm, user, old, tracker.EndReplaced, false)
@@ -478,9 +464,8 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, next caddy
 			h.end(id.realm, id.user, tok, tracker.EndLogout, false)
 			return
 		}
-		dev, valid := h.deviceFor(id, id.user)
-		if valid {
-			h.end(id.realm, id.user, material(id, id.user, dev), tracker.EndLogout, true)
+		if tok, ok := h.tracker.DeviceTokenOf(id.realm, id.user, id.cookies.device); ok {
+			h.end(id.realm, id.user, tok, tracker.EndLogout, true)
 		}
 	}
 	return cw.serve(next, r)
@@ -498,9 +483,11 @@ func (h *Handler) end(realm, user, token, reason string, forget bool) {
 	}
 }
 
-func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, dev string) {
+// setDeviceCookie gives the client the device cookie value the tracker
+// decided on.
+func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, value string) {
 	http.SetCookie(w, &http.Cookie{
-		Name: h.DeviceCookie, Value: h.keys.DeviceCookie(dev), Path: "/",
+		Name: h.DeviceCookie, Value: value, Path: "/",
 		// Browsers cap cookie lifetime at 400 days.
 		MaxAge: int((400 * 24 * time.Hour).Seconds()), HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,

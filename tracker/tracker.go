@@ -112,8 +112,8 @@ type Request struct {
 	// and Result.DeviceID says which one to issue the cookie for.
 	DeviceMinted bool
 	// DeviceCookie, with DeviceID empty, is the raw device cookie for the
-	// tracker to resolve (see resolveDevice); Result.DeviceMinted then
-	// says whether a new cookie must be issued.
+	// tracker to resolve (DeviceFor); Result.SetDeviceCookie then says
+	// what to issue.
 	DeviceCookie string
 	// Path and Consent feed the extended activity trail: the path is
 	// kept only when the trail is on and Consent is set.
@@ -122,6 +122,9 @@ type Request struct {
 	// NoOpen: a token without an active session is not tracked and opens
 	// none (the second cookie of a login is checked, never counted).
 	NoOpen bool
+	// DeriveDevice: without a valid device cookie, a request without a
+	// Token gets the device derived from user, agent and IP (DeviceFor).
+	DeriveDevice bool
 }
 
 // Result tells the proxy what to do with a request.
@@ -139,8 +142,9 @@ type Result struct {
 	Reason  string
 	// DeviceID is the device the request counts on.
 	DeviceID string
-	// DeviceMinted: the request had no valid device cookie.
-	DeviceMinted bool
+	// SetDeviceCookie is the device cookie to give the client, which
+	// sent no valid one; "" when it did.
+	SetDeviceCookie string
 	// Vars are User, SessionID and DeviceID boxed once per session, so
 	// that setting them as placeholders allocates nothing per request.
 	Vars Vars
@@ -277,8 +281,57 @@ func (t *Tracker) invalidate(inv Invalidation) {
 // resync forgets everything cached: invalidations may have been missed.
 func (t *Tracker) resync() { t.cache.removeIf(func(*entry) bool { return true }) }
 
-// Observe accounts for one request and says whether it may pass.
+// DeviceToken is the token of a client identified by a user placeholder
+// alone: the user on this device in this realm.
+func DeviceToken(realm, user, device string) string {
+	return "\x00device\x00" + realm + "\x00" + user + "\x00" + device
+}
+
+// DeviceFor decides the device of a request, the one place that does: the
+// device its signed cookie names; without a valid cookie, for a client
+// identified by a user placeholder alone (derive), an id derived from
+// user, user agent and IP, so a client that keeps no cookies stays one
+// device and one session; else a new random id (minted). setCookie is the
+// cookie to give the client when it sent no valid one.
+func (t *Tracker) DeviceFor(cookie string, derive bool, realm, user, ua, ip string) (id, setCookie string, minted bool) {
+	if id, ok := t.cfg.Keys.VerifyDevice(cookie); ok {
+		return id, "", false
+	}
+	if derive && user != "" {
+		id = t.cfg.Keys.DerivedDevice(realm, user, ua, ip)
+		return id, t.cfg.Keys.DeviceCookie(id), false
+	}
+	id, setCookie = t.cfg.Keys.NewDevice()
+	return id, setCookie, true
+}
+
+// DeviceTokenOf is the token of a user-placeholder client whose device
+// cookie is valid; ok is false without one.
+func (t *Tracker) DeviceTokenOf(realm, user, cookie string) (token string, ok bool) {
+	id, ok := t.cfg.Keys.VerifyDevice(cookie)
+	if !ok {
+		return "", false
+	}
+	return DeviceToken(realm, user, id), true
+}
+
+// Observe accounts for one request and says whether it may pass. A
+// request without a Token is a client identified by its user alone: its
+// token is the user on its device.
 func (t *Tracker) Observe(ctx context.Context, r Request) (Result, error) {
+	var setCookie string
+	if r.Token == "" {
+		r.DeviceID, setCookie, _ = t.DeviceFor(r.DeviceCookie, r.DeriveDevice, r.Realm, r.User, r.UserAgent, r.IP)
+		r.Token = DeviceToken(r.Realm, r.User, r.DeviceID)
+	}
+	res, err := t.observe(ctx, r)
+	if setCookie != "" {
+		res.SetDeviceCookie = setCookie
+	}
+	return res, err
+}
+
+func (t *Tracker) observe(ctx context.Context, r Request) (Result, error) {
 	key := t.tokenKey(r.Token)
 	now := t.now()
 	e := t.cache.get(key)
@@ -293,29 +346,30 @@ func (t *Tracker) Observe(ctx context.Context, r Request) (Result, error) {
 	}
 	if e != nil {
 		if res, ok := t.fromCache(e, &r, now); ok {
-			res.DeviceMinted = r.DeviceMinted
+			if r.DeviceMinted && res.DeviceID != "" {
+				res.SetDeviceCookie = t.cfg.Keys.DeviceCookie(res.DeviceID)
+			}
 			return res, nil
 		}
 	}
 	res, err := t.observeStore(ctx, key, r, now, false)
-	res.DeviceMinted = r.DeviceMinted
+	if r.DeviceMinted && res.DeviceID != "" {
+		// The session's own device when it had one: its cookie is
+		// issued again, never another device's.
+		res.SetDeviceCookie = t.cfg.Keys.DeviceCookie(res.DeviceID)
+	}
 	return res, err
 }
 
-// resolveDevice reads Request.DeviceCookie: the cookie this token's cached
-// entry was last seen with needs no second HMAC on the request path;
-// another is verified; a missing or invalid one gets a new device id.
+// resolveDevice reads Request.DeviceCookie of a token's request: the cookie
+// this token's cached entry was last seen with needs no second HMAC on the
+// request path; else DeviceFor decides.
 func (t *Tracker) resolveDevice(e *entry, r *Request) {
 	if e != nil && e.hasDevCookie && r.DeviceCookie == string(e.devCookie[:]) {
 		r.DeviceID = e.deviceID()
 		return
 	}
-	if id, ok := t.cfg.Keys.VerifyDevice(r.DeviceCookie); ok {
-		r.DeviceID = id
-		return
-	}
-	r.DeviceID, _ = t.cfg.Keys.NewDevice()
-	r.DeviceMinted = true
+	r.DeviceID, _, r.DeviceMinted = t.DeviceFor(r.DeviceCookie, false, "", "", "", "")
 }
 
 // fromCache answers from a cached entry when nothing has changed.

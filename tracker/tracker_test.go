@@ -630,3 +630,32 @@ func TestTrackerTouchQueueOverflowDoesNotBlock(t *testing.T) {
 		t.Errorf("refreshes sent %d + dropped %d = %d, want %d", sent, dropped, sent+dropped, n)
 	}
 }
+
+// TestDeviceFor: the one place that decides a request's device.
+func TestDeviceFor(t *testing.T) {
+	tr := newTestTracker(t, NewMemoryStore())
+	keys := tr.cfg.Keys
+	id, cookie := keys.NewDevice()
+	if got, set, minted := tr.DeviceFor(cookie, true, "r", "alice", "UA", ip1); got != id || set != "" || minted {
+		t.Errorf("a valid cookie: %q %q %v; want %q, nothing to set", got, set, minted, id)
+	}
+	d1, set1, m1 := tr.DeviceFor("forged.cookie", true, "r", "alice", "UA", ip1)
+	d2, _, _ := tr.DeviceFor("", true, "r", "alice", "UA", ip1)
+	if d1 != d2 || m1 || set1 != keys.DeviceCookie(d1) {
+		t.Errorf("derived: %q and %q (minted %v, cookie %q); want one stable id and its cookie", d1, d2, m1, set1)
+	}
+	if d3, _, _ := tr.DeviceFor("", true, "r", "alice", "UA", ip2); d3 == d1 {
+		t.Error("another IP derives the same device")
+	}
+	r1, s1, mr1 := tr.DeviceFor("", false, "r", "alice", "UA", ip1)
+	r2, _, _ := tr.DeviceFor("", false, "r", "alice", "UA", ip1)
+	if r1 == r2 || !mr1 || s1 != keys.DeviceCookie(r1) {
+		t.Errorf("random: %q and %q (minted %v)", r1, r2, mr1)
+	}
+	if tok, ok := tr.DeviceTokenOf("r", "alice", cookie); !ok || tok != DeviceToken("r", "alice", id) {
+		t.Errorf("DeviceTokenOf = %q, %v", tok, ok)
+	}
+	if _, ok := tr.DeviceTokenOf("r", "alice", "forged"); ok {
+		t.Error("DeviceTokenOf accepted a forged cookie")
+	}
+}
