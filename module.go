@@ -20,6 +20,7 @@ import (
 
 	"github.com/caddy-sessions/caddy-sessions/admin"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
 )
 
 func init() {
@@ -258,7 +259,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.storeKey = key
 
-	var geo *tracker.Geo
+	var geo *enrich.Geo
 	if h.GeoIP != "" {
 		path := caddy.NewReplacer().ReplaceAll(h.GeoIP, "")
 		if geo, err = loadGeo(path); err != nil {

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
 )
 
 // StoreConfig selects the session store.
@@ -73,14 +74,14 @@ func (p *pooledStore) Destruct() error {
 	return p.Store.Close()
 }
 
-type pooledGeo struct{ *tracker.Geo }
+type pooledGeo struct{ *enrich.Geo }
 
 // Destruct implements caddy.Destructor.
 func (p pooledGeo) Destruct() error { return p.Close() }
 
-func loadGeo(path string) (*tracker.Geo, error) {
+func loadGeo(path string) (*enrich.Geo, error) {
 	v, _, err := geos.LoadOrNew(path, func() (caddy.Destructor, error) {
-		g, err := tracker.OpenGeo(path)
+		g, err := enrich.OpenGeo(path)
 		if err != nil {
 			return nil, err
 		}

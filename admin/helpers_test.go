@@ -22,6 +22,7 @@ import (
 	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
 )
 
 // testSecret is the keyring secret of every test tracker (32 bytes). No
@@ -130,9 +131,9 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	} else {
 		store = tracker.NewMemoryStore()
 	}
-	var geo *tracker.Geo
+	var geo *enrich.Geo
 	if cfg.geo {
-		if geo, err = tracker.OpenGeo(geoDB); err != nil {
+		if geo, err = enrich.OpenGeo(geoDB); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = geo.Close() })

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-sessions/caddy-sessions/restrict"
+	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
 )
 
 // rxActivityFx is a memory store, a scenario on it, and a tracker on the
@@ -337,7 +338,7 @@ const rxGeoDB = "testdata/geoip/GeoIP2-City-Test.mmdb"
 // TestActivityPrivacySwitches: geolocation and IP precision apply to new
 // entries only, and the location is looked up from the full address.
 func TestActivityPrivacySwitches(t *testing.T) {
-	geo, err := OpenGeo(rxGeoDB)
+	geo, err := enrich.OpenGeo(rxGeoDB)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,21 +45,6 @@ func BenchmarkTokenHash(b *testing.B) {
 	}
 }
 
-func BenchmarkParseAgent(b *testing.B) {
-	uas := []string{
-		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
-		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1",
-		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36",
-		testUA,
-	}
-	ParseAgent(uas[0]) // build the parser outside the timing
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		ParseAgent(uas[i%len(uas)])
-	}
-}
-
 // benchStores are the two stores, each running the same Lua scripts.
 func benchStores(b *testing.B) map[string]Store {
 	srv := redistest.Start(b)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddy-sessions/caddy-sessions/restrict"
+	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
 )
 
 // Hooks are called as sessions and devices change; all optional. They run
@@ -55,7 +56,7 @@ type Config struct {
 	Store    Store
 	Keys     *Keyring
 	// Geo may be nil: every location is then unknown.
-	Geo *Geo
+	Geo *enrich.Geo
 	// CacheSize bounds the local cache (entries); default 100000.
 	CacheSize int
 	// Now is the clock; default time.Now.
@@ -452,7 +453,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	ip := truncateIP(r.IP, st.IPPrecision)
 	newSess := &Session{
 		ID: t.cfg.Keys.SessionID(th, now), Realm: r.Realm, User: user, StartedAt: now, LastSeen: now,
-		IP: ip, DeviceID: r.DeviceID, Agent: ParseAgent(r.UserAgent), Location: loc,
+		IP: ip, DeviceID: r.DeviceID, Agent: enrich.ParseAgent(r.UserAgent), Location: loc,
 	}
 	dev := &Device{
 		ID: r.DeviceID, User: user, FirstSeen: now, LastSeen: now, Agent: newSess.Agent, LastIP: ip, Location: newSess.Location,

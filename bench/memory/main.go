@@ -32,6 +32,7 @@ import (
 	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
 )
 
 const progName = "memory"
@@ -300,7 +301,7 @@ func run(e *benchkit.Env, o options) (int, error) {
 		return 1, err
 	}
 	for _, ua := range userAgents {
-		b.agents = append(b.agents, tracker.ParseAgent(ua))
+		b.agents = append(b.agents, enrich.ParseAgent(ua))
 	}
 	b.users = make([]string, o.users)
 	for u := range b.users {
@@ -724,7 +725,7 @@ func (r results) print(w io.Writer) int {
 		benchkit.Commas(int64(o.sessions)), benchkit.Commas(int64(o.users)), float64(o.sessions)/float64(o.users), o.devices, realm)
 	p("          (the module's store code, one call per session as on a cache miss: EVALSHA seen + GET token binding + ZADD/PEXPIRE of the")
 	p("          realm's users index in one pipeline), %d goroutines; policy idle 30m, retention 90d, refresh 30s, revoke hold 90d;", o.workers)
-	p("          sessions carry IP, device id, parsed user agent (tracker.ParseAgent of %d real UAs), a city-level location;", len(userAgents))
+	p("          sessions carry IP, device id, parsed user agent (enrich.ParseAgent of %d real UAs), a city-level location;", len(userAgents))
 	p("          Activity.Days empty: makeDaysArg is unexported, so no per-day totals are written (the days hash is missing below)")
 	p("")
 

@@ -1,5 +1,5 @@
 //go:build !race
 
-package tracker
+package enrich
 
 const raceEnabled = false

@@ -1,4 +1,4 @@
-package tracker
+package enrich
 
 import (
 	"path/filepath"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-const geoTestDB = "testdata/geoip/GeoIP2-City-Test.mmdb"
+const geoTestDB = "../testdata/geoip/GeoIP2-City-Test.mmdb"
 
 func openTestGeo(t *testing.T) *Geo {
 	t.Helper()
@@ -100,9 +100,9 @@ func TestLocationString(t *testing.T) {
 
 func TestOpenGeoErrors(t *testing.T) {
 	for _, c := range []struct{ name, path string }{
-		{"corrupt", "testdata/geoip/GeoIP2-City-Test-Invalid-Node-Count.mmdb"},
+		{"corrupt", "../testdata/geoip/GeoIP2-City-Test-Invalid-Node-Count.mmdb"},
 		{"missing", filepath.Join(t.TempDir(), "missing.mmdb")},
-		{"not a database", "testdata/geoip/LICENSE-MIT"},
+		{"not a database", "../testdata/geoip/LICENSE-MIT"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g, err := OpenGeo(c.path)
