@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"sort"
 	"sync"
-
-	"github.com/caddy-sessions/caddy-sessions/tracker"
 )
 
 // Admin modules are created before apps are provisioned and carry no
@@ -21,7 +19,7 @@ var registry = struct {
 
 type registered struct {
 	store string
-	t     *tracker.Tracker
+	t     Realm
 }
 
 // Wildcard registers a tracker for every realm not registered by name
@@ -31,7 +29,7 @@ const Wildcard = "*"
 // Register makes t, which keeps its data in store (any string that is the
 // same for handlers sharing a store), answer admin requests for realm
 // until the returned function is called.
-func Register(realm, store string, t *tracker.Tracker) (unregister func()) {
+func Register(realm, store string, t Realm) (unregister func()) {
 	registry.Lock()
 	registry.realms[realm] = append(registry.realms[realm], registered{store: store, t: t})
 	registry.Unlock()
@@ -57,7 +55,7 @@ func Register(realm, store string, t *tracker.Tracker) (unregister func()) {
 }
 
 // lookup is the tracker that answers for realm.
-func lookup(realm string) (*tracker.Tracker, error) {
+func lookup(realm string) (Realm, error) {
 	registry.RLock()
 	defer registry.RUnlock()
 	list := registry.realms[realm]
@@ -91,7 +89,7 @@ func realmNames() []string {
 // cacheEntries counts the tokens cached by the registered trackers.
 func cacheEntries() int {
 	registry.RLock()
-	seen := map[*tracker.Tracker]bool{}
+	seen := map[Realm]bool{}
 	for _, list := range registry.realms {
 		for _, x := range list {
 			seen[x.t] = true

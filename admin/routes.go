@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-
-	"github.com/caddy-sessions/caddy-sessions/tracker"
 )
 
 // The admin API, declared: one net/http pattern per endpoint. A request
@@ -19,7 +17,7 @@ import (
 type call struct {
 	w     http.ResponseWriter
 	r     *http.Request
-	t     *tracker.Tracker
+	t     Realm
 	realm string
 }
 

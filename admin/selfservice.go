@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
-
-	"github.com/caddy-sessions/caddy-sessions/tracker"
 )
 
 // Self answers a logged-in user's own requests under the self-service path:
@@ -22,7 +20,7 @@ import (
 type Self struct {
 	Prefix  string
 	Realm   string
-	Tracker *tracker.Tracker
+	Tracker Realm
 }
 
 // Serve handles r for user, whose current session is current. It writes

@@ -137,9 +137,19 @@ type Invalidation struct {
 
 // Store keeps sessions and devices. Every method that changes a user's data
 // is atomic for that user. Implementations: RedisStore, and MemoryStore,
-// which is RedisStore over an in-process Redis; one
-// conformance suite (store_test.go) runs against both.
+// which is RedisStore over an in-process Redis; one conformance suite
+// (store_test.go) runs against both. It is two interfaces by who uses
+// them: the request path and the idle sweep (SessionStore), and the
+// queries and actions of admins and of users on their own sessions
+// (AdminStore).
 type Store interface {
+	SessionStore
+	AdminStore
+}
+
+// SessionStore is what the request path needs: a token's session found
+// or opened, refreshed, ended, and the invalidations between instances.
+type SessionStore interface {
 	// Seen finds or opens the session of req.TokenHash.
 	Seen(ctx context.Context, req SeenRequest) (SeenResult, error)
 	// Touch refreshes sessions in one batch; results line up with touches.
@@ -152,14 +162,6 @@ type Store interface {
 	// rotated cookie, or a second cookie of the same login); false if the
 	// session is unknown or has ended.
 	AliasToken(ctx context.Context, realm, user, tokenHash, sessionID string) (bool, error)
-	// EndSession ends one session by id; ErrNotFound if there is none.
-	EndSession(ctx context.Context, realm, user, id, reason string, now time.Time, p Policy) (*Session, error)
-	// EndAll ends every active session of a user but except (may be empty).
-	EndAll(ctx context.Context, realm, user, except, reason string, now time.Time, p Policy) ([]*Session, error)
-	// Sessions lists a user's sessions newest first and the total matched.
-	Sessions(ctx context.Context, req ListRequest) ([]*Session, int, error)
-	// Devices lists a user's devices, most recently seen first.
-	Devices(ctx context.Context, realm, user string) ([]*Device, error)
 	// SweepIdle closes sessions idle past p.Idle of users active in
 	// (since, now-p.Idle], returning what it closed.
 	SweepIdle(ctx context.Context, realm string, since, now time.Time, p Policy) ([]*Session, error)
@@ -175,6 +177,25 @@ type Store interface {
 	// Subscribe calls fn for every invalidation. Resync is called after
 	// the subscription was interrupted: cached state may be stale.
 	Subscribe(fn func(Invalidation), resync func()) (cancel func())
+	// Settings returns a realm's runtime switches; ok is false when none
+	// were set at runtime.
+	Settings(ctx context.Context, realm string) (s Settings, ok bool, err error)
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}
+
+// AdminStore is what admins and users' own pages read and change.
+type AdminStore interface {
+	// EndSession ends one session by id; ErrNotFound if there is none.
+	EndSession(ctx context.Context, realm, user, id, reason string, now time.Time, p Policy) (*Session, error)
+	// EndAll ends every active session of a user but except (may be empty).
+	EndAll(ctx context.Context, realm, user, except, reason string, now time.Time, p Policy) ([]*Session, error)
+	// Sessions lists a user's sessions newest first and the total matched.
+	Sessions(ctx context.Context, req ListRequest) ([]*Session, int, error)
+	// Devices lists a user's devices, most recently seen first.
+	Devices(ctx context.Context, realm, user string) ([]*Device, error)
 	// SetDeviceBlocked blocks or unblocks a device (ErrNotFound if the
 	// user has no such device); blocking ends its active sessions.
 	SetDeviceBlocked(ctx context.Context, realm, user, device string, blocked bool, now time.Time, p Policy) ([]*Session, error)
@@ -200,15 +221,8 @@ type Store interface {
 	// Erase deletes everything held about a user and returns the token
 	// hashes the user had, so callers can keep refusing them.
 	Erase(ctx context.Context, realm, user string) ([]string, error)
-	// Settings returns a realm's runtime switches; ok is false when none
-	// were set at runtime.
-	Settings(ctx context.Context, realm string) (s Settings, ok bool, err error)
 	// SetSettings stores a realm's runtime switches.
 	SetSettings(ctx context.Context, realm string, s Settings) error
-	// Ping checks that the store answers.
-	Ping(ctx context.Context) error
-	// Close releases the store.
-	Close() error
 }
 
 // UserSummary is one row of the admin users list.
