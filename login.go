@@ -15,7 +15,11 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker"
 )
 
 // This file owns how a login is read: the login name from the request body
@@ -313,4 +317,107 @@ func (lu *LoginUser) from(h http.Header) string {
 		return m[1]
 	}
 	return m[0]
+}
+
+// Success rules for login answers.
+const (
+	successReplaced  = iota // the request's session cookie replaced by a new value
+	successNewCookie        // any new session cookie (it exists only after login)
+	successMatcher          // login_success's response matcher
+)
+
+// loginSucceeded judges a login answer.
+func (h *Handler) loginSucceeded(cw *cookieWatch, id ident) bool {
+	switch h.successRule {
+	case successMatcher:
+		return h.LoginSuccess.Match(cw.status, cw.Header())
+	case successNewCookie:
+		for i, ch := range cw.changes {
+			if ch.value != "" && cookieToken(ch.value) != id.cookies.found[i].token {
+				return true
+			}
+		}
+		return false
+	}
+	for i, ch := range cw.changes {
+		had := id.cookies.found[i]
+		if had.value != "" && ch.value != "" && cookieToken(ch.value) != had.token {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, id ident, name string) error {
+	user := id.user
+	if user == "" {
+		user = normalizeUser(name, h.UserNormalize)
+	}
+	dev, setCookie := h.deviceFor(id, user)
+	if setCookie != "" {
+		// Set before the app answers: headers are gone once it has.
+		h.setDeviceCookie(w, r, setCookie)
+	}
+	cw := newCookieWatch(w, &h.cookies)
+	defer cw.release()
+	// Judged as the app's answer is about to go out, so the session
+	// exists before the browser follows the answer (a redirect to the
+	// account page must find it).
+	cw.onHeader = func() {
+		if !h.loginSucceeded(cw, id) {
+			return
+		}
+		if id.user == "" && h.LoginUser != nil {
+			if u := h.LoginUser.from(cw.Header()); u != "" {
+				user = normalizeUser(u, h.UserNormalize)
+			} else {
+				h.logger.Warn("successful login answer does not name the user as login_user expects; using the typed name")
+			}
+		}
+		// The session's token: the first session cookie the answer set,
+		// else (an app that keeps its cookie at login) the request's.
+		var tokens []string
+		for i, ch := range cw.changes {
+			if ch.value != "" && cookieToken(ch.value) != id.cookies.found[i].token {
+				tokens = append(tokens, cookieToken(ch.value))
+			}
+		}
+		old := id.token()
+		switch {
+		case len(tokens) > 0:
+		case old != "":
+			tokens = []string{old}
+		case len(h.cookies.patterns) > 0:
+			return // nothing to bind the session to
+		default:
+			tokens = []string{tracker.DeviceToken(id.realm, user, dev)}
+		}
+		if old != "" && old != tokens[0] {
+			h.end(id.realm, user, old, tracker.EndReplaced, false)
+		}
+		res, ok := h.login(r, repl, id, user, tokens[0], dev)
+		for _, tok := range tokens[1:] {
+			if !ok || res.Refused {
+				break
+			}
+			// Another cookie of the same login (one per path, say).
+			if _, err := h.tracker.Alias(r.Context(), res.Realm, res.User, res.SessionID, tok); err != nil {
+				h.storeError(err)
+			}
+		}
+	}
+	return cw.serve(next, r)
+}
+
+func (h *Handler) login(r *http.Request, repl *caddy.Replacer, id ident, user, token, dev string) (tracker.Result, bool) {
+	res, err := h.tracker.Login(r.Context(), tracker.Request{
+		Realm: id.realm, Token: token, User: user, IP: id.ip, UserAgent: id.ua, DeviceID: dev,
+		Path: r.URL.Path, Consent: h.consent(repl),
+	})
+	if err != nil {
+		h.storeError(err)
+		return res, false
+	}
+	h.setPlaceholders(repl, res)
+	return res, true
 }

@@ -1,0 +1,160 @@
+package tracker
+
+// Tokens: their store-wide hashes, their bindings to a realm and user,
+// logins, ends, rotated and second cookies (aliases), and the cookies the
+// app issued to anonymous visitors.
+
+import (
+	"context"
+	"strings"
+)
+
+// TokenHash is the stored form of a raw token in a realm.
+//
+// Tokens are hashed store-wide, not per realm: a token belongs to the realm
+// it was bound in at login (its binding says which), so a client cannot
+// take it to another realm, where it would be unknown, by changing the
+// request's host.
+func (t *Tracker) TokenHash(token string) string { return t.cfg.Keys.TokenHash(TokenScope, token) }
+
+// TokenScope is the realm argument of every token hash: tokens are hashed
+// store-wide (see TokenHash).
+const TokenScope = ""
+
+func (t *Tracker) tokenKey(token string) TokenKey { return t.cfg.Keys.TokenKey(TokenScope, token) }
+
+// binding is the stored login binding of a token: realm and user. A
+// binding starting with NUL is a marker (erasedUser).
+func binding(realm, user string) string { return realm + "\x00" + user }
+
+// parseBinding reads a binding; one without a realm (written before
+// bindings carried it) belongs to fallback.
+func parseBinding(b, fallback string) (realm, user string) {
+	if b == "" || b[0] == 0 {
+		return fallback, b
+	}
+	if r, u, ok := strings.Cut(b, "\x00"); ok {
+		return r, u
+	}
+	return fallback, b
+}
+
+// Login records an observed successful login: token now belongs to user and
+// a new session starts, replacing one the same token may have had.
+func (t *Tracker) Login(ctx context.Context, r Request) (Result, error) {
+	key := t.tokenKey(r.Token)
+	th := key.String()
+	if err := t.cfg.Store.BindToken(ctx, th, binding(r.Realm, r.User), t.cfg.Policy.Retention); err != nil {
+		return Result{}, err
+	}
+	res, err := t.observeStore(ctx, key, r, t.now(), true)
+	if err == nil {
+		// Other instances may remember this token as anonymous.
+		_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: r.Realm, TokenHash: th, Origin: t.id})
+	}
+	return res, err
+}
+
+// End ends the session of token (user may be "": the binding tells) for
+// reason, such as EndLogout. A token ended as logged out, revoked or
+// evicted stays refused for the revoke hold; with forget (a token made from
+// the device, not an app cookie) it is forgotten instead, so the device
+// can sign in again.
+func (t *Tracker) End(ctx context.Context, realm, token, user, reason string, forget bool) (*Session, error) {
+	key := t.tokenKey(token)
+	th := key.String()
+	t.cache.remove(key)
+	b, err := t.cfg.Store.TokenUser(ctx, th)
+	if err != nil {
+		return nil, err
+	}
+	if b != "" && b[0] != 0 {
+		realm, user = parseBinding(b, realm)
+	} else if user == "" {
+		return nil, nil
+	}
+	s, err := t.cfg.Store.EndToken(ctx, realm, user, th, reason, forget, t.now(), t.cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	if forget || !holdsToken(reason) {
+		if err := t.cfg.Store.UnbindToken(ctx, th); err != nil {
+			return s, err
+		}
+	}
+	// Every cached token of the user goes: the session may have had
+	// other tokens (rotated, or a second cookie of the login).
+	inv := Invalidation{Realm: realm, User: user, TokenHash: th, Origin: t.id}
+	t.invalidate(inv)
+	_ = t.cfg.Store.Publish(ctx, inv)
+	if s != nil {
+		t.closed(s)
+	}
+	return s, nil
+}
+
+// undoOpen removes a session just opened for an erased user's token: all
+// of the user if it is all there is (nothing of the erased user comes
+// back), else that session only, ended as erased.
+func (t *Tracker) undoOpen(ctx context.Context, realm, user, id, tokenHash string) {
+	if _, n, err := t.cfg.Store.Sessions(ctx, ListRequest{Realm: realm, User: user, State: "all", Limit: 2, Now: t.now(), Policy: t.cfg.Policy}); err == nil && n <= 1 {
+		_, _ = t.cfg.Store.Erase(ctx, realm, user)
+		// Erase unbound the token: bind it to "erased" again.
+		_ = t.cfg.Store.BindToken(ctx, tokenHash, erasedUser, t.cfg.Policy.RevokeHold)
+		return
+	}
+	_, _ = t.cfg.Store.EndSession(ctx, realm, user, id, EndErased, t.now(), t.cfg.Policy)
+}
+
+// TokenUser is the user a raw token was bound to at login, or "".
+func (t *Tracker) TokenUser(ctx context.Context, token string) (string, error) {
+	b, err := t.cfg.Store.TokenUser(ctx, t.TokenHash(token))
+	_, u := parseBinding(b, "")
+	if u == erasedUser {
+		u = ""
+	}
+	return u, err
+}
+
+// issuedMarker is the binding of a token the app issued to an anonymous
+// visitor (MarkIssued).
+const issuedMarker = "\x00issued"
+
+// MarkIssued records that the app set token on an anonymous answer, for
+// as long as an idle session lasts. A login that replaces such a token
+// proves the app logged someone in; one that replaces a token the app
+// never issued proves nothing (an app may replace any unknown id).
+func (t *Tracker) MarkIssued(ctx context.Context, token string) error {
+	return t.cfg.Store.BindToken(ctx, t.TokenHash(token), issuedMarker, t.cfg.Policy.Idle)
+}
+
+// Issued reports whether token was issued by the app to an anonymous
+// visitor (MarkIssued) or is bound to a login.
+func (t *Tracker) Issued(ctx context.Context, token string) (bool, error) {
+	b, err := t.cfg.Store.TokenUser(ctx, t.TokenHash(token))
+	return b != "" && b != erasedUser, err
+}
+
+// Alias binds another token to an active session of user: a session
+// cookie the app rotated, or a second cookie of the same login (an app
+// that authenticates different paths with different cookies). The
+// session goes on under either token; ending it refuses both. false if
+// the session is no longer active.
+func (t *Tracker) Alias(ctx context.Context, realm, user, sessionID, token string) (bool, error) {
+	key := t.tokenKey(token)
+	th := key.String()
+	if err := t.cfg.Store.BindToken(ctx, th, binding(realm, user), t.cfg.Policy.Retention); err != nil {
+		return false, err
+	}
+	ok, err := t.cfg.Store.AliasToken(ctx, realm, user, th, sessionID)
+	if err != nil || !ok {
+		if err == nil {
+			_ = t.cfg.Store.UnbindToken(ctx, th)
+		}
+		return false, err
+	}
+	t.cache.remove(key)
+	// Other instances may remember this token as anonymous.
+	_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: realm, TokenHash: th, Origin: t.id})
+	return true, nil
+}
