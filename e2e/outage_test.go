@@ -97,3 +97,43 @@ func TestRedisUnreachable(t *testing.T) {
 		return rr.Status == http.StatusOK, "fail_closed still refusing: " + rr.String()
 	})
 }
+
+// TestRevokedStaysRevokedWhenRedisHangs: revoke all of a user's sessions,
+// then pause Redis (SIGSTOP): the revoked browser's next request is
+// refused, from the instance's deny list, not let through untracked; and
+// so is a logged-out cookie. A browser the instance never saw passes
+// untracked, as documented for an outage.
+func TestRevokedStaysRevokedWhenRedisHangs(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	_, up := startShop(t, true)
+	const realm = "hang"
+	c := startCaddy(t, caddyfile("", shopSite(up, "store "+srv.URL()+"\nsecret "+e2eSecret+"\nrealm "+realm+"\nlogin @login\nlogout @logout", "")))
+
+	alice := newClient(t, uaChromeWindows, ipLondon)
+	alice.login(c.Site, "alice", "alice")
+	if r := alice.get(c.Site + "/account"); r.Status != http.StatusOK {
+		t.Fatalf("before: %s", r)
+	}
+	bob := newClient(t, uaFirefoxLinux, ipMilton)
+	bob.login(c.Site, "bob", "bob")
+	bobCookie := bob.cookieHeader(c.Site)
+	if r := bob.get(c.Site + "/logout"); r.Status >= 400 {
+		t.Fatalf("bob's logout: %s", r)
+	}
+	c.adminWant(t, http.MethodDelete, userPath(realm, "alice")+"/sessions", "", http.StatusOK, nil)
+
+	srv.Pause(t)
+	defer srv.Resume(t)
+	if r := alice.get(c.Site + "/account"); r.Status != http.StatusUnauthorized {
+		t.Errorf("the revoked browser with Redis paused: want 401, got %s", r)
+	}
+	r, err := newClient(t, uaFirefoxLinux, ipMilton).send(false, http.MethodGet, c.Site+"/account", nil, func(q *http.Request) { q.Header.Set("Cookie", bobCookie) })
+	if err != nil || r.Status != http.StatusUnauthorized {
+		t.Errorf("a logged-out cookie with Redis paused: want 401, got %v %v", r, err)
+	}
+	carol := newClient(t, uaIPhone, ipLondon)
+	if r := carol.get(c.Site + "/"); r.Status != http.StatusOK {
+		t.Errorf("an anonymous visitor with Redis paused: %s", r)
+	}
+}

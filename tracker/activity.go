@@ -265,7 +265,13 @@ func (t *Tracker) Erase(ctx context.Context, realm, user string) (int, error) {
 			return len(closed), err
 		}
 	}
-	inv := Invalidation{Realm: realm, User: user, Origin: t.id}
+	inv := Invalidation{Realm: realm, User: user, Deny: EndErased, Origin: t.id}
+	now := t.now()
+	for _, th := range toks {
+		if key, ok := parseTokenKey(th); ok {
+			t.deny(key, EndErased, now)
+		}
+	}
 	t.invalidate(inv)
 	_ = t.cfg.Store.Publish(ctx, inv)
 	return len(closed), nil

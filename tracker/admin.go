@@ -32,6 +32,12 @@ func (t *Tracker) RevokeAll(ctx context.Context, realm, user, except string) ([]
 
 func (t *Tracker) afterRevoke(ctx context.Context, realm, user string, closed []*Session) {
 	inv := Invalidation{Realm: realm, User: user, Origin: t.id}
+	for _, s := range closed {
+		if s.EndReason == EndRevoked {
+			inv.Deny = EndRevoked
+			inv.Sessions = append(inv.Sessions, s.ID)
+		}
+	}
 	t.invalidate(inv)
 	_ = t.cfg.Store.Publish(ctx, inv)
 	for _, s := range closed {
@@ -48,7 +54,7 @@ func (t *Tracker) BlockDevice(ctx context.Context, realm, user, device string, b
 	if err != nil {
 		return nil, err
 	}
-	inv := Invalidation{Realm: realm, User: user, Origin: t.id}
+	inv := Invalidation{Realm: realm, User: user, Device: device, Blocked: blocked, Origin: t.id}
 	t.invalidate(inv)
 	_ = t.cfg.Store.Publish(ctx, inv)
 	for _, s := range closed {

@@ -249,3 +249,23 @@ func (c *cache) len() int {
 	}
 	return n
 }
+
+// eachOfUser calls f for every cached entry of user in realm.
+func (c *cache) eachOfUser(realm, user string, f func(*entry)) {
+	c.umu.Lock()
+	var keys []TokenKey
+	if uk, ok := c.byUser[cachedUser{realm, user}]; ok {
+		if uk.more == nil {
+			keys = append(keys, uk.one)
+		}
+		for k := range uk.more {
+			keys = append(keys, k)
+		}
+	}
+	c.umu.Unlock()
+	for _, k := range keys {
+		if e := c.get(k); e != nil {
+			f(e)
+		}
+	}
+}

@@ -86,6 +86,14 @@ func (t *Tracker) observe(ctx context.Context, r Request) (Result, error) {
 		}
 	}
 	res, err := t.observeStore(ctx, key, r, now, false)
+	if err != nil {
+		// The store is unreachable: what this instance knows to be
+		// refused stays refused.
+		if reason := t.denied.check(key, now.UnixNano()); reason != "" {
+			return Result{Tracked: true, Realm: r.Realm, Refused: true, Reason: reason}, nil
+		}
+		return res, err
+	}
 	if r.DeviceMinted && res.DeviceID != "" {
 		// The session's own device when it had one: its cookie is
 		// issued again, never another device's.
@@ -206,8 +214,9 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	for _, c := range res.Closed {
 		if c.EndReason == EndEvicted {
 			// Another browser's session was evicted: no instance may
-			// keep serving it from its cache.
-			inv := Invalidation{Realm: r.Realm, TokenHash: c.tokenHash, Origin: t.id}
+			// keep serving it from its cache, nor admit it while the
+			// store is unreachable.
+			inv := Invalidation{Realm: r.Realm, User: user, TokenHash: c.tokenHash, Deny: EndEvicted, Sessions: []string{c.ID}, Origin: t.id}
 			t.invalidate(inv)
 			_ = t.cfg.Store.Publish(ctx, inv)
 		}
@@ -233,6 +242,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	switch res.Status {
 	case StatusRefused:
 		out.Refused, out.Reason = true, res.Reason
+		t.deny(key, res.Reason, now) // a held token, learned from the store
 		if h := t.cfg.Hooks.Refused; h != nil {
 			h(r.Realm, res.Reason)
 		}

@@ -131,6 +131,14 @@ type Invalidation struct {
 	TokenHash string `json:"t,omitempty"`
 	// Settings drops the cached switches of the realm.
 	Settings bool `json:"s,omitempty"`
+	// Deny, when set, is why TokenHash and the cached tokens of User's
+	// Sessions (all of them when Sessions is empty) are refused from now
+	// on: instances keep them on their deny list (deny.go).
+	Deny     string   `json:"d,omitempty"`
+	Sessions []string `json:"ss,omitempty"`
+	// Device, with User, is a device blocked (Blocked) or unblocked.
+	Device  string `json:"dv,omitempty"`
+	Blocked bool   `json:"b,omitempty"`
 	// Origin is the publishing tracker, which applied it already.
 	Origin string `json:"o,omitempty"`
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -1047,7 +1048,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 					for i, ch := range chs {
 						select {
 						case m := <-ch:
-							got[i] = got[i] || m == inv
+							got[i] = got[i] || reflect.DeepEqual(m, inv)
 						default:
 						}
 					}
@@ -1077,7 +1078,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		time.Sleep(50 * time.Millisecond)
 		select {
 		case m := <-ch1:
-			if m == second {
+			if reflect.DeepEqual(m, second) {
 				t.Errorf("cancelled subscriber still got %+v", m)
 			}
 		default:

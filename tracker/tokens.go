@@ -43,6 +43,7 @@ func parseBinding(b, fallback string) (realm, user string) {
 // a new session starts, replacing one the same token may have had.
 func (t *Tracker) Login(ctx context.Context, r Request) (Result, error) {
 	key := t.tokenKey(r.Token)
+	t.denied.lift(key) // a login on a held token opens it again
 	th := key.String()
 	if err := t.cfg.Store.BindToken(ctx, th, binding(r.Realm, r.User), t.cfg.Policy.Retention); err != nil {
 		return Result{}, err
@@ -83,8 +84,15 @@ func (t *Tracker) End(ctx context.Context, realm, token, user, reason string, fo
 		}
 	}
 	// Every cached token of the user goes: the session may have had
-	// other tokens (rotated, or a second cookie of the login).
+	// other tokens (rotated, or a second cookie of the login). A held
+	// token goes on every instance's deny list.
 	inv := Invalidation{Realm: realm, User: user, TokenHash: th, Origin: t.id}
+	if !forget && holdsToken(reason) {
+		inv.Deny = reason
+		if s != nil {
+			inv.Sessions = []string{s.ID}
+		}
+	}
 	t.invalidate(inv)
 	_ = t.cfg.Store.Publish(ctx, inv)
 	if s != nil {

@@ -71,7 +71,9 @@ type Config struct {
 type Tracker struct {
 	cfg   Config
 	cache *cache
-	now   func() time.Time
+	// denied refuses tokens while the store is unreachable (deny.go).
+	denied *denyList
+	now    func() time.Time
 
 	touches chan pendingTouch
 	dropped atomic.Int64
@@ -188,7 +190,7 @@ func New(cfg Config) (*Tracker, error) {
 		cfg.Settings = DefaultSettings()
 	}
 	id, _ := cfg.Keys.NewDevice() // any random id will do
-	return &Tracker{cfg: cfg, cache: newCache(cfg.CacheSize), now: cfg.Now, touches: make(chan pendingTouch, touchQueue), id: id}, nil
+	return &Tracker{cfg: cfg, cache: newCache(cfg.CacheSize), denied: newDenyList(), now: cfg.Now, touches: make(chan pendingTouch, touchQueue), id: id}, nil
 }
 
 // Policy is the tracker's policy.
@@ -236,7 +238,21 @@ func (t *Tracker) invalidate(inv Invalidation) {
 	if inv.Settings {
 		t.settings.Delete(inv.Realm)
 	}
+	// What is refused goes on the deny list before the cache forgets it.
+	switch {
+	case inv.User != "" && inv.Device != "" && inv.Blocked:
+		t.denyCached(inv.Realm, inv.User, nil, inv.Device, EndDeviceBlocked)
+	case inv.User != "" && inv.Device != "":
+		t.denied.unblock(inv.Realm, inv.User, inv.Device)
+	case inv.User != "" && inv.Deny == EndErased:
+		t.denyCached(inv.Realm, inv.User, nil, "", inv.Deny) // all of them
+	case inv.User != "" && inv.Deny != "" && len(inv.Sessions) > 0:
+		t.denyCached(inv.Realm, inv.User, inv.Sessions, "", inv.Deny)
+	}
 	if key, ok := parseTokenKey(inv.TokenHash); ok {
+		if inv.Deny != "" {
+			t.deny(key, inv.Deny, t.now())
+		}
 		t.cache.remove(key)
 	}
 	if inv.User != "" {

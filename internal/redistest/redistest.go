@@ -117,6 +117,30 @@ func (s *Server) stopLocked() {
 	s.cmd, s.exited = nil, nil
 }
 
+// Pause stops the server's process (SIGSTOP): connections stay open and
+// nothing answers, as when Redis hangs. Resume continues it.
+func (s *Server) Pause(tb testing.TB) {
+	tb.Helper()
+	s.signal(tb, syscall.SIGSTOP)
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume(tb testing.TB) {
+	tb.Helper()
+	s.signal(tb, syscall.SIGCONT)
+}
+
+func (s *Server) signal(tb testing.TB, sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		tb.Fatalf("redistest: signal %v: the server is not running", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		tb.Fatalf("redistest: signal %v: %v", sig, err)
+	}
+}
+
 // Restart starts the server again on the same port (after Stop) so tests can
 // check behaviour when Redis comes back. Data is not preserved; cluster nodes
 // keep their nodes.conf and rejoin their cluster. If the server is still

@@ -1,0 +1,123 @@
+package tracker
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// downStore is a store that can be made unreachable.
+type downStore struct {
+	Store
+	down atomic.Bool
+}
+
+var errDown = errors.New("store unreachable")
+
+func (d *downStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, error) {
+	if d.down.Load() {
+		return SeenResult{}, errDown
+	}
+	return d.Store.Seen(ctx, req)
+}
+
+func (d *downStore) TokenUser(ctx context.Context, th string) (string, error) {
+	if d.down.Load() {
+		return "", errDown
+	}
+	return d.Store.TokenUser(ctx, th)
+}
+
+// waitFor waits for a fact, failing after a few seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 5s: %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestDenyListOutlivesTheStore: what an instance learns is refused
+// (another instance's revocation, logout, device block, erasure) stays
+// refused from memory while the store is unreachable; a token it never
+// knew passes as the store's outage behaviour says (an error: untracked,
+// or 503 with fail_closed); a new login on a held token lifts it.
+func TestDenyListOutlivesTheStore(t *testing.T) {
+	mem := NewMemoryStore()
+	t.Cleanup(func() { _ = mem.Close() })
+	ds := &downStore{Store: mem}
+	clk := newFakeClock()
+	admin := newTestTracker(t, mem, withClock(clk)) // another instance
+	tr := newTestTracker(t, ds, withClock(clk))
+	ctx := context.Background()
+	refusedWhileDown := func(tok, reason string) {
+		t.Helper()
+		ds.down.Store(true)
+		defer ds.down.Store(false)
+		res, err := tr.Observe(ctx, userReq(tok, ""))
+		if err != nil || !res.Refused || res.Reason != reason {
+			t.Errorf("Observe(%s) with the store down = %+v, %v; want refused as %s", tok, res, err, reason)
+		}
+	}
+
+	// Revocation on another instance.
+	if _, err := tr.Login(ctx, userReq("t-revoked", "alice")); err != nil {
+		t.Fatal(err)
+	}
+	observe(t, tr, userReq("t-revoked", ""))
+	if _, err := admin.RevokeAll(ctx, "shop", "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the revocation on the deny list", func() bool { return tr.DeniedTokens() == 1 })
+	refusedWhileDown("t-revoked", EndRevoked)
+
+	// Logout, and a device block, on another instance.
+	if _, err := tr.Login(ctx, userReq("t-logout", "bob")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.End(ctx, "shop", "t-logout", "", EndLogout, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the logout on the deny list", func() bool { return tr.DeniedTokens() == 2 })
+	refusedWhileDown("t-logout", EndLogout)
+
+	carol := userReq("t-carol", "carol")
+	carol.DeviceID = "dev-carol"
+	if _, err := tr.Login(ctx, carol); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.BlockDevice(ctx, "shop", "carol", "dev-carol", true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the device block on the deny list", func() bool { return tr.DeniedTokens() == 3 })
+	refusedWhileDown("t-carol", EndDeviceBlocked)
+	if _, err := admin.BlockDevice(ctx, "shop", "carol", "dev-carol", false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the unblock lifting it", func() bool { return tr.DeniedTokens() == 2 })
+
+	// A token this instance never knew: the outage behaviour.
+	ds.down.Store(true)
+	if _, err := tr.Observe(ctx, userReq("t-unknown", "")); err == nil {
+		t.Error("an unknown token with the store down: no error")
+	}
+	ds.down.Store(false)
+
+	// A new login on the revoked token (an app that keeps its cookie).
+	if _, err := tr.Login(ctx, userReq("t-revoked", "alice")); err != nil {
+		t.Fatal(err)
+	}
+	if n := tr.DeniedTokens(); n != 1 {
+		t.Errorf("after a login on it, %d tokens denied, want 1", n)
+	}
+	ds.down.Store(true)
+	if res, err := tr.Observe(ctx, userReq("t-revoked", "")); err != nil || res.Refused {
+		t.Errorf("the logged-in token with the store down = %+v, %v; want served from the cache", res, err)
+	}
+	ds.down.Store(false)
+}
