@@ -94,6 +94,7 @@ func (h *Handler) provisionIdentity() error {
 	if h.cookies, err = compileCookies(h.SessionCookie); err != nil {
 		return err
 	}
+	h.cookies.issued = h.DeviceCookie + "_issued"
 	h.realm, h.realmDynamic = h.Realm, strings.Contains(h.Realm, "{")
 	if h.realm == "" {
 		h.realm = defaultRealm

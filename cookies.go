@@ -73,6 +73,9 @@ type cookiePattern struct {
 type cookieSet struct {
 	patterns []cookiePattern
 	exclude  []cookiePattern
+	// issued names the module's cookie that signs an anonymous session
+	// cookie the app issued (see Handler.serveAnonymous).
+	issued string
 }
 
 // compileCookies checks and compiles the session_cookie list.
@@ -249,8 +252,9 @@ type cookieRead struct {
 	found [maxCookiePatterns]sessionCookie
 	// n counts the patterns with an enforced cookie.
 	n int
-	// device is the first value of the device cookie.
-	device string
+	// device is the first value of the device cookie; issued, of the
+	// module's signature of an issued session cookie.
+	device, issued string
 	// rewrite: the app must get a rebuilt header (candidates were
 	// dropped, or the cookies came in several header lines).
 	rewrite bool
@@ -342,6 +346,10 @@ func (s *cookieSet) readCookies(h http.Header, device string) (out cookieRead) {
 		}
 		if device != "" && out.device == "" && p.hasEq && p.name == device {
 			out.device = p.value
+			return
+		}
+		if s.issued != "" && out.issued == "" && p.hasEq && p.name == s.issued {
+			out.issued = p.value
 			return
 		}
 		if p.idx < 0 {

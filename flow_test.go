@@ -81,14 +81,15 @@ func TestServeHTTPFlow(t *testing.T) {
 		app.called = false
 		return w, repl, h.ServeHTTP(w, r, app)
 	}
-	cookieOf := func(w *httptest.ResponseRecorder) string {
+	cookieNamed := func(w *httptest.ResponseRecorder, name string) string {
 		for _, c := range w.Result().Cookies() {
-			if c.Name == "SID" {
+			if c.Name == name {
 				return c.Value
 			}
 		}
 		return ""
 	}
+	cookieOf := func(w *httptest.ResponseRecorder) string { return cookieNamed(w, "SID") }
 	sessions := func() []*tracker.Session {
 		list, _, err := h.tracker.Sessions(context.Background(), defaultRealm, "alice", "all", 0, 10)
 		if err != nil {
@@ -99,14 +100,17 @@ func TestServeHTTPFlow(t *testing.T) {
 
 	w, _, _ := do(http.MethodGet, "/", "", "")
 	anon := cookieOf(w)
-	if anon == "" {
-		t.Fatal("the app issued no anonymous cookie")
+	// Beside the app's anonymous cookie, the module's signature of it.
+	issued := cookieNamed(w, h.DeviceCookie+"_issued")
+	if anon == "" || issued == "" {
+		t.Fatalf("anonymous answer: app cookie %q, signature %q", anon, issued)
 	}
+	anonCookies := "SID=" + anon + "; " + h.DeviceCookie + "_issued=" + issued
 	// A failed login keeps the cookie: nothing opens.
-	if _, _, err := do(http.MethodPost, "/login", "SID="+anon, "username=Alice&password=wrong"); err != nil || len(sessions()) != 0 {
+	if _, _, err := do(http.MethodPost, "/login", anonCookies, "username=Alice&password=wrong"); err != nil || len(sessions()) != 0 {
 		t.Fatalf("failed login: %v, sessions %d", err, len(sessions()))
 	}
-	w, _, _ = do(http.MethodPost, "/login", "SID="+anon, "username=%20Alice&password=right")
+	w, _, _ = do(http.MethodPost, "/login", anonCookies, "username=%20Alice&password=right")
 	auth := cookieOf(w)
 	if list := sessions(); auth == "" || len(list) != 1 || !list[0].Active() {
 		t.Fatalf("login: cookie %q (%d %s), sessions %+v", auth, w.Code, w.Body, list)
@@ -154,7 +158,7 @@ func TestServeHTTPFlow(t *testing.T) {
 
 	// A login without the app's cookie, or with one it never issued, is
 	// refused before the app: its new cookie would prove nothing.
-	for _, cookie := range []string{"", "SID=made-up"} {
+	for _, cookie := range []string{"", "SID=made-up", "SID=made-up; " + h.DeviceCookie + "_issued=" + issued} {
 		w, _, err := do(http.MethodPost, "/login", cookie, "username=bob&password=right")
 		if err != nil || w.Code != http.StatusBadRequest || app.called {
 			t.Errorf("login with %q: %v %d, app called %v", cookie, err, w.Code, app.called)

@@ -91,25 +91,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 				// The answer's new cookie could come from an anonymous
 				// session start as well as from a login.
 				return h.badRequest(w, errors.New("login request without the app's session cookie: load the login page first"))
-			case err == nil && h.successRule == successReplaced && id.user == "":
-				issued, ierr := h.tracker.Issued(r.Context(), id.token())
-				switch {
-				case ierr != nil && h.FailClosed:
-					return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("session store unavailable"))
-				case ierr != nil:
-					h.storeError(ierr)
-				case !issued:
-					// The app may replace an id it does not know on any
-					// answer: that would prove nothing. The browser
-					// gets a fresh one from the login page.
-					for _, c := range id.cookies.found {
-						if c.value != "" {
-							expireCookie(w, r, c.name)
-						}
+			case err == nil && h.successRule == successReplaced && id.user == "" && !h.keys.VerifyIssued(id.token(), id.cookies.issued):
+				// The app may replace an id it does not know on any
+				// answer: that would prove nothing. The browser gets
+				// a fresh one from the login page.
+				for _, c := range id.cookies.found {
+					if c.value != "" {
+						expireCookie(w, r, c.name)
 					}
-					return h.badRequest(w, errors.New("login request with a session cookie the app did not issue through this proxy: load the login page again"))
 				}
-				return h.serveLogin(w, r, next, repl, id, name)
+				return h.badRequest(w, errors.New("login request with a session cookie the app did not issue through this proxy: load the login page again"))
 			case err == nil:
 				return h.serveLogin(w, r, next, repl, id, name)
 			case h.UnreadableLogin != unreadablePass:
@@ -286,11 +277,13 @@ func (h *Handler) watchesIssued() bool {
 	return h.successRule == successReplaced || (h.successRule == successNewCookie && !h.warnedRotation.Load())
 }
 
-// serveAnonymous passes a request without a known session, noting the
-// session cookies the app issues on its answer (MarkIssued). If the app
-// replaces a cookie it issued itself on such an ordinary answer, a new
-// cookie in a login answer proves nothing, and the operator is told once
-// to configure login_success.
+// serveAnonymous passes a request without a known session. When the app
+// issues a session cookie on its answer, the browser also gets the
+// module's signature of it (<device_cookie>_issued): a login that then
+// replaces that cookie proves a successful login, with nothing stored. If
+// the app replaces a cookie it issued itself on such an ordinary answer, a
+// new cookie in a login answer proves nothing, and the operator is told
+// once to configure login_success.
 func (h *Handler) serveAnonymous(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id ident) error {
 	cw := newCookieWatch(w, &h.cookies)
 	defer cw.release()
@@ -300,12 +293,6 @@ func (h *Handler) serveAnonymous(w http.ResponseWriter, r *http.Request, next ca
 				continue
 			}
 			had := id.cookies.found[i]
-			if had.value != "" && cookieToken(ch.value) != had.token && !h.warnedRotation.Load() {
-				if issued, _ := h.tracker.Issued(r.Context(), had.token); issued && h.warnedRotation.CompareAndSwap(false, true) {
-					h.logger.Warn("the app sets its session cookie anew on ordinary answers: a new cookie does not prove a login, so set login_success (a status, header or redirect of its successful login answer)",
-						zap.String("cookie", ch.name), zap.String("path", r.URL.Path))
-				}
-			}
 			if h.successRule == successNewCookie {
 				if h.warnedRotation.CompareAndSwap(false, true) {
 					h.logger.Warn("login_success new_cookie does not fit this app: it sets its session cookie for anonymous visitors, so a failed login's answer can set one too; use the default rule or a login_success matcher",
@@ -313,12 +300,26 @@ func (h *Handler) serveAnonymous(w http.ResponseWriter, r *http.Request, next ca
 				}
 				return
 			}
-			if err := h.tracker.MarkIssued(r.Context(), cookieToken(ch.value)); err != nil {
-				h.storeError(err)
+			if had.value != "" && cookieToken(ch.value) != had.token && h.keys.VerifyIssued(had.token, id.cookies.issued) &&
+				h.warnedRotation.CompareAndSwap(false, true) {
+				h.logger.Warn("the app sets its session cookie anew on ordinary answers: a new cookie does not prove a login, so set login_success (a status, header or redirect of its successful login answer)",
+					zap.String("cookie", ch.name), zap.String("path", r.URL.Path))
 			}
+			h.setIssuedCookie(cw, r, cookieToken(ch.value))
+			return // the first session cookie is the one a login replaces
 		}
 	}
 	return cw.serve(next, r)
+}
+
+// setIssuedCookie signs an anonymous session cookie the app issued, for as
+// long as an idle session lasts.
+func (h *Handler) setIssuedCookie(w http.ResponseWriter, r *http.Request, token string) {
+	http.SetCookie(w, &http.Cookie{
+		Name: h.cookies.issued, Value: h.keys.IssuedMAC(token), Path: "/",
+		MaxAge: int(time.Duration(h.IdleTimeout).Seconds()), HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,
+	})
 }
 
 // refuse answers a refused request as a Caddy error, so handle_errors can

@@ -164,7 +164,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 		if err != nil {
 			return Result{}, err
 		}
-		if b == "" || b == issuedMarker {
+		if b == "" {
 			if !r.NoOpen {
 				t.cache.put(&entry{key: key, realm: r.Realm, anonymous: true, expires: now.Add(negativeTTL).UnixNano()})
 			}

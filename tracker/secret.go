@@ -95,6 +95,28 @@ func (k *Keyring) SessionID(tokenHash string, started time.Time) string {
 	return sidEncoding.EncodeToString(sum[:10])
 }
 
+// IssuedMAC signs a session cookie value the app gave an anonymous
+// visitor: the module hands it to the browser beside the app's cookie, so
+// a later login proves, without any storage, that the cookie it replaces
+// is one the app issued (VerifyIssued).
+func (k *Keyring) IssuedMAC(token string) string {
+	sum := k.mac("issued", token)
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// VerifyIssued reports whether mac is IssuedMAC(token).
+func (k *Keyring) VerifyIssued(token, mac string) bool {
+	var got [16]byte
+	if token == "" || len(mac) != 22 {
+		return false
+	}
+	if n, err := base64.RawURLEncoding.Strict().Decode(got[:], []byte(mac)); err != nil || n != len(got) {
+		return false
+	}
+	want := k.mac("issued", token)
+	return hmac.Equal(got[:], want[:16])
+}
+
 // NewDevice makes a random device id and its signed cookie value.
 func (k *Keyring) NewDevice() (id, cookie string) {
 	var b [12]byte

@@ -257,3 +257,30 @@ func TestDerivedDevice(t *testing.T) {
 		t.Errorf("cookie of derived device %q does not verify: %q, %v", d, id, ok)
 	}
 }
+
+func TestIssuedMAC(t *testing.T) {
+	k := testKeyring(t)
+	mac := k.IssuedMAC("anon-cookie")
+	if !k.VerifyIssued("anon-cookie", mac) {
+		t.Fatal("the signature of a cookie does not verify")
+	}
+	for _, c := range []struct{ token, mac string }{
+		{"other-cookie", mac},
+		{"anon-cookie", mac[:21] + "A"},
+		{"anon-cookie", ""},
+		{"", mac},
+		{"anon-cookie", mac + "="},
+		{"anon-cookie", k.DeviceCookie("AAAAAAAAAAAAAAAA")},
+	} {
+		if k.VerifyIssued(c.token, c.mac) {
+			t.Errorf("VerifyIssued(%q, %q) accepted it", c.token, c.mac)
+		}
+	}
+	k2, err := NewKeyring([]byte("another-secret-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k2.VerifyIssued("anon-cookie", mac) {
+		t.Error("a signature under another secret verifies")
+	}
+}

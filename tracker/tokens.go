@@ -1,8 +1,7 @@
 package tracker
 
 // Tokens: their store-wide hashes, their bindings to a realm and user,
-// logins, ends, rotated and second cookies (aliases), and the cookies the
-// app issued to anonymous visitors.
+// logins, ends, rotated and second cookies (aliases).
 
 import (
 	"context"
@@ -122,25 +121,6 @@ func (t *Tracker) TokenUser(ctx context.Context, token string) (string, error) {
 		u = ""
 	}
 	return u, err
-}
-
-// issuedMarker is the binding of a token the app issued to an anonymous
-// visitor (MarkIssued).
-const issuedMarker = "\x00issued"
-
-// MarkIssued records that the app set token on an anonymous answer, for
-// as long as an idle session lasts. A login that replaces such a token
-// proves the app logged someone in; one that replaces a token the app
-// never issued proves nothing (an app may replace any unknown id).
-func (t *Tracker) MarkIssued(ctx context.Context, token string) error {
-	return t.cfg.Store.BindToken(ctx, t.TokenHash(token), issuedMarker, t.cfg.Policy.Idle)
-}
-
-// Issued reports whether token was issued by the app to an anonymous
-// visitor (MarkIssued) or is bound to a login.
-func (t *Tracker) Issued(ctx context.Context, token string) (bool, error) {
-	b, err := t.cfg.Store.TokenUser(ctx, t.TokenHash(token))
-	return b != "" && b != erasedUser, err
 }
 
 // Alias binds another token to an active session of user: a session
