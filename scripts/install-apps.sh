@@ -25,6 +25,8 @@ set -euo pipefail
 
 log() { printf 'install-apps: %s\n' "$*"; }
 die() { printf 'install-apps: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 start=$SECONDS
 
@@ -61,42 +63,17 @@ for p in "${wanted[@]}"; do
 done
 
 if ((${#packages[@]} > 0)); then
-  sudo=()
-  if [[ "$(id -u)" != 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || die "need root or sudo to install: ${packages[*]}"
-    sudo=(sudo)
-  fi
-  as="${sudo[*]:+sudo }"
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install manually: ${packages[*]}"
-
-  # The tests start their own mariadbd/php-fpm/Redmine processes; keep the
-  # packages' system services (mariadb, php8.x-fpm, apache2) from being
-  # started. Only if no policy is installed already, removed afterwards.
-  policy=/usr/sbin/policy-rc.d
-  if [[ ! -e "$policy" ]]; then
-    log "temporarily blocking service starts via $policy"
-    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-    "${sudo[@]}" chmod +x "$policy"
-    trap '"${sudo[@]}" rm -f "$policy"' EXIT
-  fi
-
-  export DEBIAN_FRONTEND=noninteractive
   # Redmine: do not let dbconfig-common create and migrate the system
   # "default" instance (slow, and the tests never use it).
-  if command -v debconf-set-selections >/dev/null 2>&1; then
+  preseed() {
+    command -v debconf-set-selections >/dev/null 2>&1 || return 0
     printf '%s\n' \
       'redmine redmine/current-instances string default' \
       'redmine redmine/instances/default/dbconfig-install boolean false' \
       'redmine redmine/instances/default/database-type select sqlite3' |
-      "${sudo[@]}" debconf-set-selections
-  fi
-
-  lock=(-o DPkg::Lock::Timeout=600) # wait for a concurrent apt/dpkg run
-  log "running: ${as}apt-get update"
-  "${sudo[@]}" apt-get "${lock[@]}" update -q
-  log "running: ${as}apt-get install -y --no-install-recommends ${packages[*]}"
-  "${sudo[@]}" apt-get "${lock[@]}" install -y -q --no-install-recommends "${packages[@]}"
-  log "installed: ${packages[*]}"
+      "$@" debconf-set-selections
+  }
+  APT_PRESEED=preseed apt_install "${packages[@]}"
 else
   log "all application packages present; nothing installed"
 fi

@@ -17,6 +17,9 @@ case "${1:-}" in
 esac
 
 log() { printf 'install-deps: %s\n' "$*"; }
+die() { printf 'install-deps: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 packages=()
 need() { # need <command> <debian package>...
@@ -46,37 +49,7 @@ need wrk wrk
 # need chromedriver chromium-driver
 
 if ((${#packages[@]} > 0)); then
-  sudo=()
-  if [[ "$(id -u)" != 0 ]]; then
-    if ! command -v sudo >/dev/null 2>&1; then
-      echo "install-deps: need root or sudo to install: ${packages[*]}" >&2
-      exit 1
-    fi
-    sudo=(sudo)
-  fi
-  as="${sudo[*]:+sudo }"
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-deps: apt-get not found; install manually: ${packages[*]}" >&2
-    exit 1
-  fi
-
-  # Tests start their own Redis processes; keep the package's system service
-  # from being started (in containers invoke-rc.d would launch one on :6379).
-  # Only if no policy is installed already, and removed again afterwards.
-  policy=/usr/sbin/policy-rc.d
-  if [[ ! -e "$policy" ]]; then
-    log "temporarily blocking service starts via $policy"
-    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-    "${sudo[@]}" chmod +x "$policy"
-    trap '"${sudo[@]}" rm -f "$policy"' EXIT
-  fi
-
-  export DEBIAN_FRONTEND=noninteractive
-  log "running: ${as}apt-get update"
-  "${sudo[@]}" apt-get update -q
-  log "running: ${as}apt-get install -y --no-install-recommends ${packages[*]}"
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}"
-  log "installed: ${packages[*]}"
+  apt_install "${packages[@]}"
 else
   log "all system packages present; nothing installed"
 fi

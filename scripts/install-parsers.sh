@@ -20,6 +20,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 log() { printf 'install-parsers: %s\n' "$*"; }
 die() { printf 'install-parsers: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/apt.sh
+source scripts/apt.sh
 
 # Interpreters are used by absolute path: the PATH python3 may be a pyenv one
 # without Debian's python3-werkzeug.
@@ -54,33 +56,7 @@ for c in "${checks[@]}"; do
 done
 
 if ((${#packages[@]} > 0)); then
-  sudo=()
-  if [[ "$(id -u)" != 0 ]]; then
-    command -v sudo >/dev/null 2>&1 ||
-      die "need root or sudo to install: ${packages[*]}"
-    sudo=(sudo)
-  fi
-  as="${sudo[*]:+sudo }"
-  command -v apt-get >/dev/null 2>&1 ||
-    die "apt-get not found; install manually: ${packages[*]}"
-
-  # php-cgi/php-cli may pull in packages with services (e.g. a web server
-  # module): keep them from being started. Only if no policy is installed
-  # already, and removed again afterwards.
-  policy=/usr/sbin/policy-rc.d
-  if [[ ! -e "$policy" ]]; then
-    log "temporarily blocking service starts via $policy"
-    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-    "${sudo[@]}" chmod +x "$policy"
-    trap '"${sudo[@]}" rm -f "$policy"' EXIT
-  fi
-
-  export DEBIAN_FRONTEND=noninteractive
-  log "running: ${as}apt-get update"
-  "${sudo[@]}" apt-get update -q
-  log "running: ${as}apt-get install -y --no-install-recommends ${packages[*]}"
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}"
-  log "installed: ${packages[*]}"
+  apt_install "${packages[@]}"
 else
   log "all system packages present; nothing installed"
 fi

@@ -115,9 +115,10 @@ func (c *cache) index(e *entry, add bool) {
 	}
 }
 
-// removeUser drops every entry of user in realm.
-func (c *cache) removeUser(realm, user string) {
+// userKeys are the cached keys of user in realm.
+func (c *cache) userKeys(realm, user string) []TokenKey {
 	c.umu.Lock()
+	defer c.umu.Unlock()
 	var keys []TokenKey
 	if uk, ok := c.byUser[cachedUser{realm, user}]; ok {
 		if uk.more == nil {
@@ -127,8 +128,12 @@ func (c *cache) removeUser(realm, user string) {
 			keys = append(keys, k)
 		}
 	}
-	c.umu.Unlock()
-	for _, k := range keys {
+	return keys
+}
+
+// removeUser drops every entry of user in realm.
+func (c *cache) removeUser(realm, user string) {
+	for _, k := range c.userKeys(realm, user) {
 		c.remove(k)
 	}
 }
@@ -252,18 +257,7 @@ func (c *cache) len() int {
 
 // eachOfUser calls f for every cached entry of user in realm.
 func (c *cache) eachOfUser(realm, user string, f func(*entry)) {
-	c.umu.Lock()
-	var keys []TokenKey
-	if uk, ok := c.byUser[cachedUser{realm, user}]; ok {
-		if uk.more == nil {
-			keys = append(keys, uk.one)
-		}
-		for k := range uk.more {
-			keys = append(keys, k)
-		}
-	}
-	c.umu.Unlock()
-	for _, k := range keys {
+	for _, k := range c.userKeys(realm, user) {
 		if e := c.get(k); e != nil {
 			f(e)
 		}

@@ -128,7 +128,10 @@ func startProc(name, dir, logPath string, env []string, bin string, args ...stri
 	cmd.Dir = dir
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := startInGroup(cmd); err != nil {
+	// Own process group (php-fpm and mariadbd fork workers), killed with
+	// the test binary.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := redistest.StartProcess(cmd); err != nil {
 		return nil, fmt.Errorf("exec %s: %w", bin, err)
 	}
 	p := &proc{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}

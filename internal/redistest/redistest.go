@@ -549,9 +549,13 @@ func scanAll(ctx context.Context, c *redis.Client, pattern string) ([]string, er
 // tb.Cleanup never runs (panic, -timeout, ^C). The kernel sends that signal
 // when the *thread* that forked the child exits, and the Go runtime may retire
 // threads, so all children are forked from one goroutine locked to a thread
-// that lives as long as the process.
+// that lives as long as the process. SysProcAttr the caller set (a process
+// group, say) is kept.
 func StartProcess(cmd *exec.Cmd) error {
-	attr := &syscall.SysProcAttr{}
+	attr := cmd.SysProcAttr
+	if attr == nil {
+		attr = &syscall.SysProcAttr{}
+	}
 	// Pdeathsig only exists on some platforms; setting it via reflection
 	// keeps this package a single portable file.
 	f := reflect.ValueOf(attr).Elem().FieldByName("Pdeathsig")

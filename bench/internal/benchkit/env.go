@@ -11,11 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
 )
 
 // Env owns the temp dir and every child process of one run. All children
@@ -106,8 +107,8 @@ func (e *Env) Start(name string, cmd *exec.Cmd, logPath string) (*Proc, error) {
 	}
 	// Own process group: a ^C in the terminal reaches only this process,
 	// which then stops everything in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	err := spawn(cmd)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err := redistest.StartProcess(cmd) // with the parent-death signal
 	if logf != nil {
 		_ = logf.Close() // the child holds its own copy
 	}
@@ -171,34 +172,6 @@ func fileTail(path string, n int) string {
 	}
 	return string(b)
 }
-
-// spawn forks every child from one goroutine locked to a thread that lives
-// as long as the process: PDEATHSIG fires when the forking *thread* exits,
-// and the Go runtime may retire threads.
-func spawn(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		spawnCh = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread() // never unlocked
-			for r := range spawnCh {
-				r.done <- r.cmd.Start()
-			}
-		}()
-	})
-	r := spawnReq{cmd: cmd, done: make(chan error, 1)}
-	spawnCh <- r
-	return <-r.done
-}
-
-type spawnReq struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-var (
-	spawnOnce sync.Once
-	spawnCh   chan spawnReq
-)
 
 // FreePort is a loopback TCP port that was free a moment ago and that this
 // process has not handed out before.
