@@ -725,7 +725,8 @@ func (c *client) cookie(site, name string) string {
 	return ""
 }
 
-// cookieHeader renders the jar's cookies for site as a Cookie header.
+// cookieHeader renders the jar's cookies for a URL (a site, or a path of
+// it: cookies set on a path go only there) as a Cookie header.
 func (c *client) cookieHeader(site string) string {
 	u, _ := url.Parse(site)
 	var parts []string

@@ -299,7 +299,7 @@ func realAppSuite(t *testing.T, d appDriver) {
 		type kept struct{ path, cookie string }
 		var headers []kept
 		for _, p := range d.pages {
-			headers = append(headers, kept{p, alice.cookieHeaderFor(c.Site + p)})
+			headers = append(headers, kept{p, alice.cookieHeader(c.Site + p)})
 		}
 		revokeAll(t, "alice")
 		for _, h := range headers {
@@ -334,7 +334,7 @@ func realAppSuite(t *testing.T, d appDriver) {
 	t.Run("Logout", func(t *testing.T) {
 		var headers []string
 		for _, p := range d.pages {
-			headers = append(headers, alice.cookieHeaderFor(c.Site+p))
+			headers = append(headers, alice.cookieHeader(c.Site+p))
 		}
 		d.logout(t, c.Site, alice)
 		l := c.Sessions(t, realm, "alice", "all")
@@ -404,15 +404,6 @@ func exampleSite(t testing.TB, name string, app *realapps.App, env storeEnv, ext
 	return strings.Join(out, "\n") + "\n" + trackedHeader, realm
 }
 
-// cookieHeaderFor is the Cookie header the jar sends to u.
-func (c *client) cookieHeaderFor(u string) string {
-	pu, _ := url.Parse(u)
-	var parts []string
-	for _, ck := range c.jar.Cookies(pu) {
-		parts = append(parts, ck.Name+"="+ck.Value)
-	}
-	return strings.Join(parts, "; ")
-}
 
 // cookieVariants are spellings of a Cookie header that try to slip its
 // cookies past the module: duplicates, spaces, case, quotes, percent
