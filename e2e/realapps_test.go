@@ -404,7 +404,6 @@ func exampleSite(t testing.TB, name string, app *realapps.App, env storeEnv, ext
 	return strings.Join(out, "\n") + "\n" + trackedHeader, realm
 }
 
-
 // cookieVariants are spellings of a Cookie header that try to slip its
 // cookies past the module: duplicates, spaces, case, quotes, percent
 // escapes, legacy comma syntax.
