@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -124,7 +125,7 @@ func validCookieName(n string) bool {
 // trimmed, percent-decoded, with PHP's mangling ('.' and ' ' become '_',
 // a '[' starts an array index) and case folded.
 func foldName(n string) string {
-	n = strings.Trim(n, " \t")
+	n = trimAnySpace(n)
 	n = pctDecodeLenient(n)
 	if i := strings.IndexByte(n, '['); i > 0 {
 		n = n[:i]
@@ -137,6 +138,51 @@ func foldName(n string) string {
 		return r
 	}, n)
 	return strings.ToLower(n)
+}
+
+// trimAnySpace trims what any stack may trim around a cookie name: ASCII
+// and Unicode white space (Django and werkzeug 3 strip str, older npm
+// cookie uses JavaScript's trim), and the Latin-1 bytes 0x85 and 0xA0 a
+// server that reads the header as Latin-1 turns into white space.
+func trimAnySpace(s string) string {
+	isSpace := func(s string, last bool) int {
+		var r rune
+		var size int
+		if last {
+			r, size = utf8.DecodeLastRuneInString(s)
+		} else {
+			r, size = utf8.DecodeRuneInString(s)
+		}
+		if r == utf8.RuneError && size == 1 {
+			b := s[0]
+			if last {
+				b = s[len(s)-1]
+			}
+			if b == 0x85 || b == 0xa0 {
+				return 1
+			}
+			return 0
+		}
+		if unicode.IsSpace(r) {
+			return size
+		}
+		return 0
+	}
+	for s != "" {
+		n := isSpace(s, false)
+		if n == 0 {
+			break
+		}
+		s = s[n:]
+	}
+	for s != "" {
+		n := isSpace(s, true)
+		if n == 0 {
+			break
+		}
+		s = s[:len(s)-n]
+	}
+	return s
 }
 
 // match tells which pattern (index) a cookie name belongs to, -1 for none,

@@ -275,3 +275,22 @@ func TestCookieNamesJSON(t *testing.T) {
 		t.Errorf("an object: %v", err)
 	}
 }
+
+// Names behind white space some stack strips (Unicode, or Latin-1 bytes a
+// server reads the header as) are candidates: dropped, never passed by.
+func TestCookieNamesBehindAnySpace(t *testing.T) {
+	set, err := compileCookies(CookieNames{"sid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{
+		"\xa0sid=R", "\xc2\xa0sid=R", "sid\u3000=R", "\u2003sid=R", "sid\x85=R", "sid=good; \xc2\xa0sid=R", "\vsid=R",
+	} {
+		h := http.Header{"Cookie": {in}}
+		read := set.readCookies(h, "")
+		set.applyCookies(h, &read)
+		if fwd := strings.Join(h["Cookie"], "|"); strings.Contains(fwd, "=R") {
+			t.Errorf("%q forwarded as %q: a look-alike of sid reaches the app", in, fwd)
+		}
+	}
+}

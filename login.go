@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -47,8 +49,10 @@ func loginErrorf(format string, a ...any) error { return errLogin{fmt.Sprintf(fo
 // the body is too large, encoded, of a type it does not parse, malformed,
 // or holds the field other than exactly once as a string.
 func readLoginName(r *http.Request, field string) (string, error) {
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return "", loginErrorf("login body with Content-Encoding %q cannot be read", ce)
+	for _, ce := range r.Header.Values("Content-Encoding") {
+		if ce != "" && !strings.EqualFold(ce, "identity") {
+			return "", loginErrorf("login body with Content-Encoding %q cannot be read", ce)
+		}
 	}
 	if r.ContentLength > maxLoginBody {
 		return "", loginErrorf("login body over %d bytes", maxLoginBody)
@@ -80,7 +84,7 @@ func readLoginName(r *http.Request, field string) (string, error) {
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
 		name, err = jsonField(buf, field)
 	case mt == "multipart/form-data":
-		name, err = multipartField(buf, params["boundary"], field)
+		name, err = multipartField(buf, ct[0], params["boundary"], field)
 	default:
 		return "", loginErrorf("login body of type %q is not read (form, multipart or JSON)", mt)
 	}
@@ -100,19 +104,28 @@ func readLoginName(r *http.Request, field string) (string, error) {
 	return name, nil
 }
 
-// formKey is how a form field name compares across apps: decoded, with
-// PHP's mangling ('.' and ' ' become '_', a '[' starts an array).
+// formKey is how a form field name compares across apps: decoded, cut at
+// a NUL (PHP's C strings), with PHP's mangling ('.' and ' ' become '_', a
+// '[' with a ']' after it starts an array, one without becomes '_'), case
+// folded (apps that bind fields case-insensitively).
 func formKey(k string) string {
-	if i := strings.IndexByte(k, '['); i > 0 {
+	if i := strings.IndexByte(k, 0); i >= 0 {
 		k = k[:i]
 	}
+	if i := strings.IndexByte(k, '['); i > 0 {
+		if strings.IndexByte(k[i:], ']') > 0 {
+			k = k[:i]
+		} else {
+			k = k[:i] + "_" + k[i+1:]
+		}
+	}
 	k = strings.TrimLeft(k, " ")
-	return strings.Map(func(r rune) rune {
+	return strings.ToLower(strings.Map(func(r rune) rune {
 		if r == '.' || r == ' ' {
 			return '_'
 		}
 		return r
-	}, k)
+	}, k))
 }
 
 // formField reads a urlencoded body strictly: '&' separates, every escape
@@ -177,10 +190,16 @@ func jsonField(body []byte, field string) (string, error) {
 			return "", loginErrorf("login body is not valid JSON")
 		}
 		k, _ := kt.(string)
-		if seen[k] {
+		// Go apps bind JSON keys case-insensitively (and "ſ" as "s"),
+		// the last one winning: one key in any spelling, once.
+		folded := strings.ToLower(strings.ReplaceAll(k, "ſ", "s"))
+		if seen[folded] {
 			return "", loginErrorf("login body with key %q more than once", k)
 		}
-		seen[k] = true
+		seen[folded] = true
+		if k != field && strings.EqualFold(k, field) {
+			return "", loginErrorf("login field %q written as %q", field, k)
+		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return "", loginErrorf("login body is not valid JSON")
@@ -202,26 +221,39 @@ func jsonField(body []byte, field string) (string, error) {
 	return oneValue(value, n, field)
 }
 
-// multipartField reads a multipart form strictly: well formed, the field
-// once among the parts that are not files.
-func multipartField(body []byte, boundary, field string) (string, error) {
+// multipartField reads a multipart form strictly: well formed as every
+// parser reads it alike (one boundary parameter, every delimiter line a
+// part Go's reader saw, each part "form-data" with one name and no
+// transfer encoding), the field once among the parts that are not files.
+func multipartField(body []byte, ct, boundary, field string) (string, error) {
 	if boundary == "" {
 		return "", loginErrorf("multipart login body without a boundary")
 	}
+	if strings.Count(strings.ToLower(ct), "boundary") != 1 {
+		return "", loginErrorf("multipart login body with several boundaries")
+	}
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
 	var value string
-	n := 0
+	n, parts := 0, 0
 	for {
-		p, err := mr.NextPart()
+		// Raw: a transfer encoding is seen, not decoded away.
+		p, err := mr.NextRawPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return "", loginErrorf("malformed multipart login body")
 		}
+		parts++
+		if !strictPart(p) {
+			return "", loginErrorf("multipart login body with a part apps read differently")
+		}
 		name := p.FormName()
-		if p.FileName() != "" || formKey(name) != formKey(field) {
+		if formKey(name) != formKey(field) {
 			continue
+		}
+		if _, params, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition")); params["filename"] != "" || hasParam(p.Header.Get("Content-Disposition"), "filename") {
+			continue // a file: apps file it as an upload, not a field
 		}
 		n++
 		if name != field {
@@ -233,7 +265,30 @@ func multipartField(body []byte, boundary, field string) (string, error) {
 		}
 		value = string(b)
 	}
+	// Every delimiter line is a part the reader saw (and the close).
+	if bytes.Count(body, []byte("--"+boundary)) != parts+1 {
+		return "", loginErrorf("multipart login body with a part apps read differently")
+	}
 	return oneValue(value, n, field)
+}
+
+// strictPart: a part every app reads as the same form field or file.
+func strictPart(p *multipart.Part) bool {
+	if len(p.Header.Values("Content-Disposition")) != 1 || p.Header.Get("Content-Transfer-Encoding") != "" {
+		return false
+	}
+	cd := p.Header.Get("Content-Disposition")
+	disp, params, err := mime.ParseMediaType(cd)
+	if err != nil || disp != "form-data" || params["name"] == "" {
+		return false
+	}
+	lower := strings.ToLower(cd)
+	return strings.Count(lower, "name=") == 1+strings.Count(lower, "filename=") && !strings.Contains(lower, "name*")
+}
+
+// hasParam reports whether a header value names param at all.
+func hasParam(v, param string) bool {
+	return strings.Contains(strings.ToLower(v), param+"=")
 }
 
 // Login name normalisations (user_normalize).
@@ -339,11 +394,14 @@ func (h *Handler) loginSucceeded(cw *cookieWatch, id ident) bool {
 		}
 		return false
 	}
+	// The cookie whose issue the browser's signature proves (the
+	// request's first), replaced.
 	for i, ch := range cw.changes {
 		had := id.cookies.found[i]
-		if had.value != "" && ch.value != "" && cookieToken(ch.value) != had.token {
-			return true
+		if had.value == "" {
+			continue
 		}
+		return ch.value != "" && cookieToken(ch.value) != had.token
 	}
 	return false
 }
@@ -368,11 +426,17 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyh
 			return
 		}
 		if id.user == "" && h.LoginUser != nil {
-			if u := h.LoginUser.from(cw.Header()); u != "" {
-				user = normalizeUser(u, h.UserNormalize)
-			} else {
-				h.logger.Warn("successful login answer does not name the user as login_user expects; using the typed name")
+			u := h.LoginUser.from(cw.Header())
+			if u == "" {
+				// Opening a session in the typed name could pin
+				// someone else's name on a false success.
+				h.logger.Warn("successful login answer does not name the user as login_user expects; no session opened")
+				if h.FailClosed {
+					cw.refuseAnswer(http.StatusServiceUnavailable)
+				}
+				return
 			}
+			user = normalizeUser(u, h.UserNormalize)
 		}
 		// The session's token: the first session cookie the answer set,
 		// else (an app that keeps its cookie at login) the request's.
@@ -396,12 +460,20 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyh
 			h.end(id.realm, user, old, tracker.EndReplaced, false)
 		}
 		res, ok := h.login(r, repl, id, user, tokens[0], dev)
+		// A limit that refuses the session lets the app's answer go out
+		// (the next request with its cookie is refused, as documented);
+		// a login the module could not record, with fail_closed, does
+		// not reach the browser.
+		if !ok && h.FailClosed {
+			cw.refuseAnswer(http.StatusServiceUnavailable)
+			return
+		}
 		for _, tok := range tokens[1:] {
-			if !ok || res.Refused {
+			if !ok {
 				break
 			}
 			// Another cookie of the same login (one per path, say).
-			if _, err := h.tracker.Alias(r.Context(), res.Realm, res.User, res.SessionID, tok); err != nil {
+			if _, err := h.tracker.Alias(detached(r), res.Realm, res.User, res.SessionID, tok); err != nil {
 				h.storeError(err)
 			}
 		}
@@ -409,8 +481,17 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyh
 	return cw.serve(next, r)
 }
 
+// detached is the request's context without its cancellation (and with
+// a bound): what the module records of an answer must not be lost because
+// the client hung up meanwhile.
+func detached(r *http.Request) context.Context {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	context.AfterFunc(ctx, cancel)
+	return ctx
+}
+
 func (h *Handler) login(r *http.Request, repl *caddy.Replacer, id ident, user, token, dev string) (tracker.Result, bool) {
-	res, err := h.tracker.Login(r.Context(), tracker.Request{
+	res, err := h.tracker.Login(detached(r), tracker.Request{
 		Realm: id.realm, Token: token, User: user, IP: id.ip, UserAgent: id.ua, DeviceID: dev,
 		Path: r.URL.Path, Consent: h.consent(repl),
 	})

@@ -48,6 +48,15 @@ func TestReadLoginName(t *testing.T) {
 		{"two types", "", "username=bob", "", "exactly one", http.Header{"Content-Type": {form, form}}},
 		{"gzip", form, "username=bob", "", "Content-Encoding", http.Header{"Content-Encoding": {"gzip"}}},
 		{"big", form, "username=bob&pad=" + strings.Repeat("x", maxLoginBody), "", "over 65536", nil},
+		{"form, NUL in a key", form, "username=carol&username%00=bob", "", "written as", nil},
+		{"form, case variant", form, "USERNAME=bob", "", "written as", nil},
+		{"json, case variant", "application/json", `{"username":"fake","USERNAME":"victim"}`, "", "more than once", nil},
+		{"json, long s", "application/json", `{"uſername":"victim"}`, "", "", nil},
+		{"multipart, attachment", "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: attachment; name=\"username\"\r\n\r\nbob\r\n--B--\r\n", "", "read differently", nil},
+		{"multipart, two names", "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"x\"; name=\"username\"\r\n\r\nbob\r\n--B--\r\n", "", "", nil},
+		{"multipart, two boundaries", "multipart/form-data; xboundary=A; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nbob\r\n--B--\r\n", "", "several boundaries", nil},
+		{"multipart, transfer encoding", "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"username\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nbob\r\n--B--\r\n", "", "read differently", nil},
+		{"multipart, empty filename", "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"username\"; filename=\"\"\r\n\r\nbob\r\n--B--\r\n", "", "without", nil},
 		{"multipart, twice", mw.FormDataContentType(), strings.Replace(mp.String(), "carol", "carol\r\n--"+mw.Boundary()+"\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nbob", 1), "", "more than once", nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -19,6 +19,9 @@ type cookieWatch struct {
 	set    *cookieSet
 	wrote  bool
 	status int
+	// override, when set by what judges the answer, replaces its status
+	// (refuseAnswer).
+	override int
 	// set[i] is what the answer did to the cookie of pattern i.
 	changes [maxCookiePatterns]cookieChange
 	changed bool
@@ -60,8 +63,35 @@ func (c *cookieWatch) WriteHeader(status int) {
 	// 1xx informational answers (103 Early Hints) come before the real one.
 	if !c.wrote && (status >= 200 || status == http.StatusSwitchingProtocols) {
 		c.judge(status)
+		if c.override != 0 {
+			status = c.override
+		}
 	}
 	c.ResponseWriterWrapper.WriteHeader(status)
+}
+
+// refuseAnswer turns the answer being judged into a refusal: its session
+// cookies never reach the browser, and its status is status. For what the
+// module must record before the answer may go out and could not (a login
+// refused by a limit, a store that failed with fail_closed).
+func (c *cookieWatch) refuseAnswer(status int) {
+	c.override = status
+	h := c.Header()
+	var keep []string
+	for _, line := range h["Set-Cookie"] {
+		if ck, err := http.ParseSetCookie(line); err == nil {
+			if idx, _ := c.set.match(ck.Name); idx >= 0 {
+				continue
+			}
+		}
+		keep = append(keep, line)
+	}
+	if len(keep) == 0 {
+		delete(h, "Set-Cookie")
+	} else {
+		h["Set-Cookie"] = keep
+	}
+	h.Del("Location")
 }
 
 // judge records the answer's status and what it does to the session
@@ -84,6 +114,9 @@ func (c *cookieWatch) serve(next caddyhttp.Handler, r *http.Request) error {
 	err := next.ServeHTTP(c, r)
 	if err == nil && !c.wrote {
 		c.judge(http.StatusOK)
+		if c.override != 0 {
+			c.ResponseWriterWrapper.WriteHeader(c.override)
+		}
 	}
 	return err
 }

@@ -85,13 +85,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		if match {
 			clearPlaceholders(repl)
+			// A refused token is refused on a login too: an app may
+			// take it as proof of a login (WordPress signs in from its
+			// cookie when the name is empty or "0").
+			if res, name, refused := h.refusedToken(r, id); refused {
+				return h.refuse(w, r, repl, id, name, res.Reason)
+			}
 			name, err := readLoginName(r, h.UserField)
 			switch {
 			case err == nil && h.successRule == successReplaced && id.user == "" && id.cookies.n == 0:
 				// The answer's new cookie could come from an anonymous
 				// session start as well as from a login.
 				return h.badRequest(w, errors.New("login request without the app's session cookie: load the login page first"))
-			case err == nil && h.successRule == successReplaced && id.user == "" && !h.keys.VerifyIssued(id.token(), id.cookies.issued):
+			case err == nil && h.successRule == successReplaced && id.user == "" && !h.keys.VerifyIssued(id.token(), id.cookies.issued, time.Now(), issuedMaxAge):
 				// The app may replace an id it does not know on any
 				// answer: that would prove nothing. The browser gets
 				// a fresh one from the login page.
@@ -115,6 +121,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		if match {
 			clearPlaceholders(repl)
+			if res, name, refused := h.refusedToken(r, id); refused {
+				return h.refuse(w, r, repl, id, name, res.Reason)
+			}
 			return h.serveLogout(w, r, next, id)
 		}
 	}
@@ -211,7 +220,7 @@ func (h *Handler) judgeTracked(cw *cookieWatch) {
 		case ch.value != "" && cookieToken(ch.value) != had.token:
 			// The app rotated a session cookie (privilege change) or
 			// set another one of the login: the session goes on.
-			if _, err := h.tracker.Alias(cw.req.Context(), cw.res.Realm, cw.res.User, cw.res.SessionID, cookieToken(ch.value)); err != nil {
+			if _, err := h.tracker.Alias(detached(cw.req), cw.res.Realm, cw.res.User, cw.res.SessionID, cookieToken(ch.value)); err != nil {
 				h.storeError(err)
 			}
 		}
@@ -219,6 +228,27 @@ func (h *Handler) judgeTracked(cw *cookieWatch) {
 	if ended {
 		h.end(cw.res.Realm, cw.res.User, cw.token, tracker.EndLogout, false)
 	}
+}
+
+// refusedToken reports whether a session cookie of the request is refused
+// (revoked, evicted, logged out, a blocked device's), without opening or
+// counting anything: for requests that are not ordinary page views (a
+// login, a logout). A store error is not a refusal here; the deny list is
+// consulted by the tracker.
+func (h *Handler) refusedToken(r *http.Request, id ident) (tracker.Result, string, bool) {
+	for _, c := range id.cookies.found {
+		if c.value == "" {
+			continue
+		}
+		res, err := h.tracker.Observe(r.Context(), tracker.Request{
+			Realm: id.realm, Token: c.token, User: id.user, IP: id.ip, UserAgent: id.ua,
+			DeviceCookie: id.cookies.device, NoOpen: true,
+		})
+		if err == nil && res.Refused {
+			return res, c.name, true
+		}
+	}
+	return tracker.Result{}, "", false
 }
 
 // errTwoSessions: a request's session cookies belong to different sessions.
@@ -288,6 +318,18 @@ func (h *Handler) serveAnonymous(w http.ResponseWriter, r *http.Request, next ca
 	cw := newCookieWatch(w, &h.cookies)
 	defer cw.release()
 	cw.onHeader = func() {
+		if first, ok := id.cookies.first(); ok && !cw.changed && cw.status < 400 {
+			// The app still takes the anonymous cookie: its signature
+			// slides, so a visitor who browses before logging in is
+			// never asked to reload. A cookie the app forgot is replaced
+			// on the answer instead (or, in a lax app, kept: then a
+			// failed login keeps it too).
+			now := time.Now()
+			if h.keys.VerifyIssued(first.token, id.cookies.issued, now, issuedMaxAge) &&
+				!h.keys.VerifyIssued(first.token, id.cookies.issued, now, time.Minute) {
+				h.setIssuedCookie(cw, r, first.token)
+			}
+		}
 		for i, ch := range cw.changes {
 			if ch.value == "" {
 				continue
@@ -300,7 +342,7 @@ func (h *Handler) serveAnonymous(w http.ResponseWriter, r *http.Request, next ca
 				}
 				return
 			}
-			if had.value != "" && cookieToken(ch.value) != had.token && h.keys.VerifyIssued(had.token, id.cookies.issued) &&
+			if had.value != "" && cookieToken(ch.value) != had.token && h.keys.VerifyIssued(had.token, id.cookies.issued, time.Now(), issuedMaxAge) &&
 				h.warnedRotation.CompareAndSwap(false, true) {
 				h.logger.Warn("the app sets its session cookie anew on ordinary answers: a new cookie does not prove a login, so set login_success (a status, header or redirect of its successful login answer)",
 					zap.String("cookie", ch.name), zap.String("path", r.URL.Path))
@@ -312,12 +354,16 @@ func (h *Handler) serveAnonymous(w http.ResponseWriter, r *http.Request, next ca
 	return cw.serve(next, r)
 }
 
-// setIssuedCookie signs an anonymous session cookie the app issued, for as
-// long as an idle session lasts.
+// issuedMaxAge is how long the signature of an issued anonymous cookie
+// proves its issue: a login form is filled in well within it, and an app
+// is unlikely to have forgotten the anonymous id by then.
+const issuedMaxAge = 10 * time.Minute
+
+// setIssuedCookie signs an anonymous session cookie the app issued.
 func (h *Handler) setIssuedCookie(w http.ResponseWriter, r *http.Request, token string) {
 	http.SetCookie(w, &http.Cookie{
-		Name: h.cookies.issued, Value: h.keys.IssuedMAC(token), Path: "/",
-		MaxAge: int(time.Duration(h.IdleTimeout).Seconds()), HttpOnly: true,
+		Name: h.cookies.issued, Value: h.keys.IssuedMAC(token, time.Now()), Path: "/",
+		MaxAge: int(issuedMaxAge.Seconds()), HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,
 	})
 }
@@ -355,7 +401,11 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, next caddy
 	// (WordPress asks to confirm a logout without its nonce) ends
 	// nothing: a cross-site link cannot log anyone out.
 	cw.onHeader = func() {
-		if cw.status >= 400 {
+		// Ended when the app did log out: an answer below 400 that
+		// deletes or replaces a session cookie. An app that asks to
+		// confirm (WordPress without its nonce, Moodle without its
+		// sesskey) ends nothing: a cross-site link logs nobody out.
+		if cw.status >= 400 || (id.cookies.n > 0 && !cw.changed) {
 			return
 		}
 		if tok := id.token(); tok != "" {

@@ -13,9 +13,9 @@ import (
 // derived name: a change to any of these orphans every user's data on
 // upgrade (bound tokens unknown, session ids changed, keys moved), so it
 // must be a deliberate one, with an upgrade note in the README.
-// issuedGolden is IssuedMAC("PHPSESSID-value") under the golden secret: a
+// issuedGolden is IssuedMAC("PHPSESSID-value", 1796180000) under the golden secret: a
 // browser keeps it across an upgrade, so a change breaks logins in flight.
-const issuedGolden = "UC903_H4zZk3grmCOhsSPg" // base64url(HMAC-SHA256(secret, "issued\x00" + token + "\x00")[:16])
+const issuedGolden = "tpedcw.66sKVraA0uyGX8354pHF7A" // t + "." + base64url(HMAC-SHA256(secret, "issued\x00" + token + "\x00" + t + "\x00")[:16]), t = unix seconds in base 36
 
 func TestStoredDerivationsAreStable(t *testing.T) {
 	secret := []byte("golden-secret-0123456789abcdef")
@@ -35,7 +35,7 @@ func TestStoredDerivationsAreStable(t *testing.T) {
 		{"token hash", th, "Zk8Jol_CAFdE4aToHbkO9w"},
 		{"session id", k.SessionID(th, time.Date(2026, 12, 2, 3, 4, 5, 6e6, time.UTC)), "jvmb2vjrbqg7ordx"},
 		{"device cookie", k.DeviceCookie("AAAAAAAAAAAAAAAA"), "AAAAAAAAAAAAAAAA.M2Y6bSz9nXJ-NkRXqWG-dg"},
-		{"issued cookie signature", k.IssuedMAC("PHPSESSID-value"), issuedGolden},
+		{"issued cookie signature", k.IssuedMAC("PHPSESSID-value", time.Unix(1796180000, 0)), issuedGolden},
 		{"derived device", k.DerivedDevice("shop", "alice", "UA", "81.2.69.142"), "AXoW-LKxo2HNSstl"},
 		{"hashed IP key", k.TokenHash("ip", "81.2.69.0/24"), "36t1FCPy5JyPMeSfkpls2A"},
 		{"user keys", strings.Join(ks.all(), " "), "cs:{kg061MlgT5lfJ_FA}:u cs:{kg061MlgT5lfJ_FA}:tok cs:{kg061MlgT5lfJ_FA}:s cs:{kg061MlgT5lfJ_FA}:act cs:{kg061MlgT5lfJ_FA}:hist cs:{kg061MlgT5lfJ_FA}:d cs:{kg061MlgT5lfJ_FA}:dz cs:{kg061MlgT5lfJ_FA}:ips cs:{kg061MlgT5lfJ_FA}:v cs:{kg061MlgT5lfJ_FA}:vz cs:{kg061MlgT5lfJ_FA}:days cs:{kg061MlgT5lfJ_FA}:trail"},

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -99,21 +100,34 @@ func (k *Keyring) SessionID(tokenHash string, started time.Time) string {
 // visitor: the module hands it to the browser beside the app's cookie, so
 // a later login proves, without any storage, that the cookie it replaces
 // is one the app issued (VerifyIssued).
-func (k *Keyring) IssuedMAC(token string) string {
-	sum := k.mac("issued", token)
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
+// The signature holds when it was made (unix seconds, base 36): it proves
+// an issue within maxAge only, since an app may forget an anonymous id
+// (expiry, logout) and then replace it on any answer.
+func (k *Keyring) IssuedMAC(token string, at time.Time) string {
+	ts := strconv.FormatInt(at.Unix(), 36)
+	sum := k.mac("issued", token, ts)
+	return ts + "." + base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-// VerifyIssued reports whether mac is IssuedMAC(token).
-func (k *Keyring) VerifyIssued(token, mac string) bool {
-	var got [16]byte
-	if token == "" || len(mac) != 22 {
+// VerifyIssued reports whether value is IssuedMAC(token, t) for a t at
+// most maxAge before now.
+func (k *Keyring) VerifyIssued(token, value string, now time.Time, maxAge time.Duration) bool {
+	ts, mac, ok := strings.Cut(value, ".")
+	if token == "" || !ok || len(mac) != 22 || len(ts) > 13 {
 		return false
 	}
+	sec, err := strconv.ParseInt(ts, 36, 64)
+	if err != nil || strconv.FormatInt(sec, 36) != ts {
+		return false // one spelling per time
+	}
+	if at := time.Unix(sec, 0); at.After(now.Add(time.Minute)) || now.Sub(at) > maxAge {
+		return false
+	}
+	var got [16]byte
 	if n, err := base64.RawURLEncoding.Strict().Decode(got[:], []byte(mac)); err != nil || n != len(got) {
 		return false
 	}
-	want := k.mac("issued", token)
+	want := k.mac("issued", token, ts)
 	return hmac.Equal(got[:], want[:16])
 }
 

@@ -260,19 +260,27 @@ func TestDerivedDevice(t *testing.T) {
 
 func TestIssuedMAC(t *testing.T) {
 	k := testKeyring(t)
-	mac := k.IssuedMAC("anon-cookie")
-	if !k.VerifyIssued("anon-cookie", mac) {
+	mac := k.IssuedMAC("anon-cookie", time.Now())
+	now := time.Now()
+	if !k.VerifyIssued("anon-cookie", mac, now, time.Minute) {
 		t.Fatal("the signature of a cookie does not verify")
+	}
+	if k.VerifyIssued("anon-cookie", mac, now.Add(2*time.Minute), time.Minute) {
+		t.Error("a signature older than maxAge verifies")
+	}
+	if k.VerifyIssued("anon-cookie", k.IssuedMAC("anon-cookie", now.Add(time.Hour)), now, time.Minute) {
+		t.Error("a signature from the future verifies")
 	}
 	for _, c := range []struct{ token, mac string }{
 		{"other-cookie", mac},
-		{"anon-cookie", mac[:21] + "A"},
+		{"anon-cookie", mac[:len(mac)-1] + "A"},
+		{"anon-cookie", "0" + mac},
 		{"anon-cookie", ""},
 		{"", mac},
 		{"anon-cookie", mac + "="},
 		{"anon-cookie", k.DeviceCookie("AAAAAAAAAAAAAAAA")},
 	} {
-		if k.VerifyIssued(c.token, c.mac) {
+		if k.VerifyIssued(c.token, c.mac, now, time.Minute) {
 			t.Errorf("VerifyIssued(%q, %q) accepted it", c.token, c.mac)
 		}
 	}
@@ -280,7 +288,7 @@ func TestIssuedMAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k2.VerifyIssued("anon-cookie", mac) {
+	if k2.VerifyIssued("anon-cookie", mac, now, time.Minute) {
 		t.Error("a signature under another secret verifies")
 	}
 }

@@ -40,6 +40,8 @@ func (t *Tracker) Settings(ctx context.Context, realm string) Settings {
 }
 
 func (t *Tracker) loadSettings(ctx context.Context, realm string, last *cachedSettings) Settings {
+	// A read that a change overtook must not be cached over it.
+	gen := t.settingsGen.Load()
 	st, ok, err := t.cfg.Store.Settings(ctx, realm)
 	switch {
 	case err != nil && last != nil:
@@ -47,7 +49,11 @@ func (t *Tracker) loadSettings(ctx context.Context, realm string, last *cachedSe
 	case err != nil || !ok:
 		st = t.cfg.Settings
 	}
-	t.settings.Store(realm, &cachedSettings{s: st, until: t.now().UnixNano() + int64(settingsTTL)})
+	if t.settingsGen.Load() == gen {
+		t.settings.Store(realm, &cachedSettings{s: st, until: t.now().UnixNano() + int64(settingsTTL)})
+	} else if last != nil {
+		last.refreshing.Store(false)
+	}
 	return st
 }
 

@@ -166,9 +166,10 @@ type SessionStore interface {
 	// forget the token's mapping goes too, whatever the reason (a token
 	// made from the device, which must not stay refused).
 	EndToken(ctx context.Context, realm, user, tokenHash, reason string, forget bool, now time.Time, p Policy) (*Session, error)
-	// AliasToken maps another token to an active session of the user (a
-	// rotated cookie, or a second cookie of the same login); false if the
-	// session is unknown or has ended.
+	// AliasToken maps another token to a session of the user (a rotated
+	// cookie, or a second cookie of the same login); false if the session
+	// has ended (the token then shares its end) or is unknown (nothing
+	// mapped).
 	AliasToken(ctx context.Context, realm, user, tokenHash, sessionID string) (bool, error)
 	// SweepIdle closes sessions idle past p.Idle of users active in
 	// (since, now-p.Idle], returning what it closed.

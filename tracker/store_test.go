@@ -533,6 +533,10 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		if ok, err := f.s.AliasToken(f.ctx, f.realm, f.user, f.th("late"), id); err != nil || ok {
 			t.Errorf("AliasToken to an ended session = %v, %v; want false", ok, err)
 		}
+		// A rotation that lost the race with the revocation: refused too.
+		if res := f.seen("late", 4*time.Minute); res.Status != StatusRefused || res.Reason != EndRevoked {
+			t.Errorf("Seen(late alias of a revoked session) = %+v, want refused", res)
+		}
 		if ok, err := f.s.AliasToken(f.ctx, f.realm, f.user, f.th("x"), "no-such-session"); err != nil || ok {
 			t.Errorf("AliasToken to an unknown session = %v, %v; want false", ok, err)
 		}

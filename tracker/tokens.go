@@ -127,7 +127,8 @@ func (t *Tracker) TokenUser(ctx context.Context, token string) (string, error) {
 // cookie the app rotated, or a second cookie of the same login (an app
 // that authenticates different paths with different cookies). The
 // session goes on under either token; ending it refuses both. false if
-// the session is no longer active.
+// the session is no longer active: the token then shares its end (a
+// rotation racing a revocation yields a refused token, never a free one).
 func (t *Tracker) Alias(ctx context.Context, realm, user, sessionID, token string) (bool, error) {
 	key := t.tokenKey(token)
 	th := key.String()
@@ -135,14 +136,11 @@ func (t *Tracker) Alias(ctx context.Context, realm, user, sessionID, token strin
 		return false, err
 	}
 	ok, err := t.cfg.Store.AliasToken(ctx, realm, user, th, sessionID)
-	if err != nil || !ok {
-		if err == nil {
-			_ = t.cfg.Store.UnbindToken(ctx, th)
-		}
+	if err != nil {
 		return false, err
 	}
 	t.cache.remove(key)
 	// Other instances may remember this token as anonymous.
 	_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: realm, TokenHash: th, Origin: t.id})
-	return true, nil
+	return ok, nil
 }

@@ -73,6 +73,8 @@ type Tracker struct {
 	cache *cache
 	// denied refuses tokens while the store is unreachable (deny.go).
 	denied *denyList
+	// settingsGen counts settings invalidations (settings.go).
+	settingsGen atomic.Uint64
 	now    func() time.Time
 
 	touches chan pendingTouch
@@ -236,6 +238,7 @@ func (t *Tracker) DroppedRefreshes() int64 { return t.dropped.Load() }
 
 func (t *Tracker) invalidate(inv Invalidation) {
 	if inv.Settings {
+		t.settingsGen.Add(1)
 		t.settings.Delete(inv.Realm)
 	}
 	// What is refused goes on the deny list before the cache forgets it.
