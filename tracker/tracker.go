@@ -75,7 +75,7 @@ type Tracker struct {
 	denied *denyList
 	// settingsGen counts settings invalidations (settings.go).
 	settingsGen atomic.Uint64
-	now    func() time.Time
+	now         func() time.Time
 
 	touches chan pendingTouch
 	dropped atomic.Int64
