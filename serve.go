@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -448,11 +447,6 @@ func (h *Handler) storeError(err error) {
 	if h.errLog.trip() {
 		h.logger.Error("session store unavailable; requests pass untracked", zap.Error(err))
 	}
-}
-
-type readCloser struct {
-	io.Reader
-	io.Closer
 }
 
 // truthy reads a consent or impersonation value.
