@@ -661,10 +661,9 @@ func testOversizedLogin(t *testing.T, env storeEnv) {
 	rc, up := bigLoginApp(t)
 	const realm = "shop-big"
 	body := "username=alice&password=alice&pad=" + strings.Repeat("x", 100<<10)
-	strict := startCaddy(t, caddyfile("", shopSite(up, sessionsConf(env, "realm "+realm+"-strict", "login @login"), "")))
-	for _, chunked := range []bool{false, true} {
-		cl := newClient(t, uaChromeWindows, ipLondon)
-		r := cl.do(http.MethodPost, strict.Site+"/login", strings.NewReader(body), func(q *http.Request) {
+	// postBig posts body from cl with Content-Length or chunked.
+	postBig := func(cl *client, site string, chunked bool) *reply {
+		return cl.do(http.MethodPost, site+"/login", strings.NewReader(body), func(q *http.Request) {
 			q.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			if chunked {
 				q.Body = io.NopCloser(io.MultiReader(strings.NewReader(body)))
@@ -672,6 +671,10 @@ func testOversizedLogin(t *testing.T, env storeEnv) {
 				q.GetBody = nil
 			}
 		})
+	}
+	strict := startCaddy(t, caddyfile("", shopSite(up, sessionsConf(env, "realm "+realm+"-strict", "login @login"), "")))
+	for _, chunked := range []bool{false, true} {
+		r := postBig(newClient(t, uaChromeWindows, ipLondon), strict.Site, chunked)
 		if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "over 65536 bytes") {
 			t.Fatalf("chunked=%v: an oversized login should be refused with a reason: %s", chunked, r)
 		}
@@ -683,14 +686,7 @@ func testOversizedLogin(t *testing.T, env storeEnv) {
 	c := startCaddy(t, caddyfile("", shopSite(up, sessionsConf(env, "realm "+realm, "login @login", "unreadable_login pass"), "")))
 	for _, chunked := range []bool{false, true} {
 		cl := newClient(t, uaChromeWindows, ipLondon)
-		r := cl.do(http.MethodPost, c.Site+"/login", strings.NewReader(body), func(q *http.Request) {
-			q.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			if chunked {
-				q.Body = io.NopCloser(io.MultiReader(strings.NewReader(body)))
-				q.ContentLength = -1
-				q.GetBody = nil
-			}
-		})
+		r := postBig(cl, c.Site, chunked)
 		if r.Status != http.StatusSeeOther || r.setCookie("shop_session") == nil {
 			t.Fatalf("chunked=%v: the app should accept the big login: %s", chunked, r)
 		}
