@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
 )
 
 const benchUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
@@ -24,7 +25,7 @@ func provisionTest(tb testing.TB, h *Handler) {
 	tb.Helper()
 	tb.Setenv("XDG_DATA_HOME", tb.TempDir())
 	if _, _, err := stores.LoadOrNew("memory", func() (caddy.Destructor, error) {
-		return &pooledStore{Store: tracker.NewMemoryStore()}, nil
+		return &pooledStore{Store: redisstore.NewMemory()}, nil
 	}); err != nil {
 		tb.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // setDefaults fills in what the configuration left out.
@@ -71,7 +71,7 @@ func (h *Handler) checkConfig() error {
 		}
 	}
 	switch h.IPPrecision {
-	case "", tracker.IPFull, tracker.IPTruncated, tracker.IPNone:
+	case "", store.IPFull, store.IPTruncated, store.IPNone:
 	default:
 		return fmt.Errorf("ip_precision: %q is not full, truncated or none", h.IPPrecision)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // Event names emitted through Caddy's events app.
@@ -27,7 +28,7 @@ func (h *Handler) emit(name string, data map[string]any) {
 	h.events.Emit(h.ctx, name, data)
 }
 
-func sessionData(s *tracker.Session) map[string]any {
+func sessionData(s *store.Session) map[string]any {
 	d := map[string]any{
 		"realm": s.Realm, "user": s.User, "session": s.ID, "device": s.DeviceID, "ip": s.IP,
 		"location": s.Location.String(), "browser": s.Agent.Browser, "os": s.Agent.OS, "device_type": s.Agent.DeviceType,
@@ -42,21 +43,21 @@ func sessionData(s *tracker.Session) map[string]any {
 func (h *Handler) hooks() tracker.Hooks {
 	realm := h.metricRealm()
 	return tracker.Hooks{
-		SessionOpened: func(s *tracker.Session) {
+		SessionOpened: func(s *store.Session) {
 			h.metrics.opened.WithLabelValues(realm).Inc()
 			h.emit(EventSessionOpened, sessionData(s))
 			if c := h.logger.Check(zapcore.DebugLevel, "session opened"); c != nil {
 				c.Write(zap.String("session", s.ID), zap.String("realm", s.Realm))
 			}
 		},
-		SessionClosed: func(s *tracker.Session) {
+		SessionClosed: func(s *store.Session) {
 			h.metrics.closed.WithLabelValues(realm, s.EndReason).Inc()
 			h.emit(EventSessionClosed, sessionData(s))
 			if c := h.logger.Check(zapcore.DebugLevel, "session closed"); c != nil {
 				c.Write(zap.String("session", s.ID), zap.String("realm", s.Realm), zap.String("reason", s.EndReason))
 			}
 		},
-		DeviceNew: func(r string, d *tracker.Device) {
+		DeviceNew: func(r string, d *store.Device) {
 			h.emit(EventDeviceNew, map[string]any{"realm": r, "user": d.User, "device": d.ID, "ip": d.LastIP,
 				"location": d.Location.String(), "browser": d.Agent.Browser, "os": d.Agent.OS})
 		},

@@ -13,7 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // phpLike is the app behind the handler in TestServeHTTPFlow: it gives a
@@ -90,7 +90,7 @@ func TestServeHTTPFlow(t *testing.T) {
 		return ""
 	}
 	cookieOf := func(w *httptest.ResponseRecorder) string { return cookieNamed(w, "SID") }
-	sessions := func() []*tracker.Session {
+	sessions := func() []*store.Session {
 		list, _, err := h.tracker.Sessions(context.Background(), defaultRealm, "alice", "all", 0, 10)
 		if err != nil {
 			t.Fatal(err)
@@ -139,7 +139,7 @@ func TestServeHTTPFlow(t *testing.T) {
 	if _, _, err := do(http.MethodGet, "/logout", "SID="+rotated, ""); err != nil {
 		t.Fatal(err)
 	}
-	if s := sessions()[0]; s.Active() || s.EndReason != tracker.EndLogout {
+	if s := sessions()[0]; s.Active() || s.EndReason != store.EndLogout {
 		t.Fatalf("after logout: %+v", s)
 	}
 	for _, tok := range []string{auth, rotated} {
@@ -151,7 +151,7 @@ func TestServeHTTPFlow(t *testing.T) {
 		if sc := strings.Join(w.Header().Values("Set-Cookie"), "\n"); !strings.Contains(sc, "SID=;") || !strings.Contains(sc, "Max-Age=0") {
 			t.Errorf("logged-out %s: the cookie is not expired: %q", tok, sc)
 		}
-		if r, _ := repl.GetString("http.sessions.block_reason"); r != tracker.EndLogout {
+		if r, _ := repl.GetString("http.sessions.block_reason"); r != store.EndLogout {
 			t.Errorf("block_reason %q", r)
 		}
 	}

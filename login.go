@@ -16,6 +16,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // This file owns how a login is judged: the user a login name stands for
@@ -189,7 +190,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyh
 			tokens = []string{tracker.DeviceToken(id.realm, user, dev)}
 		}
 		if old != "" && old != tokens[0] {
-			h.end(id.realm, user, old, tracker.EndReplaced, false)
+			h.end(id.realm, user, old, store.EndReplaced, false)
 		}
 		res, ok := h.login(r, repl, id, user, tokens[0], dev)
 		// A limit that refuses the session lets the app's answer go out

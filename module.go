@@ -18,6 +18,7 @@ import (
 	"github.com/caddy-sessions/caddy-sessions/admin"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
 	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 func init() {
@@ -250,7 +251,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("secret: %w", err)
 	}
 
-	store, key, err := loadStore(ctx, h.Store, h.logger)
+	st, key, err := loadStore(ctx, h.Store, h.logger)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -270,13 +271,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		tz, _ = time.LoadLocation(h.TimeZone) // checked in checkConfig
 	}
 	t, err := tracker.New(tracker.Config{
-		Policy: tracker.Policy{
+		Policy: store.Policy{
 			Idle: time.Duration(h.IdleTimeout), Retention: time.Duration(h.Retention),
 			Refresh: time.Duration(h.RefreshInterval), RevokeHold: h.revokeHold(),
 		},
 		Limits: h.Restrict.limits(), Prefix: h.Restrict.prefix(),
 		Settings: h.defaultSettings(), TimeZone: tz, TrailLen: h.ActivityTrail.paths(),
-		Store: tracker.Guard(store, time.Second), Keys: h.keys, Geo: geo, CacheSize: h.CacheSize,
+		Store: tracker.Guard(st, time.Second), Keys: h.keys, Geo: geo, CacheSize: h.CacheSize,
 		Hooks: h.hooks(),
 	})
 	if err != nil {
@@ -310,8 +311,8 @@ func (c *TrailConfig) paths() int {
 	return c.Paths
 }
 
-func (h *Handler) defaultSettings() tracker.Settings {
-	st := tracker.DefaultSettings()
+func (h *Handler) defaultSettings() store.Settings {
+	st := store.DefaultSettings()
 	if h.Tracking != nil {
 		st.Tracking = *h.Tracking
 	}

@@ -34,16 +34,10 @@ func noSession(key string) (any, bool) {
 }
 
 // sessionLookup answers the placeholders of a known session on a request
-// that did not open it. It is made once per cached session (Vars.Memo),
-// not per request; nil without a Memo.
+// that did not open it, from values the tracker boxed once per session:
+// one small allocation per request.
 func sessionLookup(v tracker.Vars) caddy.ReplacerFunc {
-	if v.Memo == nil {
-		return nil
-	}
-	if f, ok := v.Memo.Load().(caddy.ReplacerFunc); ok {
-		return f
-	}
-	f := caddy.ReplacerFunc(func(key string) (any, bool) {
+	return func(key string) (any, bool) {
 		switch key {
 		case phUser:
 			return v.User, true
@@ -55,9 +49,7 @@ func sessionLookup(v tracker.Vars) caddy.ReplacerFunc {
 			return false, true
 		}
 		return nil, false
-	})
-	v.Memo.Store(f)
-	return f
+	}
 }
 
 // publishPlaceholders maps lookup into the replacer rather than setting

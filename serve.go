@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddy-sessions/caddy-sessions/admin"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // ident is who a request says it is.
@@ -182,8 +183,8 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 	if res.SetDeviceCookie != "" {
 		h.setDeviceCookie(w, r, res.SetDeviceCookie)
 	}
-	if lookup := sessionLookup(res.Vars); lookup != nil && !res.New {
-		publishPlaceholders(repl, lookup, res.Vars.User, res.Vars.Session, res.Vars.Device, false)
+	if !res.New {
+		publishPlaceholders(repl, sessionLookup(res.Vars), res.Vars.User, res.Vars.Session, res.Vars.Device, false)
 	} else {
 		h.setPlaceholders(repl, res)
 	}
@@ -225,7 +226,7 @@ func (h *Handler) judgeTracked(cw *cookieWatch) {
 		}
 	}
 	if ended {
-		h.end(cw.res.Realm, cw.res.User, cw.token, tracker.EndLogout, false)
+		h.end(cw.res.Realm, cw.res.User, cw.token, store.EndLogout, false)
 	}
 }
 
@@ -372,7 +373,7 @@ func (h *Handler) setIssuedCookie(w http.ResponseWriter, r *http.Request, token 
 // its app cookies expired; a blocked device or a limit gets 403.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, id ident, name, reason string) error {
 	repl.Set("http.sessions.block_reason", reason)
-	if reason != tracker.EndRevoked && reason != tracker.EndEvicted && reason != tracker.EndLogout {
+	if reason != store.EndRevoked && reason != store.EndEvicted && reason != store.EndLogout {
 		return caddyhttp.Error(http.StatusForbidden, fmt.Errorf("request refused: %s", reason))
 	}
 	for _, c := range id.cookies.found {
@@ -408,11 +409,11 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, next caddy
 			return
 		}
 		if tok := id.token(); tok != "" {
-			h.end(id.realm, id.user, tok, tracker.EndLogout, false)
+			h.end(id.realm, id.user, tok, store.EndLogout, false)
 			return
 		}
 		if tok, ok := h.tracker.DeviceTokenOf(id.realm, id.user, id.cookies.device); ok {
-			h.end(id.realm, id.user, tok, tracker.EndLogout, true)
+			h.end(id.realm, id.user, tok, store.EndLogout, true)
 		}
 	}
 	return cw.serve(next, r)

@@ -18,8 +18,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
-	"github.com/caddy-sessions/caddy-sessions/tracker"
 	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
+	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // StoreConfig selects the session store.
@@ -60,7 +61,7 @@ var (
 )
 
 type pooledStore struct {
-	tracker.Store
+	store.Store
 	stop chan struct{}
 	done chan struct{}
 }
@@ -94,14 +95,14 @@ func loadGeo(path string) (*enrich.Geo, error) {
 }
 
 // loadStore returns the pooled store for cfg and its pool key.
-func loadStore(ctx caddy.Context, cfg *StoreConfig, logger *zap.Logger) (tracker.Store, string, error) {
+func loadStore(ctx caddy.Context, cfg *StoreConfig, logger *zap.Logger) (store.Store, string, error) {
 	if cfg.isMemory() {
 		if cfg.URL != "" && cfg.URL != "memory" {
 			return nil, "", fmt.Errorf("%q is not \"memory\" or a redis:// URL", cfg.URL)
 		}
 		const key = "memory"
 		v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
-			m := tracker.NewMemoryStore()
+			m := redisstore.NewMemory()
 			path := filepath.Join(caddy.AppDataDir(), "sessions", "memory-store.json")
 			if err := m.LoadSnapshot(path); err != nil {
 				// Keep the unreadable file for the operator; start empty.
@@ -132,7 +133,7 @@ func loadStore(ctx caddy.Context, cfg *StoreConfig, logger *zap.Logger) (tracker
 	key := "redis|" + hex.EncodeToString(sum[:])
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		rdb := redis.NewUniversalClient(opts)
-		s := tracker.NewRedisStore(rdb)
+		s := redisstore.New(rdb)
 		// Redis being down at start must not keep Caddy from starting:
 		// requests flow untracked until it answers (see README).
 		pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)

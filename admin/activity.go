@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // adminZone reads ?tz=, the admin's IANA time zone (default UTC).
@@ -224,7 +224,7 @@ func (a *API) putSettings(c *call) error {
 		st.ActivityTrail = *body.ActivityTrail
 	}
 	if p := body.IPPrecision; p != nil {
-		if *p != tracker.IPFull && *p != tracker.IPTruncated && *p != tracker.IPNone {
+		if *p != store.IPFull && *p != store.IPTruncated && *p != store.IPNone {
 			return apiErr(http.StatusBadRequest, "ip_precision: %q is not full, truncated or none", *p)
 		}
 		st.IPPrecision = *p

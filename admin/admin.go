@@ -14,7 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 func init() {
@@ -103,7 +103,7 @@ func (a *API) revokeAll(c *call) error {
 		return storeErr(err, "session")
 	}
 	if closed == nil {
-		closed = []*tracker.Session{}
+		closed = []*store.Session{}
 	}
 	return writeJSON(c.w, http.StatusOK, map[string]any{"revoked": closed})
 }
@@ -153,9 +153,9 @@ func parseListQuery(q url.Values) (listQuery, error) {
 	return lq, nil
 }
 
-func page(list []*tracker.Session, total int, q listQuery) map[string]any {
+func page(list []*store.Session, total int, q listQuery) map[string]any {
 	if list == nil {
-		list = []*tracker.Session{}
+		list = []*store.Session{}
 	}
 	out := map[string]any{"sessions": list, "total": total, "offset": q.offset, "limit": q.limit}
 	if next := q.offset + len(list); next < total {
@@ -167,7 +167,7 @@ func page(list []*tracker.Session, total int, q listQuery) map[string]any {
 // storeErr turns a store error into an API error; what names the thing
 // that was not found.
 func storeErr(err error, what string) error {
-	if errors.Is(err, tracker.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return apiErr(http.StatusNotFound, "%s not found", what)
 	}
 	return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err, Message: "session store unavailable"}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // Clients of the tests. Device ids have the 16 characters of real ones.
@@ -35,7 +37,7 @@ func TestRealmsListAndRegistry(t *testing.T) {
 	// Of handlers registered for a realm on one store, the newest answers
 	// (a reload); unregistering it brings the older one back.
 	e.login(aliceLaptop)
-	other, err := tracker.New(tracker.Config{Store: tracker.NewMemoryStore(), Keys: e.keys, Policy: testPolicy, Now: e.clock.Now})
+	other, err := tracker.New(tracker.Config{Store: redisstore.NewMemory(), Keys: e.keys, Policy: testPolicy, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func TestSessionsList(t *testing.T) {
 		if got := ids(closed.Sessions); !slices.Equal(got, []string{mac.SessionID}) || closed.Total != 1 {
 			t.Fatalf("closed sessions %v (total %d), want [%s]", got, closed.Total, mac.SessionID)
 		}
-		if s := closed.Sessions[0]; s.EndReason != tracker.EndLogout || s.EndedAt == nil || !s.EndedAt.Equal(e.clock.Now()) {
+		if s := closed.Sessions[0]; s.EndReason != store.EndLogout || s.EndedAt == nil || !s.EndedAt.Equal(e.clock.Now()) {
 			t.Errorf("closed session end %v %q, want %v logout", s.EndedAt, s.EndReason, e.clock.Now())
 		}
 
@@ -178,14 +180,14 @@ func TestRevokeSession(t *testing.T) {
 
 		var s apiSession
 		e.call(http.MethodDelete, e.path("alice", "sessions", laptop.SessionID), "").want(t, http.StatusOK).decode(t, &s)
-		if s.ID != laptop.SessionID || s.EndReason != tracker.EndRevoked || s.EndedAt == nil || !s.EndedAt.Equal(e.clock.Now()) {
+		if s.ID != laptop.SessionID || s.EndReason != store.EndRevoked || s.EndedAt == nil || !s.EndedAt.Equal(e.clock.Now()) {
 			t.Fatalf("revoked session %+v, want ended now as revoked", s)
 		}
-		if res := e.observe(aliceLaptop); !res.Refused || res.Reason != tracker.EndRevoked {
+		if res := e.observe(aliceLaptop); !res.Refused || res.Reason != store.EndRevoked {
 			t.Errorf("the revoked token was not refused: %+v", res)
 		}
 		e.clock.Advance(time.Minute) // past the cache's refresh: the store is asked
-		if res := e.observe(aliceLaptop); !res.Refused || res.Reason != tracker.EndRevoked {
+		if res := e.observe(aliceLaptop); !res.Refused || res.Reason != store.EndRevoked {
 			t.Errorf("the revoked token was not refused a minute later: %+v", res)
 		}
 		if res := e.observe(alicePhone); res.Refused || res.SessionID != phone.SessionID {
@@ -198,7 +200,7 @@ func TestRevokeSession(t *testing.T) {
 		// Revoking an ended session changes nothing.
 		var again apiSession
 		e.call(http.MethodDelete, e.path("alice", "sessions", laptop.SessionID), "").want(t, http.StatusOK).decode(t, &again)
-		if again.EndReason != tracker.EndRevoked || again.EndedAt == nil || !again.EndedAt.Equal(*s.EndedAt) {
+		if again.EndReason != store.EndRevoked || again.EndedAt == nil || !again.EndedAt.Equal(*s.EndedAt) {
 			t.Errorf("revoking again changed the session: %+v", again)
 		}
 
@@ -227,12 +229,12 @@ func TestRevokeAllSessions(t *testing.T) {
 			t.Fatalf("revoked %v, want the two active sessions %v", got, want)
 		}
 		for _, s := range body.Revoked {
-			if s.EndReason != tracker.EndRevoked || s.EndedAt == nil {
+			if s.EndReason != store.EndRevoked || s.EndedAt == nil {
 				t.Errorf("revoked session %+v", s)
 			}
 		}
 		for _, c := range []client{aliceLaptop, alicePhone} {
-			if res := e.observe(c); !res.Refused || res.Reason != tracker.EndRevoked {
+			if res := e.observe(c); !res.Refused || res.Reason != store.EndRevoked {
 				t.Errorf("%s not refused after revoke all: %+v", c.token, res)
 			}
 		}
@@ -334,13 +336,13 @@ func TestEscapedUserIDs(t *testing.T) {
 			if pg.Total != 1 || pg.Sessions[0].User != user || pg.Sessions[0].ID != sid {
 				t.Fatalf("sessions of %q: %+v", user, pg)
 			}
-			var sum tracker.UserSummary
+			var sum store.UserSummary
 			e.call(http.MethodGet, e.path(user), "").want(t, http.StatusOK).decode(t, &sum)
 			if sum.User != user || sum.ActiveSessions != 1 {
 				t.Errorf("summary %+v", sum)
 			}
 			var devs struct {
-				Devices []tracker.Device `json:"devices"`
+				Devices []store.Device `json:"devices"`
 			}
 			e.call(http.MethodGet, e.path(user, "devices"), "").want(t, http.StatusOK).decode(t, &devs)
 			if len(devs.Devices) != 1 || devs.Devices[0].User != user {
@@ -348,7 +350,7 @@ func TestEscapedUserIDs(t *testing.T) {
 			}
 			var s apiSession
 			e.call(http.MethodDelete, e.path(user, "sessions", sid), "").want(t, http.StatusOK).decode(t, &s)
-			if s.User != user || s.EndReason != tracker.EndRevoked {
+			if s.User != user || s.EndReason != store.EndRevoked {
 				t.Errorf("revoked %+v", s)
 			}
 		})
@@ -356,7 +358,7 @@ func TestEscapedUserIDs(t *testing.T) {
 	// "team" is not "team/alice".
 	e.call(http.MethodGet, e.path("team"), "").wantErr(t, http.StatusNotFound, "user")
 	var list struct {
-		Users []tracker.UserSummary `json:"users"`
+		Users []store.UserSummary `json:"users"`
 	}
 	e.call(http.MethodGet, e.realmPath("users")+"?prefix=team%2F", "").want(t, http.StatusOK).decode(t, &list)
 	if len(list.Users) != 1 || list.Users[0].User != "team/alice" {
@@ -400,9 +402,9 @@ func TestUnknownUser404(t *testing.T) {
 }
 
 type usersPage struct {
-	Users      []tracker.UserSummary `json:"users"`
-	Total      int                   `json:"total"`
-	NextOffset *int                  `json:"next_offset"`
+	Users      []store.UserSummary `json:"users"`
+	Total      int                 `json:"total"`
+	NextOffset *int                `json:"next_offset"`
 }
 
 func userNames(p usersPage) []string {
@@ -446,7 +448,7 @@ func TestUsersList(t *testing.T) {
 	if got, want := userNames(all), []string{"albert", "carol", "bob", "alice"}; !slices.Equal(got, want) || all.Total != 4 {
 		t.Fatalf("users %v (total %d), want %v by last activity", got, all.Total, want)
 	}
-	byName := map[string]tracker.UserSummary{}
+	byName := map[string]store.UserSummary{}
 	for _, u := range all.Users {
 		byName[u.User] = u
 	}
@@ -489,7 +491,7 @@ func TestUsersList(t *testing.T) {
 }
 
 type devicesBody struct {
-	Devices []tracker.Device `json:"devices"`
+	Devices []store.Device `json:"devices"`
 }
 
 func TestDevices(t *testing.T) {
@@ -525,18 +527,18 @@ func TestDevices(t *testing.T) {
 			t.Fatalf("block answer %+v, want both laptop sessions ended", blocked)
 		}
 		for _, s := range blocked.Ended {
-			if s.EndReason != tracker.EndDeviceBlocked || s.DeviceID != aliceLaptop.device {
+			if s.EndReason != store.EndDeviceBlocked || s.DeviceID != aliceLaptop.device {
 				t.Errorf("ended session %+v", s)
 			}
 		}
 		for _, c := range []client{aliceLaptop, laptop2} {
-			if res := e.observe(c); !res.Refused || res.Reason != tracker.EndDeviceBlocked {
+			if res := e.observe(c); !res.Refused || res.Reason != store.EndDeviceBlocked {
 				t.Errorf("%s from the blocked device not refused: %+v", c.token, res)
 			}
 		}
 		laptop3 := aliceLaptop
 		laptop3.token = "tok-alice-laptop-third-0e9d"
-		if res := e.login(laptop3); !res.Refused || res.Reason != tracker.EndDeviceBlocked {
+		if res := e.login(laptop3); !res.Refused || res.Reason != store.EndDeviceBlocked {
 			t.Errorf("a new login from the blocked device was not refused: %+v", res)
 		}
 		if res := e.observe(alicePhone); res.Refused || res.SessionID != phone.SessionID {
@@ -548,7 +550,7 @@ func TestDevices(t *testing.T) {
 				t.Errorf("device %s blocked=%v", d.ID, d.Blocked)
 			}
 		}
-		if pg := e.sessions("alice", "state=closed"); pg.Total != 2 || pg.Sessions[0].EndReason != tracker.EndDeviceBlocked {
+		if pg := e.sessions("alice", "state=closed"); pg.Total != 2 || pg.Sessions[0].EndReason != store.EndDeviceBlocked {
 			t.Errorf("closed sessions after block: %+v", pg.Sessions)
 		}
 
@@ -732,7 +734,7 @@ func TestExempt(t *testing.T) {
 	if ans.User != "dave" || ans.Exempt == nil || !*ans.Exempt {
 		t.Errorf("answer %+v", ans)
 	}
-	var sum tracker.UserSummary
+	var sum store.UserSummary
 	e.call(http.MethodGet, e.path("dave"), "").want(t, http.StatusOK).decode(t, &sum)
 	if !sum.Exempt {
 		t.Errorf("summary %+v not exempt", sum)
@@ -785,7 +787,7 @@ func TestLimits(t *testing.T) {
 		time.Duration(ans.Limits.IPs.Window) != 24*time.Hour {
 		t.Fatalf("answer %+v", ans)
 	}
-	var sum tracker.UserSummary
+	var sum store.UserSummary
 	e.call(http.MethodGet, e.path("erin"), "").want(t, http.StatusOK).decode(t, &sum)
 	if sum.Limits == nil || sum.Limits.IPs == nil || sum.Limits.IPs.Max != 1 {
 		t.Errorf("summary limits %+v", sum.Limits)
@@ -807,7 +809,7 @@ func TestLimits(t *testing.T) {
 		t.Errorf("max_sessions 1 with 2 active: %+v", res)
 	}
 	e.call(http.MethodPut, e.path("erin", "limits"), `{}`).want(t, http.StatusOK)
-	sum = tracker.UserSummary{}
+	sum = store.UserSummary{}
 	e.call(http.MethodGet, e.path("erin"), "").want(t, http.StatusOK).decode(t, &sum)
 	if sum.Limits != nil {
 		t.Errorf("limits after clearing: %+v", sum.Limits)
@@ -861,7 +863,7 @@ func TestLimitsBadBodies(t *testing.T) {
 			e.call(http.MethodPut, e.path("alice", "limits"), c.body).wantErr(t, http.StatusBadRequest, c.names...)
 		})
 	}
-	var sum tracker.UserSummary
+	var sum store.UserSummary
 	e.call(http.MethodGet, e.path("alice"), "").want(t, http.StatusOK).decode(t, &sum)
 	if sum.Limits != nil {
 		t.Errorf("a bad body set limits: %+v", sum.Limits)
@@ -1011,7 +1013,7 @@ func TestActivityDay(t *testing.T) {
 	}
 	phoneStart := d.Add(23*time.Hour + 40*time.Minute)
 	if p.DeviceType != "Mobile" || p.Start != phoneStart.Format(time.RFC3339) || p.End != "active" ||
-		p.DurationSec != 2400 || p.OnThisDaySec != 1200 || p.Location != tracker.UnknownLocation ||
+		p.DurationSec != 2400 || p.OnThisDaySec != 1200 || p.Location != store.UnknownLocation ||
 		p.AdminStart != phoneStart.In(ny).Format(time.RFC3339) || p.AdminEnd != "active" ||
 		!strings.HasPrefix(p.Browser, "Mobile Safari") || !strings.HasPrefix(p.OS, "iOS") {
 		t.Errorf("phone entry %+v", p)
@@ -1041,15 +1043,15 @@ func TestActivityDay(t *testing.T) {
 }
 
 type exportBody struct {
-	Realm      string                          `json:"realm"`
-	User       string                          `json:"user"`
-	ExportedAt time.Time                       `json:"exported_at"`
-	Summary    *tracker.UserSummary            `json:"summary"`
-	Sessions   []apiSession                    `json:"sessions"`
-	Trails     map[string][]tracker.TrailEntry `json:"trails"`
-	Devices    []tracker.Device                `json:"devices"`
-	Violations []restrict.Violation            `json:"violations"`
-	Days       map[string]any                  `json:"days"`
+	Realm      string                        `json:"realm"`
+	User       string                        `json:"user"`
+	ExportedAt time.Time                     `json:"exported_at"`
+	Summary    *store.UserSummary            `json:"summary"`
+	Sessions   []apiSession                  `json:"sessions"`
+	Trails     map[string][]store.TrailEntry `json:"trails"`
+	Devices    []store.Device                `json:"devices"`
+	Violations []restrict.Violation          `json:"violations"`
+	Days       map[string]any                `json:"days"`
 }
 
 func TestExportAndErase(t *testing.T) {

@@ -23,6 +23,8 @@ import (
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
 	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
+	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // testSecret is the keyring secret of every test tracker (32 bytes). No
@@ -32,7 +34,7 @@ const testSecret = "admin-test-secret-0123456789abcd"
 // testPolicy is the policy of the issue: 30m idle, 90d retention, 30s
 // refresh, 90d revoke hold. Retention is long compared to the wall-clock
 // runtime, so Redis TTLs (real time) expire nothing a test needs.
-var testPolicy = tracker.Policy{
+var testPolicy = store.Policy{
 	Idle:       30 * time.Minute,
 	Retention:  90 * 24 * time.Hour,
 	Refresh:    30 * time.Second,
@@ -120,16 +122,16 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	}
 	day := testDay()
 	clk := &clock{t: day.Add(10 * time.Hour)}
-	var store tracker.Store
+	var store store.Store
 	if cfg.redis {
 		srv := redistest.Start(t)
-		rs := tracker.NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+		rs := redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr}))
 		// Registered before the tracker's cleanup, so run after it. Stop
 		// the server first: Close alone can hang after Subscribe.
 		t.Cleanup(func() { srv.Stop(); _ = rs.Close() })
 		store = rs
 	} else {
-		store = tracker.NewMemoryStore()
+		store = redisstore.NewMemory()
 	}
 	var geo *enrich.Geo
 	if cfg.geo {
@@ -240,7 +242,7 @@ func (e *env) observe(c client) tracker.Result {
 // logout ends c's session as the app's logout would.
 func (e *env) logout(c client) {
 	e.t.Helper()
-	if _, err := e.tr.End(context.Background(), e.realm, c.token, c.user, tracker.EndLogout, false); err != nil {
+	if _, err := e.tr.End(context.Background(), e.realm, c.token, c.user, store.EndLogout, false); err != nil {
 		e.t.Fatalf("End(%s): %v", c.token, err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/caddy-sessions/caddy-sessions/restrict"
-	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // maxBody bounds admin request bodies.
@@ -53,7 +53,7 @@ func (a *API) users(c *call) error {
 	if err != nil {
 		return err
 	}
-	req := tracker.UsersRequest{Realm: realm, Prefix: q.Get("prefix"), Offset: lq.offset, Limit: lq.limit}
+	req := store.UsersRequest{Realm: realm, Prefix: q.Get("prefix"), Offset: lq.offset, Limit: lq.limit}
 	switch v := q.Get("violations"); v {
 	case "":
 	case "unviewed":
@@ -73,7 +73,7 @@ func (a *API) users(c *call) error {
 		return storeErr(err, "user")
 	}
 	if list == nil {
-		list = []*tracker.UserSummary{}
+		list = []*store.UserSummary{}
 	}
 	out := map[string]any{"users": list, "total": total, "offset": lq.offset, "limit": lq.limit}
 	if next := lq.offset + len(list); next < total {
@@ -93,7 +93,7 @@ func (a *API) devices(c *call) error {
 		return storeErr(err, "user")
 	}
 	if devs == nil {
-		devs = []*tracker.Device{}
+		devs = []*store.Device{}
 	}
 	return writeJSON(c.w, http.StatusOK, map[string]any{"devices": devs})
 }
@@ -115,7 +115,7 @@ func (a *API) blockDevice(c *call) error {
 		return storeErr(err, "device")
 	}
 	if closed == nil {
-		closed = []*tracker.Session{}
+		closed = []*store.Session{}
 	}
 	return writeJSON(c.w, http.StatusOK, map[string]any{"device": device, "blocked": *body.Blocked, "ended_sessions": closed})
 }

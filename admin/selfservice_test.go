@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 const shopHost = "shop.example.com"
@@ -143,16 +143,16 @@ func TestSelfServiceDeleteOther(t *testing.T) {
 	var s apiSession
 	f.do(t, selfReq(http.MethodDelete, "/account/sessions/"+f.phone, "https://"+shopHost, "same-origin")).
 		want(t, http.StatusOK).decode(t, &s)
-	if s.ID != f.phone || s.EndReason != tracker.EndRevoked || s.EndedAt == nil {
+	if s.ID != f.phone || s.EndReason != store.EndRevoked || s.EndedAt == nil {
 		t.Errorf("ended session %+v", s)
 	}
-	if res := f.e.observe(alicePhone); !res.Refused || res.Reason != tracker.EndRevoked {
+	if res := f.e.observe(alicePhone); !res.Refused || res.Reason != store.EndRevoked {
 		t.Errorf("the deleted session's token passes: %+v", res)
 	}
 
 	// The HTML form variant, from a client that sends no Origin.
 	f.do(t, selfReq(http.MethodPost, "/account/sessions/"+f.mac+"/delete", "", "")).want(t, http.StatusOK).decode(t, &s)
-	if s.ID != f.mac || s.EndReason != tracker.EndRevoked {
+	if s.ID != f.mac || s.EndReason != store.EndRevoked {
 		t.Errorf("ended session %+v", s)
 	}
 	if res := f.e.observe(aliceMac); !res.Refused {

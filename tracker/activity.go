@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
 
@@ -100,13 +102,13 @@ type DaySession struct {
 	OnThisDaySec int64 `json:"on_this_day_seconds"`
 	// AdminStart and AdminEnd are the same times in the admin's zone,
 	// present when the zones differ.
-	AdminStart string       `json:"admin_start,omitempty"`
-	AdminEnd   string       `json:"admin_end,omitempty"`
-	IP         string       `json:"ip"`
-	Location   string       `json:"location"`
-	Browser    string       `json:"browser"`
-	OS         string       `json:"os"`
-	Trail      []TrailEntry `json:"trail,omitempty"`
+	AdminStart string             `json:"admin_start,omitempty"`
+	AdminEnd   string             `json:"admin_end,omitempty"`
+	IP         string             `json:"ip"`
+	Location   string             `json:"location"`
+	Browser    string             `json:"browser"`
+	OS         string             `json:"os"`
+	Trail      []store.TrailEntry `json:"trail,omitempty"`
 }
 
 // DayReport lists the sessions of one local date.
@@ -210,15 +212,15 @@ func minTime(a, b time.Time) time.Time {
 
 // Export is everything held about one user.
 type Export struct {
-	Realm      string                  `json:"realm"`
-	User       string                  `json:"user"`
-	ExportedAt time.Time               `json:"exported_at"`
-	Summary    *UserSummary            `json:"summary"`
-	Sessions   []*Session              `json:"sessions"`
-	Trails     map[string][]TrailEntry `json:"trails"`
-	Devices    []*Device               `json:"devices"`
-	Violations []*restrict.Violation   `json:"violations"`
-	Days       map[string]DayTotal     `json:"days"`
+	Realm      string                        `json:"realm"`
+	User       string                        `json:"user"`
+	ExportedAt time.Time                     `json:"exported_at"`
+	Summary    *store.UserSummary            `json:"summary"`
+	Sessions   []*store.Session              `json:"sessions"`
+	Trails     map[string][]store.TrailEntry `json:"trails"`
+	Devices    []*store.Device               `json:"devices"`
+	Violations []*restrict.Violation         `json:"violations"`
+	Days       map[string]store.DayTotal     `json:"days"`
 }
 
 // Export collects everything held about user; ErrNotFound if nothing is.
@@ -227,7 +229,7 @@ func (t *Tracker) Export(ctx context.Context, realm, user string) (*Export, erro
 	if err != nil {
 		return nil, err
 	}
-	ex := &Export{Realm: realm, User: user, ExportedAt: t.now().UTC(), Summary: sum, Trails: map[string][]TrailEntry{}}
+	ex := &Export{Realm: realm, User: user, ExportedAt: t.now().UTC(), Summary: sum, Trails: map[string][]store.TrailEntry{}}
 	if ex.Sessions, _, err = t.Sessions(ctx, realm, user, "all", 0, 0); err != nil {
 		return nil, err
 	}
@@ -265,11 +267,11 @@ func (t *Tracker) Erase(ctx context.Context, realm, user string) (int, error) {
 			return len(closed), err
 		}
 	}
-	inv := Invalidation{Realm: realm, User: user, Deny: EndErased, Origin: t.id}
+	inv := store.Invalidation{Realm: realm, User: user, Deny: store.EndErased, Origin: t.id}
 	now := t.now()
 	for _, th := range toks {
 		if key, ok := parseTokenKey(th); ok {
-			t.deny(key, EndErased, now)
+			t.deny(key, store.EndErased, now)
 		}
 	}
 	t.invalidate(inv)

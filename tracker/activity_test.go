@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-sessions/caddy-sessions/restrict"
@@ -24,7 +27,7 @@ type rxActivityFx struct {
 }
 
 func rxNewActivity(t *testing.T, tz *time.Location, now time.Time) *rxActivityFx {
-	env := &rxEnv{Store: NewMemoryStore(), name: "memory"}
+	env := &rxEnv{Store: redisstore.NewMemory(), name: "memory"}
 	f := rxNew(t, env)
 	f.p = rxDaysPolicy
 	clock := rxNewClock(now)
@@ -34,7 +37,7 @@ func rxNewActivity(t *testing.T, tz *time.Location, now time.Time) *rxActivityFx
 
 // session opens tok at from in loc's zone (days counted there), refreshes
 // it at to, and ends it there unless active.
-func (f *rxActivityFx) session(tok string, from, to time.Time, loc Location, agent Agent, active bool) string {
+func (f *rxActivityFx) session(tok string, from, to time.Time, loc store.Location, agent store.Agent, active bool) string {
 	f.t.Helper()
 	tz := zone(loc.TimeZone)
 	if tz == nil {
@@ -45,8 +48,8 @@ func (f *rxActivityFx) session(tok string, from, to time.Time, loc Location, age
 		f.touchAt(sid, to, tz)
 	}
 	if !active {
-		s, err := f.env.EndToken(f.ctx, f.realm, f.user, f.th(tok), EndLogout, false, to, f.p)
-		if err != nil || s == nil || s.EndReason != EndLogout {
+		s, err := f.env.EndToken(f.ctx, f.realm, f.user, f.th(tok), store.EndLogout, false, to, f.p)
+		if err != nil || s == nil || s.EndReason != store.EndLogout {
 			f.t.Fatalf("EndToken(%s at %v) = %+v, %v", tok, to, s, err)
 		}
 	}
@@ -57,7 +60,7 @@ func TestActivityWindow(t *testing.T) {
 	ams := rxZone(t, "Europe/Amsterdam")
 	today := rxLocal(ams, 2026, 6, 20, 12, 0)
 	f := rxNewActivity(t, ams, today)
-	noZone := Location{}
+	noZone := store.Location{}
 	day := func(back int, h, m int) time.Time { return rxLocal(ams, 2026, 6, 20-back, h, m) }
 	f.session("today", day(0, 9, 0), day(0, 10, 0), noZone, rxAgent, false)
 	f.session("13 days ago", day(13, 9, 0), day(13, 9, 30), noZone, rxAgent, false)
@@ -104,8 +107,8 @@ func TestActivityUserZone(t *testing.T) {
 	la := rxZone(t, "America/Los_Angeles")
 	now := time.Date(2026, 6, 20, 3, 0, 0, 0, time.UTC) // 19 June, 20:00 in Los Angeles
 	f := rxNewActivity(t, time.UTC, now)
-	laLoc := Location{City: "Los Angeles", Country: "United States", TimeZone: "America/Los_Angeles"}
-	tokyo := Location{City: "Tokyo", Country: "Japan", TimeZone: "Asia/Tokyo"}
+	laLoc := store.Location{City: "Los Angeles", Country: "United States", TimeZone: "America/Los_Angeles"}
+	tokyo := store.Location{City: "Tokyo", Country: "Japan", TimeZone: "Asia/Tokyo"}
 	f.session("old", rxLocal(la, 2026, 6, 10, 9, 0), rxLocal(la, 2026, 6, 10, 9, 20), tokyo, rxAgent, false)
 	f.session("latest", rxLocal(la, 2026, 6, 19, 18, 0), rxLocal(la, 2026, 6, 19, 19, 0), laLoc, rxAgent, false)
 
@@ -131,7 +134,7 @@ func TestActivityUserZone(t *testing.T) {
 	}
 	// Without any location zone, the realm default applies.
 	g := rxNewActivity(t, la, now)
-	g.session("x", rxLocal(la, 2026, 6, 19, 10, 0), rxLocal(la, 2026, 6, 19, 10, 30), Location{}, rxAgent, false)
+	g.session("x", rxLocal(la, 2026, 6, 19, 10, 0), rxLocal(la, 2026, 6, 19, 10, 30), store.Location{}, rxAgent, false)
 	rep, err = g.tr.Activity(g.ctx, g.realm, g.user, 14, la)
 	if err != nil {
 		t.Fatal(err)
@@ -143,10 +146,10 @@ func TestActivityUserZone(t *testing.T) {
 
 func TestActivityDay(t *testing.T) {
 	ams := rxZone(t, "Europe/Amsterdam")
-	amsLoc := Location{City: "Amsterdam", Country: "Netherlands", CountryCode: "NL", TimeZone: "Europe/Amsterdam"}
-	mobile := Agent{Browser: "Mobile Safari", BrowserVersion: "17.4", OS: "iOS", OSVersion: "17.4", DeviceFamily: "iPhone", DeviceType: "mobile"}
-	tablet := Agent{Browser: "Mobile Safari", BrowserVersion: "17.4", OS: "iOS", OSVersion: "17.4", DeviceFamily: "iPad", DeviceType: "tablet"}
-	desktop := Agent{Browser: "Chrome", BrowserVersion: "124.0", OS: "Windows", OSVersion: "10", DeviceFamily: "Other", DeviceType: "desktop"}
+	amsLoc := store.Location{City: "Amsterdam", Country: "Netherlands", CountryCode: "NL", TimeZone: "Europe/Amsterdam"}
+	mobile := store.Agent{Browser: "Mobile Safari", BrowserVersion: "17.4", OS: "iOS", OSVersion: "17.4", DeviceFamily: "iPhone", DeviceType: "mobile"}
+	tablet := store.Agent{Browser: "Mobile Safari", BrowserVersion: "17.4", OS: "iOS", OSVersion: "17.4", DeviceFamily: "iPad", DeviceType: "tablet"}
+	desktop := store.Agent{Browser: "Chrome", BrowserVersion: "124.0", OS: "Windows", OSVersion: "10", DeviceFamily: "Other", DeviceType: "desktop"}
 	f := rxNewActivity(t, time.UTC, rxLocal(ams, 2026, 6, 11, 8, 10))
 	at := func(d, h, m int) time.Time { return rxLocal(ams, 2026, 6, d, h, m) }
 	f.session("s0", at(9, 10, 0), at(9, 11, 0), amsLoc, desktop, false)
@@ -220,7 +223,7 @@ func TestActivityDay(t *testing.T) {
 func TestActivityDeviceLabels(t *testing.T) {
 	ctx := context.Background()
 	clock := rxNewClock(time.Now().UTC().Truncate(time.Millisecond))
-	tr := rxTracker(t, Config{Store: NewMemoryStore(), Policy: rxPolicy, Now: clock.Now})
+	tr := rxTracker(t, Config{Store: redisstore.NewMemory(), Policy: rxPolicy, Now: clock.Now})
 	uas := map[string]string{
 		"Mobile": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
 		"Tablet": "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
@@ -260,7 +263,7 @@ func TestActivitySettingsShared(t *testing.T) {
 		} else {
 			rdbB = redis.NewClient(&redis.Options{Addr: env.rdb.(*redis.Client).Options().Addr})
 		}
-		stB := NewRedisStore(rdbB)
+		stB := redisstore.New(rdbB)
 		t.Cleanup(func() { _ = stB.Close() })
 		// Fixed clocks: the settings cache never times out, so only the
 		// invalidation can bring the change.
@@ -272,10 +275,10 @@ func TestActivitySettingsShared(t *testing.T) {
 		rxWaitSubscribed(t, ctx, env.Store, stB)
 
 		realm := "settings/" + env.name
-		if got := trB.Settings(ctx, realm); got != DefaultSettings() {
+		if got := trB.Settings(ctx, realm); got != store.DefaultSettings() {
 			t.Fatalf("B before = %+v, want the defaults", got)
 		}
-		next := Settings{Tracking: true, Geolocation: false, IPPrecision: IPTruncated, ActivityTrail: true}
+		next := store.Settings{Tracking: true, Geolocation: false, IPPrecision: store.IPTruncated, ActivityTrail: true}
 		start := time.Now()
 		if err := trA.SetSettings(ctx, realm, next); err != nil {
 			t.Fatal(err)
@@ -290,11 +293,11 @@ func TestActivitySettingsShared(t *testing.T) {
 			t.Errorf("stored = %+v %v %v", got, ok, err)
 		}
 		// And back.
-		if err := trA.SetSettings(ctx, realm, DefaultSettings()); err != nil {
+		if err := trA.SetSettings(ctx, realm, store.DefaultSettings()); err != nil {
 			t.Fatal(err)
 		}
 		start = time.Now()
-		for trB.Settings(ctx, realm) != DefaultSettings() {
+		for trB.Settings(ctx, realm) != store.DefaultSettings() {
 			if time.Since(start) > time.Second {
 				t.Fatal("B did not see the switch back within a second")
 			}
@@ -305,10 +308,10 @@ func TestActivitySettingsShared(t *testing.T) {
 
 // rxWaitSubscribed waits until sub hears what pub publishes: its Redis
 // subscription is live.
-func rxWaitSubscribed(t *testing.T, ctx context.Context, pub, sub Store) {
+func rxWaitSubscribed(t *testing.T, ctx context.Context, pub, sub store.Store) {
 	t.Helper()
 	heard := make(chan struct{}, 1)
-	cancel := sub.Subscribe(func(inv Invalidation) {
+	cancel := sub.Subscribe(func(inv store.Invalidation) {
 		if inv.Realm == "rx-probe" {
 			select {
 			case heard <- struct{}{}:
@@ -319,7 +322,7 @@ func rxWaitSubscribed(t *testing.T, ctx context.Context, pub, sub Store) {
 	defer cancel()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := pub.Publish(ctx, Invalidation{Realm: "rx-probe"}); err != nil {
+		if err := pub.Publish(ctx, store.Invalidation{Realm: "rx-probe"}); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -345,7 +348,7 @@ func TestActivityPrivacySwitches(t *testing.T) {
 	t.Cleanup(func() { _ = geo.Close() })
 	ctx := context.Background()
 	clock := rxNewClock(time.Now().UTC().Truncate(time.Millisecond))
-	st := NewMemoryStore()
+	st := redisstore.NewMemory()
 	tr := rxTracker(t, Config{Store: st, Policy: rxPolicy, Now: clock.Now, Geo: geo})
 	const realm, user, london, london2 = "r", "u", "81.2.69.142", "81.2.69.143"
 	sids := map[string]string{}
@@ -358,7 +361,7 @@ func TestActivityPrivacySwitches(t *testing.T) {
 		}
 		sids[tok] = res.SessionID
 	}
-	session := func(tok string) *Session {
+	session := func(tok string) *store.Session {
 		t.Helper()
 		list, _, err := tr.Sessions(ctx, realm, user, "all", 0, 0)
 		if err != nil {
@@ -372,7 +375,7 @@ func TestActivityPrivacySwitches(t *testing.T) {
 		t.Fatalf("no session for %s", tok)
 		return nil
 	}
-	device := func(id string) *Device {
+	device := func(id string) *store.Device {
 		t.Helper()
 		devs, err := tr.Devices(ctx, realm, user)
 		if err != nil {
@@ -386,13 +389,13 @@ func TestActivityPrivacySwitches(t *testing.T) {
 		t.Fatalf("no device %s", id)
 		return nil
 	}
-	set := func(s Settings) {
+	set := func(s store.Settings) {
 		t.Helper()
 		if err := tr.SetSettings(ctx, realm, s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wantLondon := func(what string, l Location, coords bool) {
+	wantLondon := func(what string, l store.Location, coords bool) {
 		t.Helper()
 		if l.City != "London" || l.Country != "United Kingdom" || l.TimeZone != "Europe/London" {
 			t.Errorf("%s: location %+v, want London", what, l)
@@ -408,9 +411,9 @@ func TestActivityPrivacySwitches(t *testing.T) {
 	}
 	wantLondon("geolocation on", session("geo-on").Location, true)
 
-	set(Settings{Tracking: true, Geolocation: false, IPPrecision: IPFull})
+	set(store.Settings{Tracking: true, Geolocation: false, IPPrecision: store.IPFull})
 	observe("geo-off", london, "dev-2")
-	if l := session("geo-off").Location; l != (Location{}) || l.String() != UnknownLocation {
+	if l := session("geo-off").Location; l != (store.Location{}) || l.String() != store.UnknownLocation {
 		t.Errorf("geolocation off: location %+v (%q), want none", l, l.String())
 	}
 	if l := device("dev-2").Location; l.Known() || l.Latitude != nil {
@@ -430,7 +433,7 @@ func TestActivityPrivacySwitches(t *testing.T) {
 		t.Errorf("earlier device after the switch: location %+v", l)
 	}
 
-	set(Settings{Tracking: true, Geolocation: true, IPPrecision: IPTruncated})
+	set(store.Settings{Tracking: true, Geolocation: true, IPPrecision: store.IPTruncated})
 	observe("trunc-v4", london, "dev-3")
 	if s := session("trunc-v4"); s.IP != "81.2.69.0" {
 		t.Errorf("truncated IPv4 = %q, want 81.2.69.0", s.IP)
@@ -449,7 +452,7 @@ func TestActivityPrivacySwitches(t *testing.T) {
 		t.Errorf("truncation changed an earlier session's IP to %q", s.IP)
 	}
 
-	set(Settings{Tracking: true, Geolocation: true, IPPrecision: IPNone})
+	set(store.Settings{Tracking: true, Geolocation: true, IPPrecision: store.IPNone})
 	observe("no-ip", london, "dev-5")
 	if s := session("no-ip"); s.IP != "" {
 		t.Errorf("precision none: IP %q", s.IP)
@@ -465,9 +468,9 @@ func TestActivityPrivacySwitches(t *testing.T) {
 func TestActivityTrail(t *testing.T) {
 	ctx := context.Background()
 	clock := rxNewClock(time.Now().UTC().Truncate(time.Millisecond))
-	st := NewMemoryStore()
+	st := redisstore.NewMemory()
 	tr := rxTracker(t, Config{Store: st, Policy: rxPolicy, Now: clock.Now, TrailLen: 3,
-		Settings: Settings{Tracking: true, Geolocation: true, IPPrecision: IPFull, ActivityTrail: true}})
+		Settings: store.Settings{Tracking: true, Geolocation: true, IPPrecision: store.IPFull, ActivityTrail: true}})
 	tr.Start()
 	stopped := false
 	defer func() {
@@ -498,7 +501,7 @@ func TestActivityTrail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []TrailEntry{
+	want := []store.TrailEntry{
 		{Time: start.Add(2 * time.Minute), Path: "/course/2"},
 		{Time: start.Add(3 * time.Minute), Path: "/course/3"},
 		{Time: start.Add(4 * time.Minute), Path: "/course/4"},
@@ -580,7 +583,7 @@ func rxLeaks(t *testing.T, ctx context.Context, env *rxEnv, realm, user string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag := keysFor(realm, user).tag
+	tag := redisstore.Keys(realm, user).Tag
 	var out []string
 	for _, k := range keys {
 		v, err := rxValueText(ctx, env.rdb, k)
@@ -603,7 +606,7 @@ func TestActivityErase(t *testing.T) {
 		clock := rxNewClock(time.Now().UTC().Truncate(time.Millisecond))
 		cfg := Config{Store: env.Store, Policy: rxPolicy, Now: clock.Now, TrailLen: 5,
 			Limits:   restrict.Limits{IPs: rxLimit(1, time.Hour, restrict.ActionBlock)},
-			Settings: Settings{Tracking: true, Geolocation: true, IPPrecision: IPFull, ActivityTrail: true}}
+			Settings: store.Settings{Tracking: true, Geolocation: true, IPPrecision: store.IPFull, ActivityTrail: true}}
 		tr := rxTracker(t, cfg)
 		const realm = "erase-realm"
 		user := "erase-me-ü-7f3a9c@example.org"
@@ -663,7 +666,7 @@ func TestActivityErase(t *testing.T) {
 		if leaks := rxLeaks(t, ctx, env, realm, bystander); len(leaks) == 0 {
 			t.Error("erase removed the other user's data too")
 		}
-		if _, err := tr.Export(ctx, realm, user); !errors.Is(err, ErrNotFound) {
+		if _, err := tr.Export(ctx, realm, user); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("export after erase: %v, want ErrNotFound", err)
 		}
 		// The cookie token is refused, on this instance and on a fresh one.
@@ -716,10 +719,10 @@ func TestActivityEraseIdleToken(t *testing.T) {
 				t.Errorf("%s after erase: %+v %v, want refused or untracked, never a new session", tok, res, err)
 			}
 		}
-		if _, err := env.User(ctx, realm, user, clock.Now(), rxPolicy); !errors.Is(err, ErrNotFound) {
+		if _, err := env.User(ctx, realm, user, clock.Now(), rxPolicy); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("after erase and the old token's request, the store holds the user again (%v)", err)
 		}
 	}
-	t.Run("memory", func(t *testing.T) { run(t, &rxEnv{Store: NewMemoryStore(), name: "memory"}) })
+	t.Run("memory", func(t *testing.T) { run(t, &rxEnv{Store: redisstore.NewMemory(), name: "memory"}) })
 	rxForEachRedis(t, run)
 }

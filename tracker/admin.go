@@ -7,22 +7,24 @@ import (
 	"context"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
 
 // Revoke ends one session of user and stops its token on every instance.
-func (t *Tracker) Revoke(ctx context.Context, realm, user, id string) (*Session, error) {
-	s, err := t.cfg.Store.EndSession(ctx, realm, user, id, EndRevoked, t.now(), t.cfg.Policy)
+func (t *Tracker) Revoke(ctx context.Context, realm, user, id string) (*store.Session, error) {
+	s, err := t.cfg.Store.EndSession(ctx, realm, user, id, store.EndRevoked, t.now(), t.cfg.Policy)
 	if err != nil {
 		return nil, err
 	}
-	t.afterRevoke(ctx, realm, user, []*Session{s})
+	t.afterRevoke(ctx, realm, user, []*store.Session{s})
 	return s, nil
 }
 
 // RevokeAll ends every active session of user except one (may be "").
-func (t *Tracker) RevokeAll(ctx context.Context, realm, user, except string) ([]*Session, error) {
-	closed, err := t.cfg.Store.EndAll(ctx, realm, user, except, EndRevoked, t.now(), t.cfg.Policy)
+func (t *Tracker) RevokeAll(ctx context.Context, realm, user, except string) ([]*store.Session, error) {
+	closed, err := t.cfg.Store.EndAll(ctx, realm, user, except, store.EndRevoked, t.now(), t.cfg.Policy)
 	if err != nil {
 		return nil, err
 	}
@@ -30,18 +32,18 @@ func (t *Tracker) RevokeAll(ctx context.Context, realm, user, except string) ([]
 	return closed, nil
 }
 
-func (t *Tracker) afterRevoke(ctx context.Context, realm, user string, closed []*Session) {
-	inv := Invalidation{Realm: realm, User: user, Origin: t.id}
+func (t *Tracker) afterRevoke(ctx context.Context, realm, user string, closed []*store.Session) {
+	inv := store.Invalidation{Realm: realm, User: user, Origin: t.id}
 	for _, s := range closed {
-		if s.EndReason == EndRevoked {
-			inv.Deny = EndRevoked
+		if s.EndReason == store.EndRevoked {
+			inv.Deny = store.EndRevoked
 			inv.Sessions = append(inv.Sessions, s.ID)
 		}
 	}
 	t.invalidate(inv)
 	_ = t.cfg.Store.Publish(ctx, inv)
 	for _, s := range closed {
-		if s.EndReason == EndRevoked && s.EndedAt != nil && t.now().Sub(*s.EndedAt) < time.Second {
+		if s.EndReason == store.EndRevoked && s.EndedAt != nil && t.now().Sub(*s.EndedAt) < time.Second {
 			t.closed(s)
 		}
 	}
@@ -49,12 +51,12 @@ func (t *Tracker) afterRevoke(ctx context.Context, realm, user string, closed []
 
 // BlockDevice blocks or unblocks a device of user on every instance at
 // once; blocking ends its sessions.
-func (t *Tracker) BlockDevice(ctx context.Context, realm, user, device string, blocked bool) ([]*Session, error) {
+func (t *Tracker) BlockDevice(ctx context.Context, realm, user, device string, blocked bool) ([]*store.Session, error) {
 	closed, err := t.cfg.Store.SetDeviceBlocked(ctx, realm, user, device, blocked, t.now(), t.cfg.Policy)
 	if err != nil {
 		return nil, err
 	}
-	inv := Invalidation{Realm: realm, User: user, Device: device, Blocked: blocked, Origin: t.id}
+	inv := store.Invalidation{Realm: realm, User: user, Device: device, Blocked: blocked, Origin: t.id}
 	t.invalidate(inv)
 	_ = t.cfg.Store.Publish(ctx, inv)
 	for _, s := range closed {
@@ -87,7 +89,7 @@ func (t *Tracker) SetExempt(ctx context.Context, realm, user string, exempt bool
 
 // dropUser makes every instance forget what it cached about user.
 func (t *Tracker) dropUser(ctx context.Context, realm, user string) {
-	inv := Invalidation{Realm: realm, User: user, Origin: t.id}
+	inv := store.Invalidation{Realm: realm, User: user, Origin: t.id}
 	t.invalidate(inv)
 	_ = t.cfg.Store.Publish(ctx, inv)
 }
@@ -105,24 +107,24 @@ func (t *Tracker) SetLimits(ctx context.Context, realm, user string, l restrict.
 }
 
 // User is user's summary, ErrNotFound if nothing is held about them.
-func (t *Tracker) User(ctx context.Context, realm, user string) (*UserSummary, error) {
+func (t *Tracker) User(ctx context.Context, realm, user string) (*store.UserSummary, error) {
 	return t.cfg.Store.User(ctx, realm, user, t.now(), t.cfg.Policy)
 }
 
 // Users lists users of a realm.
-func (t *Tracker) Users(ctx context.Context, req UsersRequest) ([]*UserSummary, int, error) {
+func (t *Tracker) Users(ctx context.Context, req store.UsersRequest) ([]*store.UserSummary, int, error) {
 	req.Now, req.Policy = t.now(), t.cfg.Policy
 	return t.cfg.Store.Users(ctx, req)
 }
 
 // Sessions lists sessions of user, newest first, and the number matched.
-func (t *Tracker) Sessions(ctx context.Context, realm, user, state string, offset, limit int) ([]*Session, int, error) {
-	return t.cfg.Store.Sessions(ctx, ListRequest{
+func (t *Tracker) Sessions(ctx context.Context, realm, user, state string, offset, limit int) ([]*store.Session, int, error) {
+	return t.cfg.Store.Sessions(ctx, store.ListRequest{
 		Realm: realm, User: user, State: state, Offset: offset, Limit: limit, Now: t.now(), Policy: t.cfg.Policy,
 	})
 }
 
 // Devices lists devices of user, most recent first.
-func (t *Tracker) Devices(ctx context.Context, realm, user string) ([]*Device, error) {
+func (t *Tracker) Devices(ctx context.Context, realm, user string) ([]*store.Device, error) {
 	return t.cfg.Store.Devices(ctx, realm, user)
 }

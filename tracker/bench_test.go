@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
@@ -15,7 +18,7 @@ import (
 // BenchmarkObserveKnownSession is the hot path: a request of a known
 // session on an unchanged IP and device, answered from the cache.
 func BenchmarkObserveKnownSession(b *testing.B) {
-	tr := newTestTracker(b, NewMemoryStore())
+	tr := newTestTracker(b, redisstore.NewMemory())
 	const sessions = 10000
 	reqs := make([]Request, sessions)
 	ctx := context.Background()
@@ -46,21 +49,21 @@ func BenchmarkTokenHash(b *testing.B) {
 }
 
 // benchStores are the two stores, each running the same Lua scripts.
-func benchStores(b *testing.B) map[string]Store {
+func benchStores(b *testing.B) map[string]store.Store {
 	srv := redistest.Start(b)
-	rs := NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}))
-	ms := NewMemoryStore()
+	rs := redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+	ms := redisstore.NewMemory()
 	b.Cleanup(func() { _ = rs.Close(); _ = ms.Close() })
-	return map[string]Store{"redis": rs, "memory": ms}
+	return map[string]store.Store{"redis": rs, "memory": ms}
 }
 
-func benchSeen(keys *Keyring, i int, now time.Time) SeenRequest {
+func benchSeen(keys *Keyring, i int, now time.Time) store.SeenRequest {
 	th := keys.TokenHash(TokenScope, fmt.Sprint("bench-token-", i))
-	return SeenRequest{
+	return store.SeenRequest{
 		Realm: "shop", User: fmt.Sprint("user-", i%1000), TokenHash: th, Now: now, Policy: suitePolicy,
-		New: &Session{ID: keys.SessionID(th, now), StartedAt: now, LastSeen: now, IP: ip1, DeviceID: "dev-1",
+		New: &store.Session{ID: keys.SessionID(th, now), StartedAt: now, LastSeen: now, IP: ip1, DeviceID: "dev-1",
 			Agent: testAgent, Location: testLoc},
-		Device: &Device{ID: "dev-1", FirstSeen: now, LastSeen: now, Agent: testAgent, LastIP: ip1},
+		Device: &store.Device{ID: "dev-1", FirstSeen: now, LastSeen: now, Agent: testAgent, LastIP: ip1},
 	}
 }
 
@@ -77,7 +80,7 @@ func BenchmarkStoreOpen(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				res, err := st.Seen(ctx, benchSeen(keys, i, base.Add(time.Duration(i)*time.Millisecond)))
-				if err != nil || res.Status != StatusOpened {
+				if err != nil || res.Status != store.StatusOpened {
 					b.Fatalf("Seen = %+v, %v", res, err)
 				}
 				i++
@@ -98,17 +101,17 @@ func BenchmarkStoreRefresh(b *testing.B) {
 			ids := make([]string, n)
 			for i := range ids {
 				res, err := st.Seen(ctx, benchSeen(keys, i, base))
-				if err != nil || res.Status != StatusOpened {
+				if err != nil || res.Status != store.StatusOpened {
 					b.Fatalf("Seen = %+v, %v", res, err)
 				}
 				ids[i] = res.SessionID
 			}
 			b.ReportAllocs()
 			i := 0
-			batch := make([]Touch, 0, 64)
+			batch := make([]store.Touch, 0, 64)
 			for b.Loop() {
 				now := base.Add(time.Duration(i/n+1) * suitePolicy.Refresh)
-				batch = append(batch, Touch{Realm: "shop", User: fmt.Sprint("user-", i%n%1000), SessionID: ids[i%n], DeviceID: "dev-1", Now: now, Policy: suitePolicy})
+				batch = append(batch, store.Touch{Realm: "shop", User: fmt.Sprint("user-", i%n%1000), SessionID: ids[i%n], DeviceID: "dev-1", Now: now, Policy: suitePolicy})
 				if len(batch) == cap(batch) {
 					for _, r := range st.Touch(ctx, batch) {
 						if r.Err != nil || r.Ended {
@@ -132,7 +135,7 @@ func BenchmarkMemoryStoreHeap(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		ms := NewMemoryStore()
+		ms := redisstore.NewMemory()
 		base := time.Now().UTC()
 		const n = 10000
 		for i := range n {
@@ -167,7 +170,7 @@ func BenchmarkCacheHeap(b *testing.B) {
 					user, sid, dev := fmt.Sprint("user-", i/2), fmt.Sprintf("s%015d", i), fmt.Sprintf("d%019d", i)
 					e := &entry{key: key, realm: "shop", tz: time.UTC, expires: time.Now().Add(time.Hour).UnixNano()}
 					e.setIDs(user, sid, dev, fmt.Sprint("203.0.113.", i%250)) // an IP string per request, as parsed
-					e.vars = Vars{User: e.user(), Session: e.sessionID(), Device: e.deviceID(), Memo: &e.memo}
+					e.vars = Vars{User: e.user(), Session: e.sessionID(), Device: e.deviceID()}
 					c.put(e)
 				}
 				runtime.GC()

@@ -36,7 +36,6 @@ type entry struct {
 	ids                     string
 	userEnd, sidEnd, devEnd uint32
 	vars                    Vars
-	memo                    atomic.Value // vars.Memo
 
 	key    TokenKey
 	realm  string

@@ -72,7 +72,7 @@ func makeDaysArg(from, now time.Time, loc *time.Location, retention time.Duratio
 		if m.After(now) {
 			break
 		}
-		a.Bound = append(a.Bound, []any{ms(m), m.Format(dateLayout)})
+		a.Bound = append(a.Bound, []any{m.UnixMilli(), m.Format(dateLayout)})
 	}
 	b, _ := json.Marshal(a)
 	return string(b)

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 func rxZone(t testing.TB, name string) *time.Location {
@@ -192,7 +194,7 @@ func TestDaysMakeDaysArg(t *testing.T) {
 
 // rxDaysPolicy keeps everything for ten years: the fixed dates of these
 // tests may lie in the past of the real clock the memory store expires by.
-var rxDaysPolicy = Policy{Idle: 2 * time.Hour, Retention: 10 * 365 * 24 * time.Hour, Refresh: time.Minute, RevokeHold: 10 * time.Minute}
+var rxDaysPolicy = store.Policy{Idle: 2 * time.Hour, Retention: 10 * 365 * 24 * time.Hour, Refresh: time.Minute, RevokeHold: 10 * time.Minute}
 
 func (f *rxFx) daysArg(now time.Time, loc *time.Location) string {
 	return makeDaysArg(now.Add(-f.p.Idle-f.p.Refresh), now, loc, f.p.Retention)
@@ -207,14 +209,14 @@ func (f *rxFx) openAt(tok string, now time.Time, loc *time.Location) string {
 // touchAt refreshes session sid at now, counting days in loc.
 func (f *rxFx) touchAt(sid string, now time.Time, loc *time.Location) {
 	f.t.Helper()
-	res := f.env.Touch(f.ctx, []Touch{{Realm: f.realm, User: f.user, SessionID: sid, Now: now, Policy: f.p,
-		Activity: Activity{Days: f.daysArg(now, loc)}}})
+	res := f.env.Touch(f.ctx, []store.Touch{{Realm: f.realm, User: f.user, SessionID: sid, Now: now, Policy: f.p,
+		Activity: store.Activity{Days: f.daysArg(now, loc)}}})
 	if res[0].Err != nil || res[0].Ended {
 		f.t.Fatalf("Touch(%s at %v) = %+v", sid, now, res[0])
 	}
 }
 
-func (f *rxFx) days(dates []string) map[string]DayTotal {
+func (f *rxFx) days(dates []string) map[string]store.DayTotal {
 	f.t.Helper()
 	got, err := f.env.Days(f.ctx, f.realm, f.user, dates)
 	if err != nil {
@@ -223,7 +225,7 @@ func (f *rxFx) days(dates []string) map[string]DayTotal {
 	return got
 }
 
-func rxWantDays(t *testing.T, got, want map[string]DayTotal) {
+func rxWantDays(t *testing.T, got, want map[string]store.DayTotal) {
 	t.Helper()
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("days = %v, want %v", got, want)
@@ -243,23 +245,23 @@ func TestDaysStore(t *testing.T) {
 			f := newFx(t)
 			start := rxLocal(ams, 2026, 7, 1, 10, 0)
 			sid := f.openAt("a", start, ams)
-			rxWantDays(t, f.days([]string{"2026-07-01", "2026-07-02"}), map[string]DayTotal{"2026-07-01": {Active: 0, Sessions: 1}})
+			rxWantDays(t, f.days([]string{"2026-07-01", "2026-07-02"}), map[string]store.DayTotal{"2026-07-01": {Active: 0, Sessions: 1}})
 			f.touchAt(sid, start.Add(10*time.Minute), ams)
-			rxWantDays(t, f.days([]string{"2026-07-01"}), map[string]DayTotal{"2026-07-01": {Active: 10 * time.Minute, Sessions: 1}})
+			rxWantDays(t, f.days([]string{"2026-07-01"}), map[string]store.DayTotal{"2026-07-01": {Active: 10 * time.Minute, Sessions: 1}})
 			f.touchAt(sid, start.Add(25*time.Minute), ams)
 			// A refresh through Seen (active session) adds time as well.
 			res := f.seen(rxHit{tok: "a", when: start.Add(40 * time.Minute), days: f.daysArg(start.Add(40*time.Minute), ams)})
-			if res.Status != StatusActive {
+			if res.Status != store.StatusActive {
 				t.Fatalf("Seen = %s", res.Status)
 			}
-			rxWantDays(t, f.days([]string{"2026-07-01"}), map[string]DayTotal{"2026-07-01": {Active: 40 * time.Minute, Sessions: 1}})
-			rxWantDays(t, f.days([]string{}), map[string]DayTotal{})
+			rxWantDays(t, f.days([]string{"2026-07-01"}), map[string]store.DayTotal{"2026-07-01": {Active: 40 * time.Minute, Sessions: 1}})
+			rxWantDays(t, f.days([]string{}), map[string]store.DayTotal{})
 		})
 		t.Run("session across local midnight is split", func(t *testing.T) {
 			f := newFx(t)
 			sid := f.openAt("a", rxLocal(ams, 2026, 7, 1, 23, 30), ams)
 			f.touchAt(sid, rxLocal(ams, 2026, 7, 2, 0, 40), ams)
-			want := map[string]DayTotal{
+			want := map[string]store.DayTotal{
 				"2026-07-01": {Active: 30 * time.Minute, Sessions: 1},
 				"2026-07-02": {Active: 40 * time.Minute, Sessions: 1},
 			}
@@ -267,7 +269,7 @@ func TestDaysStore(t *testing.T) {
 			rxWantDays(t, f.days(nil), want)
 			// Further time on day 2 does not count the session again.
 			f.touchAt(sid, rxLocal(ams, 2026, 7, 2, 1, 0), ams)
-			rxWantDays(t, f.days([]string{"2026-07-02"}), map[string]DayTotal{"2026-07-02": {Active: time.Hour, Sessions: 1}})
+			rxWantDays(t, f.days([]string{"2026-07-02"}), map[string]store.DayTotal{"2026-07-02": {Active: time.Hour, Sessions: 1}})
 		})
 		t.Run("two sessions on one day sum", func(t *testing.T) {
 			f := newFx(t)
@@ -275,7 +277,7 @@ func TestDaysStore(t *testing.T) {
 			f.touchAt(s1, rxLocal(ams, 2026, 7, 1, 9, 20), ams)
 			s2 := f.openAt("b", rxLocal(ams, 2026, 7, 1, 14, 0), ams)
 			f.touchAt(s2, rxLocal(ams, 2026, 7, 1, 14, 45), ams)
-			rxWantDays(t, f.days(nil), map[string]DayTotal{"2026-07-01": {Active: 65 * time.Minute, Sessions: 2}})
+			rxWantDays(t, f.days(nil), map[string]store.DayTotal{"2026-07-01": {Active: 65 * time.Minute, Sessions: 2}})
 		})
 		for _, dst := range []struct {
 			name string
@@ -293,7 +295,7 @@ func TestDaysStore(t *testing.T) {
 				for now := dst.day.Add(30 * time.Minute); !now.After(end); now = now.Add(30 * time.Minute) {
 					f.touchAt(sid, now, ams)
 				}
-				rxWantDays(t, f.days([]string{dst.date}), map[string]DayTotal{dst.date: {Active: dst.want, Sessions: 1}})
+				rxWantDays(t, f.days([]string{dst.date}), map[string]store.DayTotal{dst.date: {Active: dst.want, Sessions: 1}})
 				var sum time.Duration
 				for _, d := range f.days(nil) {
 					sum += d.Active
@@ -308,16 +310,16 @@ func TestDaysStore(t *testing.T) {
 			midnight := rxLocal(ams, 2026, 7, 2, 0, 0)
 			sid := f.openAt("a", midnight, ams)
 			f.touchAt(sid, midnight.Add(10*time.Minute), ams)
-			rxWantDays(t, f.days(nil), map[string]DayTotal{"2026-07-02": {Active: 10 * time.Minute, Sessions: 1}})
+			rxWantDays(t, f.days(nil), map[string]store.DayTotal{"2026-07-02": {Active: 10 * time.Minute, Sessions: 1}})
 		})
 		t.Run("without day data no totals are kept", func(t *testing.T) {
 			f := newFx(t)
 			sid := f.open(rxHit{tok: "a", when: rxLocal(ams, 2026, 7, 1, 10, 0)})
-			res := env.Touch(f.ctx, []Touch{{Realm: f.realm, User: f.user, SessionID: sid, Now: rxLocal(ams, 2026, 7, 1, 10, 5), Policy: f.p}})
+			res := env.Touch(f.ctx, []store.Touch{{Realm: f.realm, User: f.user, SessionID: sid, Now: rxLocal(ams, 2026, 7, 1, 10, 5), Policy: f.p}})
 			if res[0].Err != nil || res[0].Ended {
 				t.Fatalf("Touch = %+v", res[0])
 			}
-			rxWantDays(t, f.days(nil), map[string]DayTotal{})
+			rxWantDays(t, f.days(nil), map[string]store.DayTotal{})
 		})
 	})
 }

@@ -9,6 +9,8 @@ package tracker
 import (
 	"sync"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // maxDenied bounds the deny list.
@@ -86,7 +88,7 @@ func (d *denyList) len() int {
 
 // deny refuses key for reason, for the store's hold.
 func (t *Tracker) deny(key TokenKey, reason string, now time.Time) {
-	if !holdsToken(reason) && reason != EndErased {
+	if !store.HoldsToken(reason) && reason != store.EndErased {
 		return
 	}
 	t.denied.add(key, denial{reason: reason, until: now.Add(t.cfg.Policy.RevokeHold).UnixNano()}, now.UnixNano())

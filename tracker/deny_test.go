@@ -6,19 +6,22 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // downStore is a store that can be made unreachable.
 type downStore struct {
-	Store
+	store.Store
 	down atomic.Bool
 }
 
 var errDown = errors.New("store unreachable")
 
-func (d *downStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, error) {
+func (d *downStore) Seen(ctx context.Context, req store.SeenRequest) (store.SeenResult, error) {
 	if d.down.Load() {
-		return SeenResult{}, errDown
+		return store.SeenResult{}, errDown
 	}
 	return d.Store.Seen(ctx, req)
 }
@@ -48,7 +51,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // knew passes as the store's outage behaviour says (an error: untracked,
 // or 503 with fail_closed); a new login on a held token lifts it.
 func TestDenyListOutlivesTheStore(t *testing.T) {
-	mem := NewMemoryStore()
+	mem := redisstore.NewMemory()
 	t.Cleanup(func() { _ = mem.Close() })
 	ds := &downStore{Store: mem}
 	clk := newFakeClock()
@@ -74,17 +77,17 @@ func TestDenyListOutlivesTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the revocation on the deny list", func() bool { return tr.DeniedTokens() == 1 })
-	refusedWhileDown("t-revoked", EndRevoked)
+	refusedWhileDown("t-revoked", store.EndRevoked)
 
 	// Logout, and a device block, on another instance.
 	if _, err := tr.Login(ctx, userReq("t-logout", "bob")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.End(ctx, "shop", "t-logout", "", EndLogout, false); err != nil {
+	if _, err := admin.End(ctx, "shop", "t-logout", "", store.EndLogout, false); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the logout on the deny list", func() bool { return tr.DeniedTokens() == 2 })
-	refusedWhileDown("t-logout", EndLogout)
+	refusedWhileDown("t-logout", store.EndLogout)
 
 	carol := userReq("t-carol", "carol")
 	carol.DeviceID = "dev-carol"
@@ -95,7 +98,7 @@ func TestDenyListOutlivesTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the device block on the deny list", func() bool { return tr.DeniedTokens() == 3 })
-	refusedWhileDown("t-carol", EndDeviceBlocked)
+	refusedWhileDown("t-carol", store.EndDeviceBlocked)
 	if _, err := admin.BlockDevice(ctx, "shop", "carol", "dev-carol", false); err != nil {
 		t.Fatal(err)
 	}

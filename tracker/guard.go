@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // ErrUnavailable is returned while a guarded store is cooling down.
@@ -13,14 +15,14 @@ var ErrUnavailable = errors.New("session store unavailable")
 // guarded fails fast for a while after the store failed on the request path,
 // so that during an outage requests do not each wait for a timeout.
 type guarded struct {
-	Store
+	store.Store
 	cooldown time.Duration
 	until    atomic.Int64
 }
 
 // Guard wraps s so that after a failure of Seen, TokenUser, BindToken or
 // Settings, those calls fail at once with ErrUnavailable for cooldown.
-func Guard(s Store, cooldown time.Duration) Store {
+func Guard(s store.Store, cooldown time.Duration) store.Store {
 	return &guarded{Store: s, cooldown: cooldown}
 }
 
@@ -33,9 +35,9 @@ func (g *guarded) check(err error) error {
 	return err
 }
 
-func (g *guarded) Seen(ctx context.Context, req SeenRequest) (SeenResult, error) {
+func (g *guarded) Seen(ctx context.Context, req store.SeenRequest) (store.SeenResult, error) {
 	if g.open() {
-		return SeenResult{}, ErrUnavailable
+		return store.SeenResult{}, ErrUnavailable
 	}
 	res, err := g.Store.Seen(ctx, req)
 	return res, g.check(err)
@@ -56,9 +58,9 @@ func (g *guarded) BindToken(ctx context.Context, tokenHash, user string, ttl tim
 	return g.check(g.Store.BindToken(ctx, tokenHash, user, ttl))
 }
 
-func (g *guarded) Settings(ctx context.Context, realm string) (Settings, bool, error) {
+func (g *guarded) Settings(ctx context.Context, realm string) (store.Settings, bool, error) {
 	if g.open() {
-		return Settings{}, false, ErrUnavailable
+		return store.Settings{}, false, ErrUnavailable
 	}
 	st, ok, err := g.Store.Settings(ctx, realm)
 	return st, ok, g.check(err)

@@ -7,6 +7,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+
 	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
 )
 
@@ -174,49 +176,49 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 		r.Realm, user = parseBinding(b, r.Realm)
 	}
 	if user == erasedUser {
-		return Result{Tracked: true, Realm: r.Realm, Refused: true, Reason: EndRevoked}, nil
+		return Result{Tracked: true, Realm: r.Realm, Refused: true, Reason: store.EndRevoked}, nil
 	}
 	st := t.Settings(ctx, r.Realm)
-	var loc Location
+	var loc store.Location
 	if st.Geolocation {
 		loc = t.cfg.Geo.Lookup(r.IP) // before the IP is truncated
 	}
 	ip := truncateIP(r.IP, st.IPPrecision)
-	newSess := &Session{
+	newSess := &store.Session{
 		ID: t.cfg.Keys.SessionID(th, now), Realm: r.Realm, User: user, StartedAt: now, LastSeen: now,
 		IP: ip, DeviceID: r.DeviceID, Agent: enrich.ParseAgent(r.UserAgent), Location: loc,
 	}
-	dev := &Device{
+	dev := &store.Device{
 		ID: r.DeviceID, User: user, FirstSeen: now, LastSeen: now, Agent: newSess.Agent, LastIP: ip, Location: newSess.Location,
 	}
 	tz := t.userZone(loc)
-	res, err := t.cfg.Store.Seen(ctx, SeenRequest{
+	res, err := t.cfg.Store.Seen(ctx, store.SeenRequest{
 		Realm: r.Realm, User: user, TokenHash: th, Now: now, Policy: t.cfg.Policy, Login: login, New: newSess, Device: dev,
 		Limits: t.cfg.Limits, IPKey: t.ipKey(r.IP, st.IPPrecision), DeviceMinted: r.DeviceMinted, NoOpen: r.NoOpen,
 		// The user came from the request: the binding was not read yet.
 		CheckToken: r.User != "",
-		Activity:   Activity{Days: t.daysArg(now, tz), Path: t.trailPath(st.ActivityTrail, r), TrailLen: t.cfg.TrailLen},
+		Activity:   store.Activity{Days: t.daysArg(now, tz), Path: t.trailPath(st.ActivityTrail, r), TrailLen: t.cfg.TrailLen},
 	})
 	if err != nil {
 		return Result{}, err
 	}
-	if res.Status == StatusNone {
+	if res.Status == store.StatusNone {
 		return Result{}, nil
 	}
 	if res.TokenUser == erasedUser {
 		// The token of an erased user stays refused even when the
 		// request names the user; undo what this step opened (rare).
-		if res.Status == StatusOpened {
+		if res.Status == store.StatusOpened {
 			t.undoOpen(ctx, r.Realm, user, res.SessionID, th)
 		}
-		return Result{Tracked: true, Realm: r.Realm, Refused: true, Reason: EndRevoked}, nil
+		return Result{Tracked: true, Realm: r.Realm, Refused: true, Reason: store.EndRevoked}, nil
 	}
-	for _, c := range res.Closed {
-		if c.EndReason == EndEvicted {
+	for i, c := range res.Closed {
+		if c.EndReason == store.EndEvicted && i < len(res.ClosedTokens) {
 			// Another browser's session was evicted: no instance may
 			// keep serving it from its cache, nor admit it while the
 			// store is unreachable.
-			inv := Invalidation{Realm: r.Realm, User: user, TokenHash: c.tokenHash, Deny: EndEvicted, Sessions: []string{c.ID}, Origin: t.id}
+			inv := store.Invalidation{Realm: r.Realm, User: user, TokenHash: res.ClosedTokens[i], Deny: store.EndEvicted, Sessions: []string{c.ID}, Origin: t.id}
 			t.invalidate(inv)
 			_ = t.cfg.Store.Publish(ctx, inv)
 		}
@@ -232,7 +234,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	}
 	e := &entry{key: key, realm: r.Realm, tz: tz, expires: now.Add(t.cfg.Policy.Idle).UnixNano()}
 	e.setIDs(user, res.SessionID, res.DeviceID, r.IP)
-	e.vars = Vars{User: e.user(), Session: e.sessionID(), Device: e.deviceID(), Memo: &e.memo}
+	e.vars = Vars{User: e.user(), Session: e.sessionID(), Device: e.deviceID()}
 	if c := t.cfg.Keys.DeviceCookie(res.DeviceID); len(c) == deviceCookieLen {
 		e.hasDevCookie = copy(e.devCookie[:], c) == deviceCookieLen
 	}
@@ -240,7 +242,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	e.lastWrite.Store(res.LastSeen.UnixNano())
 	out := Result{Tracked: true, Realm: r.Realm, User: user, SessionID: res.SessionID, DeviceID: res.DeviceID, Vars: e.vars}
 	switch res.Status {
-	case StatusRefused:
+	case store.StatusRefused:
 		out.Refused, out.Reason = true, res.Reason
 		t.deny(key, res.Reason, now) // a held token, learned from the store
 		if h := t.cfg.Hooks.Refused; h != nil {
@@ -251,8 +253,8 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 		// A limit refuses this IP or device, not the token (see
 		// fromCache); remembering it for a refresh interval keeps a
 		// refused client from recording a violation per request.
-		e.limited = !holdsToken(res.Reason) && res.Reason != EndDeviceBlocked
-	case StatusOpened:
+		e.limited = !store.HoldsToken(res.Reason) && res.Reason != store.EndDeviceBlocked
+	case store.StatusOpened:
 		out.New = true
 		if h := t.cfg.Hooks.SessionOpened; h != nil {
 			h(newSess)
@@ -273,14 +275,14 @@ func (t *Tracker) ipKey(ip, precision string) string {
 		return ""
 	}
 	k := t.cfg.Prefix.Key(ip)
-	if precision != IPFull {
+	if precision != store.IPFull {
 		return "h:" + t.cfg.Keys.TokenHash("ip", k)
 	}
 	return k
 }
 
 // userZone is the time zone days are counted in for a session at loc.
-func (t *Tracker) userZone(loc Location) *time.Location {
+func (t *Tracker) userZone(loc store.Location) *time.Location {
 	if z := zone(loc.TimeZone); z != nil {
 		return z
 	}

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
@@ -20,7 +23,7 @@ import (
 
 // rxPolicy: Retention is long compared to the runtime, so Redis TTLs
 // (real time) expire nothing a test still needs.
-var rxPolicy = Policy{Idle: 30 * time.Minute, Retention: 24 * time.Hour, Refresh: time.Minute, RevokeHold: 10 * time.Minute}
+var rxPolicy = store.Policy{Idle: 30 * time.Minute, Retention: 24 * time.Hour, Refresh: time.Minute, RevokeHold: 10 * time.Minute}
 
 func rxKeyring(tb testing.TB) *Keyring {
 	tb.Helper()
@@ -33,7 +36,7 @@ func rxKeyring(tb testing.TB) *Keyring {
 
 // rxEnv is one store under test and, for Redis, a way to look inside it.
 type rxEnv struct {
-	Store
+	store.Store
 	name string
 	rdb  redis.UniversalClient // nil for memory
 	scan func(ctx context.Context, pattern string) ([]string, error)
@@ -43,7 +46,7 @@ type rxEnv struct {
 // standalone redis-server and a RedisStore on a 3-master cluster.
 func rxForEachStore(t *testing.T, fn func(t *testing.T, env *rxEnv)) {
 	t.Helper()
-	t.Run("memory", func(t *testing.T) { fn(t, &rxEnv{Store: NewMemoryStore(), name: "memory"}) })
+	t.Run("memory", func(t *testing.T) { fn(t, &rxEnv{Store: redisstore.NewMemory(), name: "memory"}) })
 	rxForEachRedis(t, fn)
 }
 
@@ -56,14 +59,14 @@ func rxForEachRedis(t *testing.T, fn func(t *testing.T, env *rxEnv)) {
 
 func rxRedis(t *testing.T) *rxEnv {
 	srv := redistest.Start(t)
-	st := NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+	st := redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr}))
 	t.Cleanup(func() { _ = st.Close() })
 	return &rxEnv{Store: st, name: "redis", rdb: st.Client(), scan: srv.ScanAll}
 }
 
 func rxCluster(t *testing.T) *rxEnv {
 	c := redistest.StartCluster(t)
-	st := NewRedisStore(redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs}))
+	st := redisstore.New(redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs}))
 	t.Cleanup(func() { _ = st.Close() })
 	return &rxEnv{Store: st, name: "cluster", rdb: st.Client(), scan: c.ScanAll}
 }
@@ -77,7 +80,7 @@ type rxFx struct {
 	realm  string
 	user   string
 	base   time.Time
-	p      Policy
+	p      store.Policy
 	limits restrict.Limits
 	prefix restrict.Prefix
 }
@@ -106,8 +109,8 @@ const (
 )
 
 var (
-	rxAgent = Agent{Browser: "Firefox", BrowserVersion: "125.0", OS: "Linux", DeviceFamily: "Other", DeviceType: "desktop"}
-	rxLoc   = Location{City: "London", Region: "England", Country: "United Kingdom", CountryCode: "GB", TimeZone: "Europe/London"}
+	rxAgent = store.Agent{Browser: "Firefox", BrowserVersion: "125.0", OS: "Linux", DeviceFamily: "Other", DeviceType: "desktop"}
+	rxLoc   = store.Location{City: "London", Region: "England", Country: "United Kingdom", CountryCode: "GB", TimeZone: "Europe/London"}
 )
 
 // rxHit is one request as the tracker would hand it to Store.Seen.
@@ -121,11 +124,11 @@ type rxHit struct {
 	// when is an absolute time; it wins over at.
 	when  time.Time
 	days  string
-	agent *Agent
-	loc   *Location
+	agent *store.Agent
+	loc   *store.Location
 }
 
-func (f *rxFx) req(h rxHit) SeenRequest {
+func (f *rxFx) req(h rxHit) store.SeenRequest {
 	user, ip, dev := h.user, h.ip, h.dev
 	if user == "" {
 		user = f.user
@@ -148,20 +151,20 @@ func (f *rxFx) req(h rxHit) SeenRequest {
 		loc = *h.loc
 	}
 	th := f.th(h.tok)
-	return SeenRequest{
+	return store.SeenRequest{
 		Realm: f.realm, User: user, TokenHash: th, Now: now, Policy: f.p, Login: h.login,
-		New: &Session{
+		New: &store.Session{
 			ID: f.keys.SessionID(th, now), Realm: f.realm, User: user, StartedAt: now, LastSeen: now,
 			IP: ip, DeviceID: dev, Agent: agent, Location: loc,
 		},
-		Device:   &Device{ID: dev, User: user, FirstSeen: now, LastSeen: now, Agent: agent, LastIP: ip, Location: loc},
+		Device:   &store.Device{ID: dev, User: user, FirstSeen: now, LastSeen: now, Agent: agent, LastIP: ip, Location: loc},
 		Limits:   f.limits,
 		IPKey:    f.prefix.Key(ip),
-		Activity: Activity{Days: h.days},
+		Activity: store.Activity{Days: h.days},
 	}
 }
 
-func (f *rxFx) seen(h rxHit) SeenResult {
+func (f *rxFx) seen(h rxHit) store.SeenResult {
 	f.t.Helper()
 	res, err := f.env.Seen(f.ctx, f.req(h))
 	if err != nil {
@@ -174,28 +177,28 @@ func (f *rxFx) seen(h rxHit) SeenResult {
 func (f *rxFx) open(h rxHit) string {
 	f.t.Helper()
 	res := f.seen(h)
-	if res.Status != StatusOpened {
-		f.t.Fatalf("Seen(%s @%v ip %q dev %q) = %s/%q, want %s", h.tok, h.at, h.ip, h.dev, res.Status, res.Reason, StatusOpened)
+	if res.Status != store.StatusOpened {
+		f.t.Fatalf("Seen(%s @%v ip %q dev %q) = %s/%q, want %s", h.tok, h.at, h.ip, h.dev, res.Status, res.Reason, store.StatusOpened)
 	}
 	return res.SessionID
 }
 
 // active sees a request of a token whose session must be active.
-func (f *rxFx) active(h rxHit, sid string) SeenResult {
+func (f *rxFx) active(h rxHit, sid string) store.SeenResult {
 	f.t.Helper()
 	res := f.seen(h)
-	if res.Status != StatusActive || res.SessionID != sid {
-		f.t.Fatalf("Seen(%s @%v ip %q dev %q) = %s %q/%q, want %s %q", h.tok, h.at, h.ip, h.dev, res.Status, res.SessionID, res.Reason, StatusActive, sid)
+	if res.Status != store.StatusActive || res.SessionID != sid {
+		f.t.Fatalf("Seen(%s @%v ip %q dev %q) = %s %q/%q, want %s %q", h.tok, h.at, h.ip, h.dev, res.Status, res.SessionID, res.Reason, store.StatusActive, sid)
 	}
 	return res
 }
 
 // refused sees a request that must be refused for reason.
-func (f *rxFx) refused(h rxHit, reason string) SeenResult {
+func (f *rxFx) refused(h rxHit, reason string) store.SeenResult {
 	f.t.Helper()
 	res := f.seen(h)
-	if res.Status != StatusRefused || res.Reason != reason {
-		f.t.Fatalf("Seen(%s @%v ip %q dev %q) = %s/%q, want %s/%q", h.tok, h.at, h.ip, h.dev, res.Status, res.Reason, StatusRefused, reason)
+	if res.Status != store.StatusRefused || res.Reason != reason {
+		f.t.Fatalf("Seen(%s @%v ip %q dev %q) = %s/%q, want %s/%q", h.tok, h.at, h.ip, h.dev, res.Status, res.Reason, store.StatusRefused, reason)
 	}
 	return res
 }
@@ -212,7 +215,7 @@ func (f *rxFx) violations(user string) ([]*restrict.Violation, int) {
 	return vs, total
 }
 
-func (f *rxFx) summary(user string, at time.Duration) *UserSummary {
+func (f *rxFx) summary(user string, at time.Duration) *store.UserSummary {
 	f.t.Helper()
 	if user == "" {
 		user = f.user
@@ -224,16 +227,16 @@ func (f *rxFx) summary(user string, at time.Duration) *UserSummary {
 	return s
 }
 
-func (f *rxFx) sessions(state string, at time.Duration) []*Session {
+func (f *rxFx) sessions(state string, at time.Duration) []*store.Session {
 	f.t.Helper()
-	list, _, err := f.env.Sessions(f.ctx, ListRequest{Realm: f.realm, User: f.user, State: state, Now: f.at(at), Policy: f.p})
+	list, _, err := f.env.Sessions(f.ctx, store.ListRequest{Realm: f.realm, User: f.user, State: state, Now: f.at(at), Policy: f.p})
 	if err != nil {
 		f.t.Fatalf("Sessions: %v", err)
 	}
 	return list
 }
 
-func (f *rxFx) sessionByID(id string, at time.Duration) *Session {
+func (f *rxFx) sessionByID(id string, at time.Duration) *store.Session {
 	f.t.Helper()
 	for _, s := range f.sessions("all", at) {
 		if s.ID == id {
@@ -365,12 +368,12 @@ func rxMaxIPsLog(t *testing.T, env *rxEnv) {
 	f.limits = restrict.Limits{IPs: rxLimit(1, time.Hour, restrict.ActionLog)}
 	f.open(rxHit{tok: "a", ip: rxIPA})
 	res := f.seen(rxHit{tok: "b", at: time.Minute, ip: rxIPB})
-	if res.Status != StatusOpened || len(res.Violations) != 1 {
+	if res.Status != store.StatusOpened || len(res.Violations) != 1 {
 		t.Fatalf("log: status %s, %d violations; want opened with 1", res.Status, len(res.Violations))
 	}
 	rxCheckViolation(t, "log", res.Violations[0], rxWant{policy: restrict.PolicyIPs, limit: 1, observed: 2, ip: rxIPB, action: restrict.ActionLog})
 	res = f.seen(rxHit{tok: "c", at: 2 * time.Minute, ip: rxIPC})
-	if res.Status != StatusOpened || len(res.Violations) != 1 {
+	if res.Status != store.StatusOpened || len(res.Violations) != 1 {
 		t.Fatalf("log: status %s, %d violations; want opened with 1", res.Status, len(res.Violations))
 	}
 	rxCheckViolation(t, "log 2", res.Violations[0], rxWant{policy: restrict.PolicyIPs, limit: 1, observed: 3, ip: rxIPC, action: restrict.ActionLog})
@@ -432,7 +435,7 @@ func rxMaxDevicesBlock(t *testing.T, env *rxEnv) {
 	// after 63m.
 	f.refused(rxHit{tok: "e", at: 50 * time.Minute, dev: "dev-3"}, restrict.PolicyDevices)
 	res = f.seen(rxHit{tok: "e", at: 64 * time.Minute, dev: "dev-3"})
-	if res.Status != StatusOpened || !res.NewDevice {
+	if res.Status != store.StatusOpened || !res.NewDevice {
 		t.Errorf("after the window: %s/%q new device %v, want opened new device", res.Status, res.Reason, res.NewDevice)
 	}
 }
@@ -442,7 +445,7 @@ func rxMaxDevicesLog(t *testing.T, env *rxEnv) {
 	f.limits = restrict.Limits{Devices: rxLimit(1, time.Hour, restrict.ActionLog)}
 	f.open(rxHit{tok: "a", dev: "dev-1"})
 	res := f.seen(rxHit{tok: "b", at: time.Minute, dev: "dev-2"})
-	if res.Status != StatusOpened || !res.NewDevice || len(res.Violations) != 1 {
+	if res.Status != store.StatusOpened || !res.NewDevice || len(res.Violations) != 1 {
 		t.Fatalf("log: %s new device %v, %d violations", res.Status, res.NewDevice, len(res.Violations))
 	}
 	rxCheckViolation(t, "log", res.Violations[0], rxWant{policy: restrict.PolicyDevices, limit: 1, observed: 2, ip: rxIPA, device: "dev-2", action: restrict.ActionLog})
@@ -459,7 +462,7 @@ func rxMaxSessionsBlock(t *testing.T, env *rxEnv) {
 	res := f.refused(rxHit{tok: "c", at: 2 * time.Minute}, restrict.PolicySessions)
 	rxCheckViolation(t, "third session", res.Violations[0], rxWant{policy: restrict.PolicySessions, limit: 2, observed: 3, ip: rxIPA, action: restrict.ActionBlock})
 	f.active(rxHit{tok: "a", at: 3 * time.Minute}, a)
-	if _, err := env.EndToken(f.ctx, f.realm, f.user, f.th("a"), EndLogout, false, f.at(4*time.Minute), f.p); err != nil {
+	if _, err := env.EndToken(f.ctx, f.realm, f.user, f.th("a"), store.EndLogout, false, f.at(4*time.Minute), f.p); err != nil {
 		t.Fatal(err)
 	}
 	f.open(rxHit{tok: "c", at: 5 * time.Minute})
@@ -476,7 +479,7 @@ func rxMaxSessionsLog(t *testing.T, env *rxEnv) {
 	f.open(rxHit{tok: "a", at: 0})
 	f.open(rxHit{tok: "b", at: time.Minute})
 	res := f.seen(rxHit{tok: "c", at: 2 * time.Minute})
-	if res.Status != StatusOpened || len(res.Violations) != 1 || len(res.Closed) != 0 {
+	if res.Status != store.StatusOpened || len(res.Violations) != 1 || len(res.Closed) != 0 {
 		t.Fatalf("log: %s, %d violations, %d closed", res.Status, len(res.Violations), len(res.Closed))
 	}
 	rxCheckViolation(t, "log", res.Violations[0], rxWant{policy: restrict.PolicySessions, limit: 2, observed: 3, ip: rxIPA, action: restrict.ActionLog})
@@ -493,11 +496,11 @@ func rxMaxSessionsEvict(t *testing.T, env *rxEnv) {
 	// a is used again: b is now the least recently used, though newer.
 	f.active(rxHit{tok: "a", at: 2 * time.Minute}, a)
 	res := f.seen(rxHit{tok: "c", at: 3 * time.Minute})
-	if res.Status != StatusOpened {
+	if res.Status != store.StatusOpened {
 		t.Fatalf("evict: status %s/%q, want opened", res.Status, res.Reason)
 	}
 	c := res.SessionID
-	if len(res.Closed) != 1 || res.Closed[0].ID != b || res.Closed[0].EndReason != EndEvicted {
+	if len(res.Closed) != 1 || res.Closed[0].ID != b || res.Closed[0].EndReason != store.EndEvicted {
 		t.Fatalf("evict closed %+v (violations %+v), want session b %s evicted", res.Closed, res.Violations, b)
 	}
 	if res.Closed[0].EndedAt == nil || !res.Closed[0].EndedAt.Equal(f.at(3*time.Minute)) {
@@ -507,15 +510,15 @@ func rxMaxSessionsEvict(t *testing.T, env *rxEnv) {
 		t.Fatalf("%d violations, want 1", len(res.Violations))
 	}
 	rxCheckViolation(t, "evict", res.Violations[0], rxWant{policy: restrict.PolicySessions, limit: 2, observed: 3, ip: rxIPA, action: restrict.ActionEvictOldest})
-	if s := f.sessionByID(b, 3*time.Minute); s.Active() || s.EndReason != EndEvicted {
+	if s := f.sessionByID(b, 3*time.Minute); s.Active() || s.EndReason != store.EndEvicted {
 		t.Errorf("session b: active %v reason %q", s.Active(), s.EndReason)
 	}
 	// The evicted token is refused within the revoke hold; the others work.
-	res = f.refused(rxHit{tok: "b", at: 4 * time.Minute}, EndEvicted)
+	res = f.refused(rxHit{tok: "b", at: 4 * time.Minute}, store.EndEvicted)
 	if res.SessionID != b {
 		t.Errorf("refusal names %q, want %q", res.SessionID, b)
 	}
-	f.refused(rxHit{tok: "b", at: 3*time.Minute + f.p.RevokeHold - time.Millisecond}, EndEvicted)
+	f.refused(rxHit{tok: "b", at: 3*time.Minute + f.p.RevokeHold - time.Millisecond}, store.EndEvicted)
 	f.active(rxHit{tok: "a", at: 5 * time.Minute}, a)
 	f.active(rxHit{tok: "c", at: 5 * time.Minute}, c)
 	if n := len(f.sessions("active", 5*time.Minute)); n != 2 {
@@ -585,7 +588,7 @@ func rxExemption(t *testing.T, env *rxEnv) {
 	}
 	for i, ip := range []string{rxIPB, rxIPC, rxIPD} {
 		res := f.seen(rxHit{tok: fmt.Sprint("x", i), at: time.Duration(2+i) * time.Minute, ip: ip, dev: fmt.Sprint("dev-x", i)})
-		if res.Status != StatusOpened || len(res.Violations) != 0 {
+		if res.Status != store.StatusOpened || len(res.Violations) != 0 {
 			t.Errorf("exempt request %d: %s/%q with %d violations, want opened with none", i, res.Status, res.Reason, len(res.Violations))
 		}
 	}
@@ -599,7 +602,7 @@ func rxExemption(t *testing.T, env *rxEnv) {
 	if _, err := env.SetDeviceBlocked(f.ctx, f.realm, f.user, "dev-1", true, f.at(6*time.Minute), f.p); err != nil {
 		t.Fatal(err)
 	}
-	f.refused(rxHit{tok: "y", at: 7 * time.Minute, ip: rxIPA, dev: "dev-1"}, EndDeviceBlocked)
+	f.refused(rxHit{tok: "y", at: 7 * time.Minute, ip: rxIPA, dev: "dev-1"}, store.EndDeviceBlocked)
 	// Exemption off: limits apply again.
 	if err := env.SetExempt(f.ctx, f.realm, f.user, false, f.p); err != nil {
 		t.Fatal(err)
@@ -612,27 +615,27 @@ func rxExemption(t *testing.T, env *rxEnv) {
 
 func rxDeviceBlock(t *testing.T, env *rxEnv) {
 	f := rxNew(t, env)
-	if _, err := env.SetDeviceBlocked(f.ctx, f.realm, f.user, "dev-1", true, f.at(0), f.p); !errors.Is(err, ErrNotFound) {
+	if _, err := env.SetDeviceBlocked(f.ctx, f.realm, f.user, "dev-1", true, f.at(0), f.p); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("block for an unknown user: %v, want ErrNotFound", err)
 	}
 	a := f.open(rxHit{tok: "a", dev: "dev-1"})
 	b := f.open(rxHit{tok: "b", at: time.Minute, dev: "dev-2"})
-	if _, err := env.SetDeviceBlocked(f.ctx, f.realm, f.user, "dev-404", true, f.at(2*time.Minute), f.p); !errors.Is(err, ErrNotFound) {
+	if _, err := env.SetDeviceBlocked(f.ctx, f.realm, f.user, "dev-404", true, f.at(2*time.Minute), f.p); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("block of an unknown device: %v, want ErrNotFound", err)
 	}
 	closed, err := env.SetDeviceBlocked(f.ctx, f.realm, f.user, "dev-1", true, f.at(2*time.Minute), f.p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(closed) != 1 || closed[0].ID != a || closed[0].EndReason != EndDeviceBlocked {
+	if len(closed) != 1 || closed[0].ID != a || closed[0].EndReason != store.EndDeviceBlocked {
 		t.Fatalf("block closed %+v, want session a %s device_blocked", closed, a)
 	}
-	if s := f.sessionByID(a, 2*time.Minute); s.Active() || s.EndReason != EndDeviceBlocked {
+	if s := f.sessionByID(a, 2*time.Minute); s.Active() || s.EndReason != store.EndDeviceBlocked {
 		t.Errorf("session a: active %v reason %q", s.Active(), s.EndReason)
 	}
-	f.refused(rxHit{tok: "a", at: 3 * time.Minute, dev: "dev-1"}, EndDeviceBlocked)
-	f.refused(rxHit{tok: "new", at: 3 * time.Minute, dev: "dev-1"}, EndDeviceBlocked)
-	f.refused(rxHit{tok: "new", at: 3 * time.Minute, dev: "dev-1", login: true}, EndDeviceBlocked)
+	f.refused(rxHit{tok: "a", at: 3 * time.Minute, dev: "dev-1"}, store.EndDeviceBlocked)
+	f.refused(rxHit{tok: "new", at: 3 * time.Minute, dev: "dev-1"}, store.EndDeviceBlocked)
+	f.refused(rxHit{tok: "new", at: 3 * time.Minute, dev: "dev-1", login: true}, store.EndDeviceBlocked)
 	f.active(rxHit{tok: "b", at: 3 * time.Minute, dev: "dev-2"}, b)
 	devs, err := env.Devices(f.ctx, f.realm, f.user)
 	if err != nil {
@@ -661,7 +664,7 @@ func rxDeviceBlock(t *testing.T, env *rxEnv) {
 	}
 }
 
-func rxUsersList(t *testing.T, f *rxFx, req UsersRequest) ([]string, []*UserSummary, int) {
+func rxUsersList(t *testing.T, f *rxFx, req store.UsersRequest) ([]string, []*store.UserSummary, int) {
 	t.Helper()
 	req.Realm, req.Policy = f.realm, f.p
 	list, total, err := f.env.Users(f.ctx, req)
@@ -696,7 +699,7 @@ func rxViolationsViewed(t *testing.T, env *rxEnv) {
 	if total != 3 || len(page2) != 1 || page2[0].IP != rxIPB {
 		t.Fatalf("page 2: total %d, %+v", total, page2)
 	}
-	if _, err := env.MarkViewed(f.ctx, f.realm, f.user, "no-such-id"); !errors.Is(err, ErrNotFound) {
+	if _, err := env.MarkViewed(f.ctx, f.realm, f.user, "no-such-id"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("MarkViewed(unknown id) = %v, want ErrNotFound", err)
 	}
 	left, err := env.MarkViewed(f.ctx, f.realm, f.user, page[1].ID)
@@ -716,7 +719,7 @@ func rxViolationsViewed(t *testing.T, env *rxEnv) {
 	if s := f.summary("", 4*time.Minute); s.UnviewedViolations != 2 {
 		t.Errorf("unviewed = %d, want 2", s.UnviewedViolations)
 	}
-	names, _, _ := rxUsersList(t, f, UsersRequest{Unviewed: true, Now: f.at(4 * time.Minute)})
+	names, _, _ := rxUsersList(t, f, store.UsersRequest{Unviewed: true, Now: f.at(4 * time.Minute)})
 	if len(names) != 1 || names[0] != f.user {
 		t.Errorf("Users(unviewed) before marking all = %q, want [%q]", names, f.user)
 	}
@@ -739,7 +742,7 @@ func rxViolationsViewed(t *testing.T, env *rxEnv) {
 	if left, err := env.MarkViewed(f.ctx, f.realm, f.user, ""); err != nil || left != 0 {
 		t.Errorf("MarkViewed(all, none unviewed) = %d, %v; want 0 left", left, err)
 	}
-	names, _, _ = rxUsersList(t, f, UsersRequest{Unviewed: true, Now: f.at(4 * time.Minute)})
+	names, _, _ = rxUsersList(t, f, store.UsersRequest{Unviewed: true, Now: f.at(4 * time.Minute)})
 	if len(names) != 0 {
 		t.Errorf("Users(unviewed) after marking all = %q, want none", names)
 	}
@@ -752,7 +755,7 @@ func rxViolationsViewed(t *testing.T, env *rxEnv) {
 	if s := f.summary("", 5*time.Minute); s.UnviewedViolations != 1 {
 		t.Errorf("unviewed after a new violation = %d, want 1", s.UnviewedViolations)
 	}
-	names, _, _ = rxUsersList(t, f, UsersRequest{Unviewed: true, Now: f.at(5 * time.Minute)})
+	names, _, _ = rxUsersList(t, f, store.UsersRequest{Unviewed: true, Now: f.at(5 * time.Minute)})
 	if len(names) != 1 {
 		t.Errorf("Users(unviewed) after a new violation = %q", names)
 	}
@@ -773,11 +776,11 @@ func rxUsers(t *testing.T, env *rxEnv) {
 	f.open(rxHit{user: u3, tok: "3a", at: 10 * time.Minute})
 	f.open(rxHit{user: "zz-other", tok: "z", at: 20 * time.Minute})
 
-	names, list, total := rxUsersList(t, f, UsersRequest{Prefix: p, Now: f.at(12 * time.Minute)})
+	names, list, total := rxUsersList(t, f, store.UsersRequest{Prefix: p, Now: f.at(12 * time.Minute)})
 	if total != 3 || strings.Join(names, ",") != strings.Join([]string{u3, u2, u1}, ",") {
 		t.Fatalf("Users(prefix) = %q total %d, want [three two one] 3", names, total)
 	}
-	want := []UserSummary{
+	want := []store.UserSummary{
 		{User: u3, LastActivity: f.at(10 * time.Minute), ActiveSessions: 1, Devices: 1, UnviewedViolations: 0, Exempt: true},
 		{User: u2, LastActivity: f.at(6 * time.Minute), ActiveSessions: 2, Devices: 2},
 		{User: u1, LastActivity: f.at(0), ActiveSessions: 1, Devices: 1, UnviewedViolations: 1},
@@ -789,24 +792,24 @@ func rxUsers(t *testing.T, env *rxEnv) {
 			t.Errorf("row %d = %+v, want %+v", i, *g, w)
 		}
 	}
-	names, _, total = rxUsersList(t, f, UsersRequest{Prefix: p, Offset: 1, Limit: 1, Now: f.at(12 * time.Minute)})
+	names, _, total = rxUsersList(t, f, store.UsersRequest{Prefix: p, Offset: 1, Limit: 1, Now: f.at(12 * time.Minute)})
 	if total != 3 || len(names) != 1 || names[0] != u2 {
 		t.Errorf("page 2 of 1 = %q total %d, want [%s] 3", names, total, u2)
 	}
-	names, _, _ = rxUsersList(t, f, UsersRequest{Now: f.at(21 * time.Minute)})
+	names, _, _ = rxUsersList(t, f, store.UsersRequest{Now: f.at(21 * time.Minute)})
 	if len(names) != 4 || names[0] != "zz-other" {
 		t.Errorf("Users() = %q, want 4 starting with zz-other", names)
 	}
 	// At 36m+1s, one and two have been idle past 30m.
-	names, _, total = rxUsersList(t, f, UsersRequest{Prefix: p, Active: true, Now: f.at(36*time.Minute + time.Second)})
+	names, _, total = rxUsersList(t, f, store.UsersRequest{Prefix: p, Active: true, Now: f.at(36*time.Minute + time.Second)})
 	if total != 1 || len(names) != 1 || names[0] != u3 {
 		t.Errorf("Users(active) = %q total %d, want [%s]", names, total, u3)
 	}
-	names, _, _ = rxUsersList(t, f, UsersRequest{Prefix: p, Unviewed: true, Now: f.at(12 * time.Minute)})
+	names, _, _ = rxUsersList(t, f, store.UsersRequest{Prefix: p, Unviewed: true, Now: f.at(12 * time.Minute)})
 	if len(names) != 1 || names[0] != u1 {
 		t.Errorf("Users(unviewed) = %q, want [%s]", names, u1)
 	}
-	names, _, _ = rxUsersList(t, f, UsersRequest{Prefix: p + "t", Now: f.at(12 * time.Minute)})
+	names, _, _ = rxUsersList(t, f, store.UsersRequest{Prefix: p + "t", Now: f.at(12 * time.Minute)})
 	if strings.Join(names, ",") != u3+","+u2 {
 		t.Errorf("Users(prefix %q) = %q", p+"t", names)
 	}
@@ -841,9 +844,9 @@ func rxRace(t *testing.T, env *rxEnv, policy string) {
 			switch {
 			case err != nil:
 				t.Errorf("Seen %d: %v", i, err)
-			case res.Status == StatusOpened:
+			case res.Status == store.StatusOpened:
 				opened++
-			case res.Status == StatusRefused:
+			case res.Status == store.StatusRefused:
 				refuse++
 				reasons[res.Reason]++
 			default:
@@ -885,7 +888,7 @@ func rxRetention(t *testing.T, env *rxEnv) {
 	if s := f.summary("", 2*time.Hour+2*time.Minute); s.UnviewedViolations != 0 {
 		t.Errorf("unviewed = %d after trim, want 0", s.UnviewedViolations)
 	}
-	names, _, _ := rxUsersList(t, f, UsersRequest{Unviewed: true, Now: f.at(2*time.Hour + 2*time.Minute)})
+	names, _, _ := rxUsersList(t, f, store.UsersRequest{Unviewed: true, Now: f.at(2*time.Hour + 2*time.Minute)})
 	if len(names) != 0 {
 		t.Errorf("Users(unviewed) after trim = %q", names)
 	}
@@ -914,7 +917,7 @@ func TestRestrictRedisTTLs(t *testing.T) {
 		f.open(rxHit{tok: "a", ip: rxIPA})
 		// A refused request records the user's first violation.
 		f.refused(rxHit{tok: "b", at: time.Minute, ip: rxIPB}, restrict.PolicyIPs)
-		tag := keysFor(f.realm, f.user).tag
+		tag := redisstore.Keys(f.realm, f.user).Tag
 		all, err := env.scan(f.ctx, "*")
 		if err != nil {
 			t.Fatal(err)
@@ -932,7 +935,9 @@ func TestRestrictRedisTTLs(t *testing.T) {
 		// The realm's indexes hold user ids and have no TTL of their own:
 		// the sweep drops users inactive for the retention.
 		t.Run("realm indexes trimmed by the sweep", func(t *testing.T) {
-			for _, k := range []string{realmUsersKey(f.realm), realmFlaggedKey(f.realm)} {
+			realmKeys := redisstore.Keys(f.realm, f.user).Realm
+			usersKey, flaggedKey := realmKeys[0].Key, realmKeys[1].Key
+			for _, k := range []string{usersKey, flaggedKey} {
 				if _, err := env.rdb.ZScore(f.ctx, k, f.user).Result(); err != nil {
 					t.Fatalf("before the sweep, %s does not hold the user: %v", k, err)
 				}
@@ -940,10 +945,10 @@ func TestRestrictRedisTTLs(t *testing.T) {
 			if _, err := env.SweepIdle(f.ctx, f.realm, f.at(-time.Hour), f.at(f.p.Retention+2*time.Minute), f.p); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := env.rdb.ZScore(f.ctx, realmUsersKey(f.realm), f.user).Result(); !errors.Is(err, redis.Nil) {
+			if _, err := env.rdb.ZScore(f.ctx, usersKey, f.user).Result(); !errors.Is(err, redis.Nil) {
 				t.Errorf("users index still holds the user a retention after the violation (err %v)", err)
 			}
-			if _, err := env.rdb.ZScore(f.ctx, realmFlaggedKey(f.realm), f.user).Result(); !errors.Is(err, redis.Nil) {
+			if _, err := env.rdb.ZScore(f.ctx, flaggedKey, f.user).Result(); !errors.Is(err, redis.Nil) {
 				t.Errorf("flagged index still holds the user a retention after the violation (err %v)", err)
 			}
 		})
@@ -955,7 +960,7 @@ func TestRestrictRedisTTLs(t *testing.T) {
 func TestRestrictTrackerUserOverride(t *testing.T) {
 	ctx := context.Background()
 	clock := rxNewClock(time.Now().UTC().Truncate(time.Millisecond))
-	tr := rxTracker(t, Config{Store: NewMemoryStore(), Policy: rxPolicy, Now: clock.Now})
+	tr := rxTracker(t, Config{Store: redisstore.NewMemory(), Policy: rxPolicy, Now: clock.Now})
 	if err := tr.SetLimits(ctx, "r", "alice", restrict.Limits{IPs: rxLimit(1, time.Hour, restrict.ActionBlock)}); err != nil {
 		t.Fatal(err)
 	}
@@ -972,7 +977,7 @@ func TestRestrictTrackerUserOverride(t *testing.T) {
 		t.Errorf("second IP with a user override max_ips 1 and no realm default: refused %v reason %q, want refused max_ips", res.Refused, res.Reason)
 	}
 	// With a realm default (any), the same override works.
-	tr2 := rxTracker(t, Config{Store: NewMemoryStore(), Policy: rxPolicy, Now: clock.Now,
+	tr2 := rxTracker(t, Config{Store: redisstore.NewMemory(), Policy: rxPolicy, Now: clock.Now,
 		Limits: restrict.Limits{IPs: rxLimit(50, time.Hour, restrict.ActionBlock)}})
 	if err := tr2.SetLimits(ctx, "r", "alice", restrict.Limits{IPs: rxLimit(1, time.Hour, restrict.ActionBlock)}); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // settingsTTL is how long cached switches are used before they are read
@@ -13,7 +15,7 @@ import (
 const settingsTTL = 30 * time.Second
 
 type cachedSettings struct {
-	s          Settings
+	s          store.Settings
 	until      int64
 	refreshing atomic.Bool
 }
@@ -23,7 +25,7 @@ type cachedSettings struct {
 // the store; later ones get the cached value while it is refreshed in the
 // background. If the store fails, the last known (or default) switches
 // apply.
-func (t *Tracker) Settings(ctx context.Context, realm string) Settings {
+func (t *Tracker) Settings(ctx context.Context, realm string) store.Settings {
 	now := t.now().UnixNano()
 	if v, ok := t.settings.Load(realm); ok {
 		c := v.(*cachedSettings)
@@ -39,7 +41,7 @@ func (t *Tracker) Settings(ctx context.Context, realm string) Settings {
 	return t.loadSettings(ctx, realm, nil)
 }
 
-func (t *Tracker) loadSettings(ctx context.Context, realm string, last *cachedSettings) Settings {
+func (t *Tracker) loadSettings(ctx context.Context, realm string, last *cachedSettings) store.Settings {
 	// A read that a change overtook must not be cached over it.
 	gen := t.settingsGen.Load()
 	st, ok, err := t.cfg.Store.Settings(ctx, realm)
@@ -59,11 +61,11 @@ func (t *Tracker) loadSettings(ctx context.Context, realm string, last *cachedSe
 
 // SetSettings changes the realm's switches on every instance. Nothing
 // recorded before is changed: the switches are not retroactive.
-func (t *Tracker) SetSettings(ctx context.Context, realm string, s Settings) error {
+func (t *Tracker) SetSettings(ctx context.Context, realm string, s store.Settings) error {
 	if err := t.cfg.Store.SetSettings(ctx, realm, s); err != nil {
 		return err
 	}
-	inv := Invalidation{Realm: realm, Settings: true, Origin: t.id}
+	inv := store.Invalidation{Realm: realm, Settings: true, Origin: t.id}
 	t.invalidate(inv)
 	return t.cfg.Store.Publish(ctx, inv)
 }
@@ -72,9 +74,9 @@ func (t *Tracker) SetSettings(ctx context.Context, realm string, s Settings) err
 // /48 (IPv6), or none.
 func truncateIP(ip, precision string) string {
 	switch precision {
-	case IPNone:
+	case store.IPNone:
 		return ""
-	case IPTruncated:
+	case store.IPTruncated:
 		addr, err := netip.ParseAddr(ip)
 		if err != nil {
 			return ""

@@ -6,6 +6,8 @@ package tracker
 import (
 	"context"
 	"strings"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // TokenHash is the stored form of a raw token in a realm.
@@ -50,7 +52,7 @@ func (t *Tracker) Login(ctx context.Context, r Request) (Result, error) {
 	res, err := t.observeStore(ctx, key, r, t.now(), true)
 	if err == nil {
 		// Other instances may remember this token as anonymous.
-		_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: r.Realm, TokenHash: th, Origin: t.id})
+		_ = t.cfg.Store.Publish(ctx, store.Invalidation{Realm: r.Realm, TokenHash: th, Origin: t.id})
 	}
 	return res, err
 }
@@ -60,7 +62,7 @@ func (t *Tracker) Login(ctx context.Context, r Request) (Result, error) {
 // evicted stays refused for the revoke hold; with forget (a token made from
 // the device, not an app cookie) it is forgotten instead, so the device
 // can sign in again.
-func (t *Tracker) End(ctx context.Context, realm, token, user, reason string, forget bool) (*Session, error) {
+func (t *Tracker) End(ctx context.Context, realm, token, user, reason string, forget bool) (*store.Session, error) {
 	key := t.tokenKey(token)
 	th := key.String()
 	t.cache.remove(key)
@@ -77,7 +79,7 @@ func (t *Tracker) End(ctx context.Context, realm, token, user, reason string, fo
 	if err != nil {
 		return nil, err
 	}
-	if forget || !holdsToken(reason) {
+	if forget || !store.HoldsToken(reason) {
 		if err := t.cfg.Store.UnbindToken(ctx, th); err != nil {
 			return s, err
 		}
@@ -85,8 +87,8 @@ func (t *Tracker) End(ctx context.Context, realm, token, user, reason string, fo
 	// Every cached token of the user goes: the session may have had
 	// other tokens (rotated, or a second cookie of the login). A held
 	// token goes on every instance's deny list.
-	inv := Invalidation{Realm: realm, User: user, TokenHash: th, Origin: t.id}
-	if !forget && holdsToken(reason) {
+	inv := store.Invalidation{Realm: realm, User: user, TokenHash: th, Origin: t.id}
+	if !forget && store.HoldsToken(reason) {
 		inv.Deny = reason
 		if s != nil {
 			inv.Sessions = []string{s.ID}
@@ -104,13 +106,13 @@ func (t *Tracker) End(ctx context.Context, realm, token, user, reason string, fo
 // of the user if it is all there is (nothing of the erased user comes
 // back), else that session only, ended as erased.
 func (t *Tracker) undoOpen(ctx context.Context, realm, user, id, tokenHash string) {
-	if _, n, err := t.cfg.Store.Sessions(ctx, ListRequest{Realm: realm, User: user, State: "all", Limit: 2, Now: t.now(), Policy: t.cfg.Policy}); err == nil && n <= 1 {
+	if _, n, err := t.cfg.Store.Sessions(ctx, store.ListRequest{Realm: realm, User: user, State: "all", Limit: 2, Now: t.now(), Policy: t.cfg.Policy}); err == nil && n <= 1 {
 		_, _ = t.cfg.Store.Erase(ctx, realm, user)
 		// Erase unbound the token: bind it to "erased" again.
 		_ = t.cfg.Store.BindToken(ctx, tokenHash, erasedUser, t.cfg.Policy.RevokeHold)
 		return
 	}
-	_, _ = t.cfg.Store.EndSession(ctx, realm, user, id, EndErased, t.now(), t.cfg.Policy)
+	_, _ = t.cfg.Store.EndSession(ctx, realm, user, id, store.EndErased, t.now(), t.cfg.Policy)
 }
 
 // TokenUser is the user a raw token was bound to at login, or "".
@@ -141,6 +143,6 @@ func (t *Tracker) Alias(ctx context.Context, realm, user, sessionID, token strin
 	}
 	t.cache.remove(key)
 	// Other instances may remember this token as anonymous.
-	_ = t.cfg.Store.Publish(ctx, Invalidation{Realm: realm, TokenHash: th, Origin: t.id})
+	_ = t.cfg.Store.Publish(ctx, store.Invalidation{Realm: realm, TokenHash: th, Origin: t.id})
 	return ok, nil
 }

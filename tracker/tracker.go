@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
 )
@@ -14,9 +16,9 @@ import (
 // Hooks are called as sessions and devices change; all optional. They run
 // on request or background goroutines and must not block.
 type Hooks struct {
-	SessionOpened func(*Session)
-	SessionClosed func(*Session)
-	DeviceNew     func(realm string, d *Device)
+	SessionOpened func(*store.Session)
+	SessionClosed func(*store.Session)
+	DeviceNew     func(realm string, d *store.Device)
 	Violation     func(realm string, v *restrict.Violation)
 	// Refused is called for every refused request, with the reason.
 	Refused func(realm, reason string)
@@ -38,21 +40,21 @@ const (
 
 // Config sets up a Tracker.
 type Config struct {
-	Policy Policy
+	Policy store.Policy
 	// Limits are the realm defaults of the account-sharing limits.
 	Limits restrict.Limits
 	// Prefix says how IPs are counted for max_ips.
 	Prefix restrict.Prefix
 	// Settings are the realm defaults of the privacy switches; runtime
 	// changes (SetSettings) are kept in the store and win.
-	Settings Settings
+	Settings store.Settings
 	// TimeZone is the user time zone when a session's location has none.
 	// Default UTC.
 	TimeZone *time.Location
 	// TrailLen is how many paths the extended activity trail keeps per
 	// session. Default 20.
 	TrailLen int
-	Store    Store
+	Store    store.Store
 	Keys     *Keyring
 	// Geo may be nil: every location is then unknown.
 	Geo *enrich.Geo
@@ -157,10 +159,6 @@ type Result struct {
 // Vars holds values boxed for placeholders.
 type Vars struct {
 	User, Session, Device any
-	// Memo, when not nil, keeps what the caller derives from these
-	// values, once per cached session rather than per request (the
-	// handler's placeholder lookup). It must always hold one type.
-	Memo *atomic.Value
 }
 
 // maxRealms bounds the realms one tracker sweeps; realms past it are still
@@ -188,25 +186,25 @@ func New(cfg Config) (*Tracker, error) {
 	if cfg.TrailLen <= 0 {
 		cfg.TrailLen = 20
 	}
-	if cfg.Settings == (Settings{}) {
-		cfg.Settings = DefaultSettings()
+	if cfg.Settings == (store.Settings{}) {
+		cfg.Settings = store.DefaultSettings()
 	}
 	id, _ := cfg.Keys.NewDevice() // any random id will do
 	return &Tracker{cfg: cfg, cache: newCache(cfg.CacheSize), denied: newDenyList(), now: cfg.Now, touches: make(chan pendingTouch, touchQueue), id: id}, nil
 }
 
 // Policy is the tracker's policy.
-func (t *Tracker) Policy() Policy { return t.cfg.Policy }
+func (t *Tracker) Policy() store.Policy { return t.cfg.Policy }
 
 // Store is the tracker's store.
-func (t *Tracker) Store() Store { return t.cfg.Store }
+func (t *Tracker) Store() store.Store { return t.cfg.Store }
 
 // Start begins the background work: batched refreshes, the idle sweep and
 // the invalidation subscription.
 func (t *Tracker) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
-	t.unsub = t.cfg.Store.Subscribe(func(inv Invalidation) {
+	t.unsub = t.cfg.Store.Subscribe(func(inv store.Invalidation) {
 		if inv.Origin != t.id {
 			t.invalidate(inv)
 		}
@@ -236,7 +234,7 @@ func (t *Tracker) CacheLen() int { return t.cache.len() }
 // DroppedRefreshes counts refreshes dropped because the queue was full.
 func (t *Tracker) DroppedRefreshes() int64 { return t.dropped.Load() }
 
-func (t *Tracker) invalidate(inv Invalidation) {
+func (t *Tracker) invalidate(inv store.Invalidation) {
 	if inv.Settings {
 		t.settingsGen.Add(1)
 		t.settings.Delete(inv.Realm)
@@ -244,10 +242,10 @@ func (t *Tracker) invalidate(inv Invalidation) {
 	// What is refused goes on the deny list before the cache forgets it.
 	switch {
 	case inv.User != "" && inv.Device != "" && inv.Blocked:
-		t.denyCached(inv.Realm, inv.User, nil, inv.Device, EndDeviceBlocked)
+		t.denyCached(inv.Realm, inv.User, nil, inv.Device, store.EndDeviceBlocked)
 	case inv.User != "" && inv.Device != "":
 		t.denied.unblock(inv.Realm, inv.User, inv.Device)
-	case inv.User != "" && inv.Deny == EndErased:
+	case inv.User != "" && inv.Deny == store.EndErased:
 		t.denyCached(inv.Realm, inv.User, nil, "", inv.Deny) // all of them
 	case inv.User != "" && inv.Deny != "" && len(inv.Sessions) > 0:
 		t.denyCached(inv.Realm, inv.User, inv.Sessions, "", inv.Deny)
@@ -275,7 +273,7 @@ func (t *Tracker) AddRealm(realm string) {
 	}
 }
 
-func (t *Tracker) closed(s *Session) {
+func (t *Tracker) closed(s *store.Session) {
 	if h := t.cfg.Hooks.SessionClosed; h != nil {
 		h(s)
 	}
@@ -294,10 +292,10 @@ func (t *Tracker) flushLoop(ctx context.Context) {
 		if len(batch) == 0 {
 			return
 		}
-		ts := make([]Touch, len(batch))
+		ts := make([]store.Touch, len(batch))
 		for i, p := range batch {
-			ts[i] = Touch{Realm: p.e.realm, User: p.e.user(), SessionID: p.e.sessionID(), DeviceID: p.e.deviceID(), Now: p.now, Policy: t.cfg.Policy,
-				Activity: Activity{Days: t.daysArg(p.now, p.e.tz), Path: p.path, TrailLen: t.cfg.TrailLen}}
+			ts[i] = store.Touch{Realm: p.e.realm, User: p.e.user(), SessionID: p.e.sessionID(), DeviceID: p.e.deviceID(), Now: p.now, Policy: t.cfg.Policy,
+				Activity: store.Activity{Days: t.daysArg(p.now, p.e.tz), Path: p.path, TrailLen: t.cfg.TrailLen}}
 		}
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		results := t.cfg.Store.Touch(fctx, ts)

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
@@ -39,7 +42,7 @@ func (c *fakeClock) Add(d time.Duration) time.Time {
 // countingStore counts the calls the tracker makes. With gate set, Touch
 // blocks until gate is closed (a slow store).
 type countingStore struct {
-	Store
+	store.Store
 	seen, touchCalls, touched, tokenUser atomic.Int64
 	gate                                 chan struct{}
 
@@ -47,12 +50,12 @@ type countingStore struct {
 	touches map[string][]time.Time // session id -> touch times, in order
 }
 
-func (c *countingStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, error) {
+func (c *countingStore) Seen(ctx context.Context, req store.SeenRequest) (store.SeenResult, error) {
 	c.seen.Add(1)
 	return c.Store.Seen(ctx, req)
 }
 
-func (c *countingStore) Touch(ctx context.Context, ts []Touch) []TouchResult {
+func (c *countingStore) Touch(ctx context.Context, ts []store.Touch) []store.TouchResult {
 	c.touchCalls.Add(1)
 	c.touched.Add(int64(len(ts)))
 	c.mu.Lock()
@@ -83,14 +86,14 @@ func (c *countingStore) touchTimes(id string) []time.Time {
 // hookLog records the SessionClosed hook.
 type hookLog struct {
 	mu     sync.Mutex
-	closed []*Session
-	opened []*Session
+	closed []*store.Session
+	opened []*store.Session
 }
 
 func (h *hookLog) hooks() Hooks {
 	return Hooks{
-		SessionClosed: func(s *Session) { h.mu.Lock(); h.closed = append(h.closed, s); h.mu.Unlock() },
-		SessionOpened: func(s *Session) { h.mu.Lock(); h.opened = append(h.opened, s); h.mu.Unlock() },
+		SessionClosed: func(s *store.Session) { h.mu.Lock(); h.closed = append(h.closed, s); h.mu.Unlock() },
+		SessionOpened: func(s *store.Session) { h.mu.Lock(); h.opened = append(h.opened, s); h.mu.Unlock() },
 	}
 }
 
@@ -109,7 +112,7 @@ type trackerOpt func(*Config)
 func withClock(c *fakeClock) trackerOpt { return func(cfg *Config) { cfg.Now = c.Now } }
 func withHooks(h *hookLog) trackerOpt   { return func(cfg *Config) { cfg.Hooks = h.hooks() } }
 
-func newTestTracker(t testing.TB, st Store, opts ...trackerOpt) *Tracker {
+func newTestTracker(t testing.TB, st store.Store, opts ...trackerOpt) *Tracker {
 	t.Helper()
 	cfg := Config{Policy: suitePolicy, Store: st, Keys: testKeyring(t)}
 	for _, o := range opts {
@@ -143,13 +146,13 @@ func TestNewTrackerNeedsStoreAndKeys(t *testing.T) {
 	if _, err := New(Config{Keys: testKeyring(t)}); err == nil {
 		t.Error("New without a store succeeded")
 	}
-	if _, err := New(Config{Store: NewMemoryStore()}); err == nil {
+	if _, err := New(Config{Store: redisstore.NewMemory()}); err == nil {
 		t.Error("New without a keyring succeeded")
 	}
 }
 
 func TestTrackerObserveHitsCache(t *testing.T) {
-	cs := &countingStore{Store: NewMemoryStore()}
+	cs := &countingStore{Store: redisstore.NewMemory()}
 	clk := newFakeClock()
 	tr := newTestTracker(t, cs, withClock(clk))
 	first := observe(t, tr, userReq("tok", "alice"))
@@ -170,14 +173,14 @@ func TestTrackerObserveHitsCache(t *testing.T) {
 	if n := cs.touched.Load(); n != 0 {
 		t.Errorf("%d refreshes sent before Refresh elapsed", n)
 	}
-	list, _, err := cs.Sessions(context.Background(), ListRequest{Realm: "shop", User: "alice", State: "active", Now: clk.Now(), Policy: suitePolicy})
+	list, _, err := cs.Sessions(context.Background(), store.ListRequest{Realm: "shop", User: "alice", State: "active", Now: clk.Now(), Policy: suitePolicy})
 	if err != nil || len(list) != 1 || list[0].ID != first.SessionID {
 		t.Errorf("store sessions = %v, %v; want [%s]", ids(list), err, first.SessionID)
 	}
 }
 
 func TestTrackerRefreshAtMostOncePerInterval(t *testing.T) {
-	mem := NewMemoryStore()
+	mem := redisstore.NewMemory()
 	cs := &countingStore{Store: mem}
 	clk := newFakeClock()
 	t0 := clk.Now()
@@ -204,14 +207,14 @@ func TestTrackerRefreshAtMostOncePerInterval(t *testing.T) {
 		t.Errorf("store Seen called %d times, want 1", n)
 	}
 	last := t0.Add(steps * time.Second)
-	list, _, _ := mem.Sessions(context.Background(), ListRequest{Realm: "shop", User: "alice", State: "all", Now: last, Policy: suitePolicy})
+	list, _, _ := mem.Sessions(context.Background(), store.ListRequest{Realm: "shop", User: "alice", State: "all", Now: last, Policy: suitePolicy})
 	if len(list) != 1 || !list[0].LastSeen.Equal(last) || !list[0].Active() {
 		t.Errorf("stored session = %+v, want active, last seen %v", *list[0], last)
 	}
 }
 
 func TestTrackerAnonymousToken(t *testing.T) {
-	cs := &countingStore{Store: NewMemoryStore()}
+	cs := &countingStore{Store: redisstore.NewMemory()}
 	clk := newFakeClock()
 	tr := newTestTracker(t, cs, withClock(clk))
 	anon := userReq("cookie", "")
@@ -237,7 +240,7 @@ func TestTrackerAnonymousToken(t *testing.T) {
 }
 
 func TestTrackerLoginBindsAndOpens(t *testing.T) {
-	mem := NewMemoryStore()
+	mem := redisstore.NewMemory()
 	clk := newFakeClock()
 	var hooks hookLog
 	tr := newTestTracker(t, mem, withClock(clk), withHooks(&hooks))
@@ -264,8 +267,8 @@ func TestTrackerLoginBindsAndOpens(t *testing.T) {
 	if err != nil || !again.New || again.SessionID == login.SessionID {
 		t.Fatalf("second Login = %+v, %v; want a new session", again, err)
 	}
-	if r := hooks.closedReasons()[login.SessionID]; r != EndReplaced {
-		t.Errorf("SessionClosed reason for the first session = %q, want %q", r, EndReplaced)
+	if r := hooks.closedReasons()[login.SessionID]; r != store.EndReplaced {
+		t.Errorf("SessionClosed reason for the first session = %q, want %q", r, store.EndReplaced)
 	}
 	hooks.mu.Lock()
 	opened := len(hooks.opened)
@@ -279,7 +282,7 @@ func TestTrackerLoginBindsAndOpens(t *testing.T) {
 // realm (another host name of the site), it is the same session, and
 // refused there too once revoked.
 func TestTrackerTokenKeepsItsRealm(t *testing.T) {
-	mem := NewMemoryStore()
+	mem := redisstore.NewMemory()
 	clk := newFakeClock()
 	tr := newTestTracker(t, mem, withClock(clk))
 	ctx := context.Background()
@@ -296,13 +299,13 @@ func TestTrackerTokenKeepsItsRealm(t *testing.T) {
 	if _, err := tr.RevokeAll(ctx, "shop", "alice", ""); err != nil {
 		t.Fatal(err)
 	}
-	if res := observe(t, tr, other); !res.Refused || res.Reason != EndRevoked {
+	if res := observe(t, tr, other); !res.Refused || res.Reason != store.EndRevoked {
 		t.Errorf("Observe under another realm after revocation = %+v, want refused", res)
 	}
 }
 
 func TestTrackerEndLogout(t *testing.T) {
-	mem := NewMemoryStore()
+	mem := redisstore.NewMemory()
 	clk := newFakeClock()
 	var hooks hookLog
 	tr := newTestTracker(t, mem, withClock(clk), withHooks(&hooks))
@@ -312,19 +315,19 @@ func TestTrackerEndLogout(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(time.Minute)
-	s, err := tr.End(ctx, "shop", "cookie", "", EndLogout, false)
+	s, err := tr.End(ctx, "shop", "cookie", "", store.EndLogout, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s == nil || s.ID != login.SessionID || s.EndReason != EndLogout || s.EndedAt == nil || !s.EndedAt.Equal(clk.Now()) {
+	if s == nil || s.ID != login.SessionID || s.EndReason != store.EndLogout || s.EndedAt == nil || !s.EndedAt.Equal(clk.Now()) {
 		t.Fatalf("End = %+v, want session %s ended now by logout", s, login.SessionID)
 	}
-	if r := hooks.closedReasons()[login.SessionID]; r != EndLogout {
+	if r := hooks.closedReasons()[login.SessionID]; r != store.EndLogout {
 		t.Errorf("SessionClosed reason = %q, want logout", r)
 	}
 	// Logout is final: the token is refused, whoever presents it, in
 	// whichever realm.
-	if res := observe(t, tr, userReq("cookie", "")); !res.Refused || res.Reason != EndLogout {
+	if res := observe(t, tr, userReq("cookie", "")); !res.Refused || res.Reason != store.EndLogout {
 		t.Errorf("cookie-only Observe after logout = %+v, want refused", res)
 	}
 	other := userReq("cookie", "")
@@ -340,13 +343,13 @@ func TestTrackerEndLogout(t *testing.T) {
 		t.Errorf("Login after logout = %+v, %v; want a new session", res, err)
 	}
 	// Ending an unknown token is no error.
-	if s, err := tr.End(ctx, "shop", "never-seen", "", EndLogout, false); s != nil || err != nil {
+	if s, err := tr.End(ctx, "shop", "never-seen", "", store.EndLogout, false); s != nil || err != nil {
 		t.Errorf("End of an unknown token = %+v, %v", s, err)
 	}
 }
 
 func TestTrackerRevokeReachesOtherTracker(t *testing.T) {
-	mem := NewMemoryStore()
+	mem := redisstore.NewMemory()
 	clk := newFakeClock()
 	var hooks hookLog
 	tr1 := newTestTracker(t, mem, withClock(clk), withHooks(&hooks))
@@ -366,20 +369,20 @@ func TestTrackerRevokeReachesOtherTracker(t *testing.T) {
 		t.Fatalf("second tracker asked the store %d times, want 1 (then its cache)", n)
 	}
 	s, err := tr1.Revoke(ctx, "shop", "alice", opened.SessionID)
-	if err != nil || s == nil || s.EndReason != EndRevoked {
+	if err != nil || s == nil || s.EndReason != store.EndRevoked {
 		t.Fatalf("Revoke = %+v, %v", s, err)
 	}
-	if r := hooks.closedReasons()[opened.SessionID]; r != EndRevoked {
+	if r := hooks.closedReasons()[opened.SessionID]; r != store.EndRevoked {
 		t.Errorf("SessionClosed reason = %q, want revoked", r)
 	}
 	// The revoking tracker knows at once; the other hears it through the
 	// store's channel.
-	if res := observe(t, tr1, userReq("tok", "alice")); !res.Refused || res.Reason != EndRevoked || res.SessionID != opened.SessionID {
+	if res := observe(t, tr1, userReq("tok", "alice")); !res.Refused || res.Reason != store.EndRevoked || res.SessionID != opened.SessionID {
 		t.Errorf("revoking tracker after revoke = %+v, want refused (revoked)", res)
 	}
 	waitFor(t, "the other tracker refusing the revoked token", func() bool {
 		res := observe(t, tr2, userReq("tok", "alice"))
-		return res.Refused && res.Reason == EndRevoked && res.SessionID == opened.SessionID
+		return res.Refused && res.Reason == store.EndRevoked && res.SessionID == opened.SessionID
 	})
 	// The user's other session is untouched.
 	if res := observe(t, tr2, userReq("tok-2", "alice")); res.Refused || res.SessionID != other.SessionID {
@@ -400,11 +403,11 @@ func TestTrackerRevokeAcrossRedis(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv := redistest.Start(t)
-			st1 := NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+			st1 := redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr}))
 			st2 := st1
 			subs := int64(1)
 			if !c.shared {
-				st2 = NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+				st2 = redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr}))
 				subs = 2
 			}
 			t.Cleanup(func() {
@@ -421,11 +424,11 @@ func TestTrackerRevokeAcrossRedis(t *testing.T) {
 			// published.
 			admin := srv.Client(t)
 			for {
-				n, err := admin.PubSubNumSub(ctx, invalidationChannel).Result()
+				n, err := admin.PubSubNumSub(ctx, redisstore.InvalidationChannel).Result()
 				if err != nil {
 					t.Fatal(err)
 				}
-				if n[invalidationChannel] >= subs {
+				if n[redisstore.InvalidationChannel] >= subs {
 					break
 				}
 				if ctx.Err() != nil {
@@ -444,7 +447,7 @@ func TestTrackerRevokeAcrossRedis(t *testing.T) {
 			deadline := revoked.Add(time.Second)
 			for {
 				res := observe(t, tr2, userReq("tok", "alice"))
-				if res.Refused && res.Reason == EndRevoked {
+				if res.Refused && res.Reason == store.EndRevoked {
 					t.Logf("refused %v after the revoke", time.Since(revoked))
 					break
 				}
@@ -458,7 +461,7 @@ func TestTrackerRevokeAcrossRedis(t *testing.T) {
 }
 
 func TestTrackerIPAndDeviceChangeConsultStore(t *testing.T) {
-	mem := NewMemoryStore()
+	mem := redisstore.NewMemory()
 	cs := &countingStore{Store: mem}
 	clk := newFakeClock()
 	tr := newTestTracker(t, cs, withClock(clk))
@@ -480,7 +483,7 @@ func TestTrackerIPAndDeviceChangeConsultStore(t *testing.T) {
 	if n := cs.seen.Load(); n != 2 {
 		t.Errorf("Seen for the new IP again = %d, want 2 (cached)", n)
 	}
-	list, _, _ := mem.Sessions(context.Background(), ListRequest{Realm: "shop", User: "alice", State: "active", Now: clk.Now(), Policy: suitePolicy})
+	list, _, _ := mem.Sessions(context.Background(), store.ListRequest{Realm: "shop", User: "alice", State: "active", Now: clk.Now(), Policy: suitePolicy})
 	if len(list) != 1 || list[0].IP != ip2 {
 		t.Errorf("stored session = %+v, want IP %s", list, ip2)
 	}
@@ -494,25 +497,25 @@ func TestTrackerIPAndDeviceChangeConsultStore(t *testing.T) {
 func TestTrackerIdleSessionReopens(t *testing.T) {
 	clk := newFakeClock()
 	var hooks hookLog
-	tr := newTestTracker(t, NewMemoryStore(), withClock(clk), withHooks(&hooks))
+	tr := newTestTracker(t, redisstore.NewMemory(), withClock(clk), withHooks(&hooks))
 	first := observe(t, tr, userReq("tok", "alice"))
 	clk.Add(suitePolicy.Idle + time.Second)
 	res := observe(t, tr, userReq("tok", "alice"))
 	if !res.New || res.SessionID == first.SessionID {
 		t.Fatalf("Observe after Idle = %+v, want a new session", res)
 	}
-	if r := hooks.closedReasons()[first.SessionID]; r != EndIdle {
+	if r := hooks.closedReasons()[first.SessionID]; r != store.EndIdle {
 		t.Errorf("SessionClosed reason = %q, want idle", r)
 	}
 }
 
 func TestTrackerTouchOfEndedSessionDropsCache(t *testing.T) {
-	mem := NewMemoryStore()
+	mem := redisstore.NewMemory()
 	clk := newFakeClock()
 	tr := newTestTracker(t, mem, withClock(clk))
 	id := observe(t, tr, userReq("tok", "alice")).SessionID
 	// Revoked behind the tracker's back: no invalidation.
-	if _, err := mem.EndSession(context.Background(), "shop", "alice", id, EndRevoked, clk.Now(), suitePolicy); err != nil {
+	if _, err := mem.EndSession(context.Background(), "shop", "alice", id, store.EndRevoked, clk.Now(), suitePolicy); err != nil {
 		t.Fatal(err)
 	}
 	clk.Add(suitePolicy.Refresh) // the next request sends a refresh
@@ -524,13 +527,13 @@ func TestTrackerTouchOfEndedSessionDropsCache(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if res := observe(t, tr, userReq("tok", "alice")); !res.Refused || res.Reason != EndRevoked {
+	if res := observe(t, tr, userReq("tok", "alice")); !res.Refused || res.Reason != store.EndRevoked {
 		t.Errorf("Observe after the refresh = %+v, want refused (revoked)", res)
 	}
 }
 
 func TestTrackerInvalidation(t *testing.T) {
-	mem := NewMemoryStore()
+	mem := redisstore.NewMemory()
 	cs := &countingStore{Store: mem}
 	clk := newFakeClock()
 	tr := newTestTracker(t, cs, withClock(clk))
@@ -539,7 +542,7 @@ func TestTrackerInvalidation(t *testing.T) {
 	observe(t, tr, userReq("tok-b", "bob"))
 	// Invalidations come from the network: malformed ones must be
 	// ignored, not crash the process.
-	for _, inv := range []Invalidation{
+	for _, inv := range []store.Invalidation{
 		{Realm: "shop", TokenHash: strings.Repeat("x", 40)},
 		{Realm: "shop", TokenHash: tr.TokenHash("tok") + "A"},
 		{Realm: "shop", TokenHash: "!!"},
@@ -566,7 +569,7 @@ func TestTrackerInvalidation(t *testing.T) {
 		}
 	}
 	waitCache(2, "after malformed invalidations")
-	_ = mem.Publish(ctx, Invalidation{Realm: "shop", TokenHash: tr.TokenHash("tok")})
+	_ = mem.Publish(ctx, store.Invalidation{Realm: "shop", TokenHash: tr.TokenHash("tok")})
 	waitCache(1, "after a token invalidation")
 	before := cs.seen.Load()
 	observe(t, tr, userReq("tok", "alice"))
@@ -575,8 +578,8 @@ func TestTrackerInvalidation(t *testing.T) {
 	}
 	// Another realm's bob: nothing goes. Then this realm's: his entry
 	// goes, and since delivery is ordered, the first was applied before.
-	_ = mem.Publish(ctx, Invalidation{Realm: "other", User: "bob"})
-	_ = mem.Publish(ctx, Invalidation{Realm: "shop", User: "bob"})
+	_ = mem.Publish(ctx, store.Invalidation{Realm: "other", User: "bob"})
+	_ = mem.Publish(ctx, store.Invalidation{Realm: "shop", User: "bob"})
 	waitCache(1, "after bob's invalidation")
 	if _, err := tr.Observe(ctx, userReq("tok", "")); err != nil {
 		t.Fatal(err)
@@ -588,7 +591,7 @@ func TestTrackerInvalidation(t *testing.T) {
 
 func TestTrackerTouchQueueOverflowDoesNotBlock(t *testing.T) {
 	gate := make(chan struct{})
-	cs := &countingStore{Store: NewMemoryStore(), gate: gate}
+	cs := &countingStore{Store: redisstore.NewMemory(), gate: gate}
 	clk := newFakeClock()
 	tr := newTestTracker(t, cs, withClock(clk))
 	released := false
@@ -637,7 +640,7 @@ func TestTrackerTouchQueueOverflowDoesNotBlock(t *testing.T) {
 
 // TestDeviceFor: the one place that decides a request's device.
 func TestDeviceFor(t *testing.T) {
-	tr := newTestTracker(t, NewMemoryStore())
+	tr := newTestTracker(t, redisstore.NewMemory())
 	keys := tr.cfg.Keys
 	id, cookie := keys.NewDevice()
 	if got, set, minted := tr.DeviceFor(cookie, true, "r", "alice", "UA", ip1); got != id || set != "" || minted {

@@ -33,6 +33,8 @@ import (
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
 	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
+	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 const progName = "memory"
@@ -42,7 +44,7 @@ const realm = "shop.example.com"
 
 // pol is the module's default policy, as the Caddyfile defaults give it
 // with a session_cookie (revoke hold = retention).
-var pol = tracker.Policy{Idle: 30 * time.Minute, Retention: 90 * 24 * time.Hour, Refresh: 30 * time.Second, RevokeHold: 90 * 24 * time.Hour}
+var pol = store.Policy{Idle: 30 * time.Minute, Retention: 90 * 24 * time.Hour, Refresh: 30 * time.Second, RevokeHold: 90 * 24 * time.Hour}
 
 // Real browsers' user agents, parsed with the module's own parser.
 var userAgents = []string{
@@ -58,21 +60,21 @@ var userAgents = []string{
 // place is a location as a GeoLite2 City lookup gives it, with the first
 // octets of addresses the users there come from.
 type place struct {
-	loc    tracker.Location
+	loc    store.Location
 	octets []int
 }
 
 func fp(f float64) *float64 { return &f }
 
 var places = []place{
-	{tracker.Location{City: "London", Region: "England", Country: "United Kingdom", CountryCode: "GB", TimeZone: "Europe/London", Latitude: fp(51.51), Longitude: fp(-0.09)}, []int{81, 86, 92}},
-	{tracker.Location{City: "Berlin", Region: "Land Berlin", Country: "Germany", CountryCode: "DE", TimeZone: "Europe/Berlin", Latitude: fp(52.52), Longitude: fp(13.4)}, []int{84, 91, 217}},
-	{tracker.Location{City: "Paris", Region: "Île-de-France", Country: "France", CountryCode: "FR", TimeZone: "Europe/Paris", Latitude: fp(48.86), Longitude: fp(2.35)}, []int{82, 90, 176}},
-	{tracker.Location{City: "Madrid", Region: "Madrid", Country: "Spain", CountryCode: "ES", TimeZone: "Europe/Madrid", Latitude: fp(40.42), Longitude: fp(-3.7)}, []int{83, 88, 95}},
-	{tracker.Location{City: "New York", Region: "New York", Country: "United States", CountryCode: "US", TimeZone: "America/New_York", Latitude: fp(40.71), Longitude: fp(-74.01)}, []int{24, 68, 72}},
-	{tracker.Location{City: "Amsterdam", Region: "North Holland", Country: "Netherlands", CountryCode: "NL", TimeZone: "Europe/Amsterdam", Latitude: fp(52.37), Longitude: fp(4.89)}, []int{77, 145, 213}},
-	{tracker.Location{City: "Milan", Region: "Lombardy", Country: "Italy", CountryCode: "IT", TimeZone: "Europe/Rome", Latitude: fp(45.46), Longitude: fp(9.19)}, []int{79, 93, 151}},
-	{tracker.Location{City: "Warsaw", Region: "Mazovia", Country: "Poland", CountryCode: "PL", TimeZone: "Europe/Warsaw", Latitude: fp(52.23), Longitude: fp(21.01)}, []int{31, 46, 89}},
+	{store.Location{City: "London", Region: "England", Country: "United Kingdom", CountryCode: "GB", TimeZone: "Europe/London", Latitude: fp(51.51), Longitude: fp(-0.09)}, []int{81, 86, 92}},
+	{store.Location{City: "Berlin", Region: "Land Berlin", Country: "Germany", CountryCode: "DE", TimeZone: "Europe/Berlin", Latitude: fp(52.52), Longitude: fp(13.4)}, []int{84, 91, 217}},
+	{store.Location{City: "Paris", Region: "Île-de-France", Country: "France", CountryCode: "FR", TimeZone: "Europe/Paris", Latitude: fp(48.86), Longitude: fp(2.35)}, []int{82, 90, 176}},
+	{store.Location{City: "Madrid", Region: "Madrid", Country: "Spain", CountryCode: "ES", TimeZone: "Europe/Madrid", Latitude: fp(40.42), Longitude: fp(-3.7)}, []int{83, 88, 95}},
+	{store.Location{City: "New York", Region: "New York", Country: "United States", CountryCode: "US", TimeZone: "America/New_York", Latitude: fp(40.71), Longitude: fp(-74.01)}, []int{24, 68, 72}},
+	{store.Location{City: "Amsterdam", Region: "North Holland", Country: "Netherlands", CountryCode: "NL", TimeZone: "Europe/Amsterdam", Latitude: fp(52.37), Longitude: fp(4.89)}, []int{77, 145, 213}},
+	{store.Location{City: "Milan", Region: "Lombardy", Country: "Italy", CountryCode: "IT", TimeZone: "Europe/Rome", Latitude: fp(45.46), Longitude: fp(9.19)}, []int{79, 93, 151}},
+	{store.Location{City: "Warsaw", Region: "Mazovia", Country: "Poland", CountryCode: "PL", TimeZone: "Europe/Warsaw", Latitude: fp(52.23), Longitude: fp(21.01)}, []int{31, 46, 89}},
 }
 
 type options struct {
@@ -127,9 +129,9 @@ func main() {
 type bench struct {
 	o       options
 	rs      *benchkit.Redis
-	st      *tracker.RedisStore
+	st      *redisstore.Store
 	keys    *tracker.Keyring
-	agents  []tracker.Agent
+	agents  []store.Agent
 	devIDs  []string // user*devices + d
 	users   []string
 	started time.Time
@@ -154,35 +156,35 @@ func (b *bench) open(ctx context.Context, rnd *mrand.ChaCha8, u, d int) (string,
 	user, dev, ip := b.users[u], b.devIDs[u*b.o.devices+d], b.ipOf(u, d)
 	ag := b.agents[(u+d)%len(b.agents)]
 	loc := places[u%len(places)].loc
-	s := &tracker.Session{
+	s := &store.Session{
 		ID: b.keys.SessionID(th, now), Realm: realm, User: user, StartedAt: now, LastSeen: now,
 		IP: ip, DeviceID: dev, Agent: ag, Location: loc,
 	}
-	dv := &tracker.Device{ID: dev, User: user, FirstSeen: now, LastSeen: now, Agent: ag, LastIP: ip, Location: loc}
-	res, err := b.st.Seen(ctx, tracker.SeenRequest{
+	dv := &store.Device{ID: dev, User: user, FirstSeen: now, LastSeen: now, Agent: ag, LastIP: ip, Location: loc}
+	res, err := b.st.Seen(ctx, store.SeenRequest{
 		Realm: realm, User: user, TokenHash: th, Now: now, Policy: pol, New: s, Device: dv,
 		IPKey: restrict.Prefix{}.Key(ip),
 		// As the tracker does when the user comes from the request.
 		CheckToken: true,
 		// Days stays empty: the day-argument builder (makeDaysArg) is
 		// not exported, so no per-day totals are written.
-		Activity: tracker.Activity{TrailLen: 20},
+		Activity: store.Activity{TrailLen: 20},
 	})
 	if err != nil {
 		return "", err
 	}
-	if res.Status != tracker.StatusOpened {
-		return "", fmt.Errorf("seen for %s: status %q reason %q, want %q", user, res.Status, res.Reason, tracker.StatusOpened)
+	if res.Status != store.StatusOpened {
+		return "", fmt.Errorf("seen for %s: status %q reason %q, want %q", user, res.Status, res.Reason, store.StatusOpened)
 	}
 	return res.SessionID, nil
 }
 
 func (b *bench) end(ctx context.Context, u int, sid string) error {
-	s, err := b.st.EndSession(ctx, realm, b.users[u], sid, tracker.EndLogout, time.Now(), pol)
+	s, err := b.st.EndSession(ctx, realm, b.users[u], sid, store.EndLogout, time.Now(), pol)
 	if err != nil {
 		return err
 	}
-	if s.EndReason != tracker.EndLogout {
+	if s.EndReason != store.EndLogout {
 		return fmt.Errorf("end session %s of %s: ended as %q, want logout", sid, b.users[u], s.EndReason)
 	}
 	return nil
@@ -312,7 +314,7 @@ func run(e *benchkit.Env, o options) (int, error) {
 		b.devIDs[i], _ = b.keys.NewDevice()
 	}
 
-	b.st = tracker.NewRedisStore(b.rs.Client(o.workers))
+	b.st = redisstore.New(b.rs.Client(o.workers))
 	defer b.st.Close()
 	if err := b.st.LoadScripts(ctx); err != nil {
 		return 1, err
@@ -508,7 +510,7 @@ func (b *bench) keyStat(ctx context.Context, key string) (keyStat, bool, error) 
 // userKeysTable describes every key of user u.
 func (b *bench) userKeysTable(ctx context.Context, u int) ([]keyStat, error) {
 	var out []keyStat
-	layout := tracker.Keys(realm, b.users[u])
+	layout := redisstore.Keys(realm, b.users[u])
 	for _, k := range layout.User {
 		ks, ok, err := b.keyStat(ctx, k.Key)
 		if err != nil {
@@ -558,7 +560,7 @@ func (b *bench) descStats(ctx context.Context) (n int, bytes int64, err error) {
 // realmKeys are the realm-wide keys (one each).
 func (b *bench) realmKeys(ctx context.Context) ([]keyStat, error) {
 	var out []keyStat
-	for _, ki := range tracker.Keys(realm, "").Realm {
+	for _, ki := range redisstore.Keys(realm, "").Realm {
 		k := ki.Key
 		ks, ok, err := b.keyStat(ctx, k)
 		if err != nil {
@@ -594,11 +596,11 @@ func (b *bench) breakdown(ctx context.Context, n int) (breakdown, error) {
 	rnd := mrand.New(mrand.NewPCG(1, 2))
 	idx := rnd.Perm(len(b.users))[:n]
 	bd := breakdown{sampled: n}
-	for i, info := range tracker.Keys(realm, "").User {
+	for i, info := range redisstore.Keys(realm, "").User {
 		k := kindStat{suffix: info.Key[strings.LastIndexByte(info.Key, ':')+1:], holds: info.Holds, encs: map[string]int{}}
 		var sum, lsum int64
 		for _, u := range idx {
-			ks, ok, err := b.keyStat(ctx, tracker.Keys(realm, b.users[u]).User[i].Key)
+			ks, ok, err := b.keyStat(ctx, redisstore.Keys(realm, b.users[u]).User[i].Key)
 			if err != nil {
 				return bd, err
 			}
@@ -644,7 +646,7 @@ func (b *bench) timeLists(ctx context.Context, state string) (timed, error) {
 		}
 		u := rnd.IntN(len(b.users))
 		s := time.Now()
-		list, total, err := b.st.Sessions(ctx, tracker.ListRequest{Realm: realm, User: b.users[u], State: state, Limit: 50, Now: time.Now(), Policy: pol})
+		list, total, err := b.st.Sessions(ctx, store.ListRequest{Realm: realm, User: b.users[u], State: state, Limit: 50, Now: time.Now(), Policy: pol})
 		t.lat = append(t.lat, time.Since(s))
 		if err != nil {
 			return t, fmt.Errorf("listing sessions of %s: %w", b.users[u], err)
@@ -668,7 +670,7 @@ func (b *bench) timeUsers(ctx context.Context) (timed, error) {
 			break
 		}
 		s := time.Now()
-		list, total, err := b.st.Users(ctx, tracker.UsersRequest{Realm: realm, Limit: 50, Now: time.Now(), Policy: pol})
+		list, total, err := b.st.Users(ctx, store.UsersRequest{Realm: realm, Limit: 50, Now: time.Now(), Policy: pol})
 		t.lat = append(t.lat, time.Since(s))
 		if err != nil {
 			return t, fmt.Errorf("users list: %w", err)

@@ -1,4 +1,4 @@
-package tracker
+package redisstore
 
 import (
 	"crypto/sha256"
@@ -33,7 +33,7 @@ type snapshotKey struct {
 
 // SaveSnapshot writes the store to path atomically (temp file + rename), if
 // anything changed since the last save.
-func (m *MemoryStore) SaveSnapshot(path string) error {
+func (m *Memory) SaveSnapshot(path string) error {
 	writes := m.writes.Load()
 	if writes == m.saved {
 		return nil
@@ -115,7 +115,7 @@ func (m *MemoryStore) SaveSnapshot(path string) error {
 // start, when it is empty). A
 // missing file is not an error: the store starts empty. A snapshot that
 // does not read leaves the store empty.
-func (m *MemoryStore) LoadSnapshot(path string) error {
+func (m *Memory) LoadSnapshot(path string) error {
 	b, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
 		return nil
@@ -172,7 +172,7 @@ func (m *MemoryStore) LoadSnapshot(path string) error {
 
 // Maintain expires old data and saves snapshots to path (if not "") every
 // interval until stop is closed, then saves a last time.
-func (m *MemoryStore) Maintain(path string, interval time.Duration, stop <-chan struct{}, onErr func(error)) {
+func (m *Memory) Maintain(path string, interval time.Duration, stop <-chan struct{}, onErr func(error)) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	save := func() {

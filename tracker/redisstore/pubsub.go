@@ -1,4 +1,4 @@
-package tracker
+package redisstore
 
 // Invalidations between instances, over Redis pub/sub.
 
@@ -8,18 +8,20 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+
 	"github.com/redis/go-redis/v9"
 )
 
 type subscriber struct {
-	fn     func(Invalidation)
+	fn     func(store.Invalidation)
 	resync func()
 }
 
 // Publish implements Store.
-func (s *RedisStore) Publish(ctx context.Context, inv Invalidation) error {
+func (s *Store) Publish(ctx context.Context, inv store.Invalidation) error {
 	b, _ := json.Marshal(inv)
-	if err := s.rdb.Publish(ctx, invalidationChannel, b).Err(); err != nil {
+	if err := s.rdb.Publish(ctx, InvalidationChannel, b).Err(); err != nil {
 		return fmt.Errorf("redis publish: %w", err)
 	}
 	return nil
@@ -27,7 +29,7 @@ func (s *RedisStore) Publish(ctx context.Context, inv Invalidation) error {
 
 // Subscribe implements Store. The first subscriber starts one Redis
 // subscription shared by all.
-func (s *RedisStore) Subscribe(fn func(Invalidation), resync func()) func() {
+func (s *Store) Subscribe(fn func(store.Invalidation), resync func()) func() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := s.nextID
@@ -45,7 +47,7 @@ func (s *RedisStore) Subscribe(fn func(Invalidation), resync func()) func() {
 	}
 }
 
-func (s *RedisStore) each(f func(subscriber)) {
+func (s *Store) each(f func(subscriber)) {
 	s.mu.Lock()
 	subs := make([]subscriber, 0, len(s.subs))
 	for _, sub := range s.subs {
@@ -60,9 +62,9 @@ func (s *RedisStore) each(f func(subscriber)) {
 // listen follows the invalidation channel. go-redis reconnects a broken
 // subscription by itself; every (re)subscription confirmation after the
 // first means messages may have been lost, so subscribers resync.
-func (s *RedisStore) listen(ctx context.Context, done chan struct{}) {
+func (s *Store) listen(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	ps := s.rdb.Subscribe(ctx, invalidationChannel)
+	ps := s.rdb.Subscribe(ctx, InvalidationChannel)
 	// Receive does not watch ctx: closing the subscription is what ends it.
 	go func() {
 		<-ctx.Done()
@@ -97,7 +99,7 @@ func (s *RedisStore) listen(ctx context.Context, done chan struct{}) {
 			}
 			first = false
 		case *redis.Message:
-			var inv Invalidation
+			var inv store.Invalidation
 			if json.Unmarshal([]byte(m.Payload), &inv) != nil {
 				continue
 			}

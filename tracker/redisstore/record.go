@@ -1,9 +1,11 @@
-package tracker
+package redisstore
 
 import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
@@ -63,6 +65,32 @@ const (
 	deviceFields
 )
 
+// sessionRecord is a session as the store keeps it: the model's session
+// and what only the store reads (the token's hash, the IP as max_ips
+// counts it, the last date counted, the references of its descriptions).
+type sessionRecord struct {
+	*store.Session
+	tokenHash, ipKey, day string
+	// agentRef and locRef name the shared descriptions the record refers
+	// to (descriptions.go); resolved into Agent and Location.
+	agentRef, locRef string
+}
+
+// deviceRecord is a device as the store keeps it.
+type deviceRecord struct {
+	*store.Device
+	agentRef, locRef string
+}
+
+// sessionsOf returns the sessions of records.
+func sessionsOf(recs []*sessionRecord) []*store.Session {
+	out := make([]*store.Session, len(recs))
+	for i, r := range recs {
+		out[i] = r.Session
+	}
+	return out
+}
+
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 // field is one position of a record and where it is decoded to.
@@ -81,7 +109,7 @@ func unmarshalFields(rec []json.RawMessage, what string, fields []field) error {
 }
 
 // setTimes sets a session's times from a record's milliseconds.
-func (s *Session) setTimes(started, last, ended float64) {
+func setTimes(s *store.Session, started, last, ended float64) {
 	s.StartedAt = fromMS(int64(started))
 	s.LastSeen = fromMS(int64(last))
 	if ended != 0 {
@@ -92,7 +120,7 @@ func (s *Session) setTimes(started, last, ended float64) {
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 
-func encodeSession(s *Session) string {
+func encodeSession(s *sessionRecord) string {
 	var ended int64
 	if s.EndedAt != nil {
 		ended = ms(*s.EndedAt)
@@ -108,7 +136,7 @@ func encodeSession(s *Session) string {
 }
 
 // decodeSession parses a stored session. realm and user come from the key.
-func decodeSession(raw, realm, user string) (*Session, error) {
+func decodeSession(raw, realm, user string) (*sessionRecord, error) {
 	var rec []json.RawMessage
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return nil, fmt.Errorf("decoding session record: %w", err)
@@ -119,7 +147,7 @@ func decodeSession(raw, realm, user string) (*Session, error) {
 	for len(rec) < sessionFields {
 		rec = append(rec, json.RawMessage(`""`)) // fields added later
 	}
-	s := &Session{Realm: realm, User: user}
+	s := &sessionRecord{Session: &store.Session{Realm: realm, User: user}}
 	var started, last, ended float64
 	if err := unmarshalFields(rec, "session", []field{
 		{sID, &s.ID}, {sReason, &s.EndReason}, {sIP, &s.IP}, {sDevice, &s.DeviceID}, {sToken, &s.tokenHash},
@@ -133,11 +161,11 @@ func decodeSession(raw, realm, user string) (*Session, error) {
 	}
 	_ = json.Unmarshal(rec[sLatitude], &s.Location.Latitude)
 	_ = json.Unmarshal(rec[sLongitude], &s.Location.Longitude)
-	s.setTimes(started, last, ended)
+	setTimes(s.Session, started, last, ended)
 	return s, nil
 }
 
-func encodeDevice(d *Device) string {
+func encodeDevice(d *store.Device) string {
 	blocked := 0
 	if d.Blocked {
 		blocked = 1
@@ -151,7 +179,7 @@ func encodeDevice(d *Device) string {
 	return string(b)
 }
 
-func decodeDevice(raw, user string) (*Device, error) {
+func decodeDevice(raw, user string) (*store.Device, error) {
 	var rec []json.RawMessage
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return nil, fmt.Errorf("decoding device record: %w", err)
@@ -159,7 +187,7 @@ func decodeDevice(raw, user string) (*Device, error) {
 	if len(rec) < deviceFields {
 		return nil, fmt.Errorf("decoding device record: %d fields, want %d", len(rec), deviceFields)
 	}
-	d := &Device{User: user}
+	d := &store.Device{User: user}
 	var first, last float64
 	var blocked int
 	if err := unmarshalFields(rec, "device", []field{
@@ -178,10 +206,10 @@ func decodeDevice(raw, user string) (*Device, error) {
 // normalizeIdle shows an active session whose last activity is older than
 // idle as closed by idle timeout. Stores close such sessions lazily (at the
 // user's next write or the sweep), so readers must not see them as active.
-func normalizeIdle(s *Session, now time.Time, idle time.Duration) {
+func normalizeIdle(s *store.Session, now time.Time, idle time.Duration) {
 	if s.EndedAt == nil && idle > 0 && now.Sub(s.LastSeen) > idle {
 		t := s.LastSeen
-		s.EndedAt, s.EndReason = &t, EndIdle
+		s.EndedAt, s.EndReason = &t, store.EndIdle
 	}
 }
 
@@ -214,12 +242,12 @@ func encodeViolation(v *restrict.Violation) string {
 }
 
 // decodeTrail reads a trail: [[ms, path], ...].
-func decodeTrail(raw string) []TrailEntry {
+func decodeTrail(raw string) []store.TrailEntry {
 	var rec [][]json.RawMessage
 	if json.Unmarshal([]byte(raw), &rec) != nil {
 		return nil
 	}
-	out := make([]TrailEntry, 0, len(rec))
+	out := make([]store.TrailEntry, 0, len(rec))
 	for _, e := range rec {
 		if len(e) < 2 {
 			continue
@@ -229,7 +257,7 @@ func decodeTrail(raw string) []TrailEntry {
 		if json.Unmarshal(e[0], &at) != nil || json.Unmarshal(e[1], &path) != nil {
 			continue
 		}
-		out = append(out, TrailEntry{Time: fromMS(int64(at)), Path: path})
+		out = append(out, store.TrailEntry{Time: fromMS(int64(at)), Path: path})
 	}
 	return out
 }
@@ -260,7 +288,7 @@ const (
 
 // encodeStoredSession writes s in the Redis layout; s.agentRef and s.locRef
 // must be set.
-func encodeStoredSession(s *Session) string {
+func encodeStoredSession(s *sessionRecord) string {
 	var ended int64
 	if s.EndedAt != nil {
 		ended = ms(*s.EndedAt)
@@ -279,7 +307,7 @@ func encodeStoredSession(s *Session) string {
 
 // decodeStoredSession reads a Redis session record whose hash field is id.
 // Agent and Location stay empty until the references are resolved.
-func decodeStoredSession(raw, id, realm, user string) (*Session, error) {
+func decodeStoredSession(raw, id, realm, user string) (*sessionRecord, error) {
 	var rec []json.RawMessage
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return nil, fmt.Errorf("decoding session record: %w", err)
@@ -297,7 +325,7 @@ func decodeStoredSession(raw, id, realm, user string) (*Session, error) {
 		}
 		return s, nil
 	}
-	s := &Session{Realm: realm, User: user}
+	s := &sessionRecord{Session: &store.Session{Realm: realm, User: user}}
 	var started, last, ended float64
 	if err := unmarshalFields(rec, "session", []field{
 		{sID, &s.ID}, {sStarted, &started}, {sLastSeen, &last}, {sEnded, &ended}, {sReason, &s.EndReason},
@@ -312,13 +340,13 @@ func decodeStoredSession(raw, id, realm, user string) (*Session, error) {
 	if s.ipKey == sameIP {
 		s.ipKey = s.IP
 	}
-	s.setTimes(started, last, ended)
+	setTimes(s.Session, started, last, ended)
 	return s, nil
 }
 
 // encodeStoredDevice writes d in the Redis layout; d.agentRef and d.locRef
 // must be set.
-func encodeStoredDevice(d *Device) string {
+func encodeStoredDevice(d *deviceRecord) string {
 	blocked := 0
 	if d.Blocked {
 		blocked = 1
@@ -328,19 +356,22 @@ func encodeStoredDevice(d *Device) string {
 }
 
 // decodeStoredDevice reads a Redis device record whose hash field is id.
-func decodeStoredDevice(raw, id, user string) (*Device, error) {
+func decodeStoredDevice(raw, id, user string) (*deviceRecord, error) {
 	var rec []json.RawMessage
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return nil, fmt.Errorf("decoding device record: %w", err)
 	}
 	if len(rec) != storedDeviceFields {
 		d, err := decodeDevice(raw, user)
-		if err == nil && d.ID == "" {
+		if err != nil {
+			return nil, err
+		}
+		if d.ID == "" {
 			d.ID = id
 		}
-		return d, err
+		return &deviceRecord{Device: d}, nil
 	}
-	d := &Device{User: user}
+	d := &deviceRecord{Device: &store.Device{User: user}}
 	var first, last float64
 	var blocked int
 	if err := unmarshalFields(rec, "device", []field{

@@ -1,4 +1,4 @@
-package tracker
+package redisstore
 
 import (
 	"context"
@@ -12,15 +12,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// MemoryStore is the embedded store of a single instance. It is the Redis
+// Memory is the embedded store of a single instance. It is the Redis
 // store itself, its code and its Lua scripts (lua/*.lua, where every rule
 // of the session model is written once), run against a Redis held in this
 // process (miniredis, which runs the scripts on gopher-lua) and reached
 // through in-memory pipes: no port is opened, nothing else to install. It
 // survives reloads in Caddy's usage pool and restarts through snapshots
 // (snapshot.go).
-type MemoryStore struct {
-	*RedisStore
+type Memory struct {
+	*Store
 	mr *miniredis.Miniredis
 
 	// clock: miniredis counts TTLs down only when told (advance).
@@ -34,10 +34,10 @@ type MemoryStore struct {
 	savedSum [32]byte
 }
 
-// NewMemoryStore returns an empty store.
-func NewMemoryStore() *MemoryStore {
+// NewMemory returns an empty store.
+func NewMemory() *Memory {
 	mr := miniredis.NewMiniRedis()
-	m := &MemoryStore{mr: mr, now: time.Now}
+	m := &Memory{mr: mr, now: time.Now}
 	m.last = m.now()
 	// The first Dial starts miniredis' server without a listener.
 	if c, err := mr.Dial(); err == nil {
@@ -57,12 +57,12 @@ func NewMemoryStore() *MemoryStore {
 		MaxRetries:      -1,
 		PoolSize:        64,
 	})
-	m.RedisStore = NewRedisStore(rdb)
+	m.Store = New(rdb)
 	return m
 }
 
 // countWrite notes a command that may change data.
-func (m *MemoryStore) countWrite(_ *server.Peer, cmd string, _ ...string) bool {
+func (m *Memory) countWrite(_ *server.Peer, cmd string, _ ...string) bool {
 	if !m.mr.IsReadOnlyCommand(cmd) {
 		m.writes.Add(1)
 	}
@@ -71,7 +71,7 @@ func (m *MemoryStore) countWrite(_ *server.Peer, cmd string, _ ...string) bool {
 
 // advance moves the store's clock to now: keys whose TTL ran out expire.
 // It returns the clock's time, to which the TTLs are now relative.
-func (m *MemoryStore) advance() time.Time {
+func (m *Memory) advance() time.Time {
 	m.clockMu.Lock()
 	defer m.clockMu.Unlock()
 	now := m.now()
@@ -83,8 +83,8 @@ func (m *MemoryStore) advance() time.Time {
 }
 
 // Close releases the store.
-func (m *MemoryStore) Close() error {
-	err := m.RedisStore.Close()
+func (m *Memory) Close() error {
+	err := m.Store.Close()
 	m.mr.Close()
 	return err
 }

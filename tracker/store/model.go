@@ -1,9 +1,9 @@
-// Package tracker holds the session and device model of caddy-sessions and
-// the stores that keep it (Redis, and an in-process Redis for one instance).
-// Every rule of the model is written once, in the Lua scripts of lua/,
-// which both stores run. It has no
-// Caddy imports: the HTTP module in the root package drives it.
-package tracker
+// Package store is the contract between the tracker and the stores that
+// keep the session model: the model's types (sessions, devices, settings,
+// invalidations), what the request path asks of a store (SessionStore) and
+// what the admin surface asks (AdminStore). It holds no rule of the model:
+// those are the store's (package redisstore, in its Lua scripts).
+package store
 
 import (
 	"time"
@@ -22,10 +22,10 @@ const (
 	EndErased        = "erased"
 )
 
-// holdsToken reports whether the token stays refused for the revoke hold.
+// HoldsToken reports whether the token stays refused for the revoke hold.
 // A logged-out token is final at the proxy: an app that keeps accepting
 // it (logout that only clears the browser's cookie) cannot be used with it.
-func holdsToken(reason string) bool {
+func HoldsToken(reason string) bool {
 	return reason == EndRevoked || reason == EndEvicted || reason == EndLogout
 }
 
@@ -45,13 +45,6 @@ type Session struct {
 	Location  Location   `json:"location"`
 	// Current is set only in self-service answers.
 	Current bool `json:"current,omitempty"`
-
-	tokenHash string
-	ipKey     string
-	day       string
-	// agentRef and locRef name the shared descriptions a Redis record
-	// refers to (descriptions.go); resolved into Agent and Location.
-	agentRef, locRef string
 }
 
 // Active reports whether the session has not ended.
@@ -77,6 +70,4 @@ type Device struct {
 	LastIP    string    `json:"last_ip"`
 	Location  Location  `json:"location"`
 	Blocked   bool      `json:"blocked"`
-
-	agentRef, locRef string
 }

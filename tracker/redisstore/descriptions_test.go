@@ -1,4 +1,4 @@
-package tracker
+package redisstore
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
@@ -14,12 +16,12 @@ import (
 
 func TestStoredRecordRoundTrip(t *testing.T) {
 	started := time.Date(2025, 3, 30, 1, 59, 59, 123_000_000, time.UTC)
-	for _, in := range []Session{
-		{StartedAt: started, LastSeen: started.Add(time.Minute), IP: "198.51.100.7", DeviceID: "dev", tokenHash: "th",
-			ipKey: "198.51.100.7", day: "2025-03-30", agentRef: "AAAAAAAAAA", locRef: "BBBBBBBBBB"},
-		{StartedAt: started, LastSeen: started, EndedAt: ptr(started.Add(time.Hour)), EndReason: EndRevoked,
-			IP: "2001:db8::1", DeviceID: `"quoted"`, tokenHash: "th", ipKey: "2001:db8::/64"},
-		{StartedAt: started, LastSeen: started},
+	for _, in := range []sessionRecord{
+		{Session: &store.Session{StartedAt: started, LastSeen: started.Add(time.Minute), IP: "198.51.100.7", DeviceID: "dev"},
+			tokenHash: "th", ipKey: "198.51.100.7", day: "2025-03-30", agentRef: "AAAAAAAAAA", locRef: "BBBBBBBBBB"},
+		{Session: &store.Session{StartedAt: started, LastSeen: started, EndedAt: ptr(started.Add(time.Hour)), EndReason: store.EndRevoked,
+			IP: "2001:db8::1", DeviceID: `"quoted"`}, tokenHash: "th", ipKey: "2001:db8::/64"},
+		{Session: &store.Session{StartedAt: started, LastSeen: started}},
 	} {
 		raw := encodeStoredSession(&in)
 		if in.IP != "" && in.ipKey == in.IP && strings.Count(raw, in.IP) != 1 {
@@ -30,12 +32,14 @@ func TestStoredRecordRoundTrip(t *testing.T) {
 			t.Fatalf("decodeStoredSession(%s): %v", raw, err)
 		}
 		want := in
+		sess := *in.Session
+		want.Session = &sess
 		want.ID, want.Realm, want.User = "sid", "r", "u"
 		if !reflect.DeepEqual(got, &want) {
 			t.Errorf("round trip of\n%+v\ngave\n%+v\n(record %s)", want, *got, raw)
 		}
 	}
-	d := Device{FirstSeen: started, LastSeen: started.Add(time.Hour), Blocked: true, LastIP: "198.51.100.7", agentRef: "a", locRef: "l"}
+	d := deviceRecord{Device: &store.Device{FirstSeen: started, LastSeen: started.Add(time.Hour), Blocked: true, LastIP: "198.51.100.7"}, agentRef: "a", locRef: "l"}
 	got, err := decodeStoredDevice(encodeStoredDevice(&d), "dev-1", "u")
 	d.ID, d.User = "dev-1", "u"
 	if err != nil || !reflect.DeepEqual(got, &d) {
@@ -55,10 +59,10 @@ func TestStoredRecordRoundTrip(t *testing.T) {
 }
 
 func TestDescriptionRefs(t *testing.T) {
-	if r, raw := agentDesc(Agent{}); r != "" || raw != "" {
+	if r, raw := agentDesc(store.Agent{}); r != "" || raw != "" {
 		t.Errorf("empty agent described as %q %q", r, raw)
 	}
-	if r, raw := locationDesc(Location{}); r != "" || raw != "" {
+	if r, raw := locationDesc(store.Location{}); r != "" || raw != "" {
 		t.Errorf("empty location described as %q %q", r, raw)
 	}
 	a1, _ := agentDesc(testAgent)
@@ -80,9 +84,9 @@ func TestDescriptionRefs(t *testing.T) {
 }
 
 // descFixture is one user on a fresh Redis, through the store code.
-func descFixture(t *testing.T) (*fx, *RedisStore, *redistest.Server) {
+func descFixture(t *testing.T) (*fx, *Store, *redistest.Server) {
 	srv := redistest.Start(t)
-	st := NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+	st := New(redis.NewClient(&redis.Options{Addr: srv.Addr}))
 	t.Cleanup(func() { _ = st.Close() })
 	return newStoreSuite(st, testKeyring(t)).fixture(t), st, srv
 }
@@ -117,9 +121,9 @@ func TestRedisDescriptionsShared(t *testing.T) {
 		t.Errorf("device record %s holds its agent or id", draw)
 	}
 	// A fresh store (another instance, nothing cached) reads them back.
-	other := NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+	other := New(redis.NewClient(&redis.Options{Addr: srv.Addr}))
 	defer other.Close()
-	list, _, err := other.Sessions(f.ctx, ListRequest{Realm: f.realm, User: "bob", State: "all", Limit: 10, Now: f.at(time.Minute), Policy: f.p})
+	list, _, err := other.Sessions(f.ctx, store.ListRequest{Realm: f.realm, User: "bob", State: "all", Limit: 10, Now: f.at(time.Minute), Policy: f.p})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("Sessions = %v, %v", list, err)
 	}
@@ -141,13 +145,13 @@ func TestRedisDescriptionMissing(t *testing.T) {
 	if err := rdb.Del(f.ctx, keys...).Err(); err != nil {
 		t.Fatal(err)
 	}
-	other := NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+	other := New(redis.NewClient(&redis.Options{Addr: srv.Addr}))
 	defer other.Close()
-	list, _, err := other.Sessions(f.ctx, ListRequest{Realm: f.realm, User: f.user, State: "all", Limit: 10, Now: f.at(time.Minute), Policy: f.p})
+	list, _, err := other.Sessions(f.ctx, store.ListRequest{Realm: f.realm, User: f.user, State: "all", Limit: 10, Now: f.at(time.Minute), Policy: f.p})
 	if err != nil || len(list) != 1 || list[0].ID != id {
 		t.Fatalf("Sessions = %v, %v", list, err)
 	}
-	if s := list[0]; s.Agent != (Agent{}) || s.Location.Known() || s.IP != ip1 {
+	if s := list[0]; s.Agent != (store.Agent{}) || s.Location.Known() || s.IP != ip1 {
 		t.Errorf("listed %+v, want no agent, unknown location, the IP", s)
 	}
 }
@@ -176,7 +180,7 @@ func TestRedisDescriptionRenewal(t *testing.T) {
 	}
 	touch := func(at time.Duration) {
 		t.Helper()
-		r := st.Touch(f.ctx, []Touch{{Realm: f.realm, User: f.user, SessionID: id, Now: f.at(at), Policy: f.p}})
+		r := st.Touch(f.ctx, []store.Touch{{Realm: f.realm, User: f.user, SessionID: id, Now: f.at(at), Policy: f.p}})
 		if r[0].Err != nil || r[0].Ended {
 			t.Fatalf("Touch(+%v) = %+v", at, r[0])
 		}
@@ -212,8 +216,7 @@ func TestRedisFirstLayoutRecords(t *testing.T) {
 	k := keysFor(f.realm, f.user)
 	id := f.open("a", 0, withIP(ip1))
 	// Rewrite both records as the first layout wrote them.
-	s := f.session(id, 0)
-	s.tokenHash, s.ipKey = f.th("a"), ip1
+	s := &sessionRecord{Session: f.session(id, 0), tokenHash: f.th("a"), ipKey: ip1}
 	dev := f.devices()[0]
 	if err := rdb.HSet(f.ctx, k.sess, id, encodeSession(s)).Err(); err != nil {
 		t.Fatal(err)
@@ -224,19 +227,24 @@ func TestRedisFirstLayoutRecords(t *testing.T) {
 	if got := f.session(id, time.Minute); got.Agent != testAgent || got.Location.City != "London" {
 		t.Errorf("first-layout session read as %+v", got)
 	}
-	r := st.Touch(f.ctx, []Touch{{Realm: f.realm, User: f.user, SessionID: id, Now: f.at(2 * time.Minute), Policy: f.p}})
+	r := st.Touch(f.ctx, []store.Touch{{Realm: f.realm, User: f.user, SessionID: id, Now: f.at(2 * time.Minute), Policy: f.p}})
 	if r[0].Err != nil || r[0].Ended {
 		t.Fatalf("Touch of a first-layout session = %+v", r[0])
 	}
 	wantTime(t, "last seen after touch", f.session(id, 3*time.Minute).LastSeen, f.at(2*time.Minute))
 	// A new IP on the same token: the IP key follows.
-	if res := f.seen("a", 4*time.Minute, withIP(ip2), func(r *SeenRequest) { r.IPKey = ip2 }); res.Status != StatusActive {
+	if res := f.seen("a", 4*time.Minute, withIP(ip2), func(r *store.SeenRequest) { r.IPKey = ip2 }); res.Status != store.StatusActive {
 		t.Fatalf("Seen with a new IP = %+v", res)
 	}
-	if got := f.session(id, 5*time.Minute); got.IP != ip2 || got.ipKey != ip2 || got.Agent != testAgent {
+	if got := f.session(id, 5*time.Minute); got.IP != ip2 || got.Agent != testAgent {
 		t.Errorf("first-layout session after IP change = %+v", got)
 	}
-	other := Agent{Browser: "Chrome", BrowserVersion: "125.0", OS: "Windows", DeviceType: "desktop"}
+	if raw, err := rdb.HGet(f.ctx, k.sess, id).Result(); err != nil {
+		t.Fatal(err)
+	} else if rec, err := decodeStoredSession(raw, id, f.realm, f.user); err != nil || rec.ipKey != ip2 {
+		t.Errorf("first-layout record after IP change = %s (%v), want IP key %s", raw, err, ip2)
+	}
+	other := store.Agent{Browser: "Chrome", BrowserVersion: "125.0", OS: "Windows", DeviceType: "desktop"}
 	f.open("b", 6*time.Minute, withAgent(other))
 	raw, _ := rdb.HGet(f.ctx, k.devs, dev.ID).Result()
 	if d, err := decodeStoredDevice(raw, dev.ID, f.user); err != nil || d.agentRef == "" || strings.Contains(raw, "Firefox") {
@@ -245,8 +253,8 @@ func TestRedisFirstLayoutRecords(t *testing.T) {
 	if d := f.devices()[0]; d.Agent != other || !d.FirstSeen.Equal(dev.FirstSeen) {
 		t.Errorf("device = %+v, want Chrome, first seen kept", d)
 	}
-	closed, err := st.EndSession(f.ctx, f.realm, f.user, id, EndLogout, f.at(7*time.Minute), f.p)
-	if err != nil || closed == nil || closed.ID != id || closed.EndReason != EndLogout || closed.Agent != testAgent {
+	closed, err := st.EndSession(f.ctx, f.realm, f.user, id, store.EndLogout, f.at(7*time.Minute), f.p)
+	if err != nil || closed == nil || closed.ID != id || closed.EndReason != store.EndLogout || closed.Agent != testAgent {
 		t.Errorf("EndSession of a first-layout session = %+v, %v", closed, err)
 	}
 }
@@ -260,9 +268,9 @@ func TestRedisClosedSessionsDescribed(t *testing.T) {
 		t.Errorf("Seen closed %+v", res.Closed)
 	}
 	// From another instance, with nothing cached.
-	srvStore := NewRedisStore(redis.NewClient(st.Client().(*redis.Client).Options()))
+	srvStore := New(redis.NewClient(st.Client().(*redis.Client).Options()))
 	defer srvStore.Close()
-	all, err := srvStore.EndAll(context.Background(), f.realm, f.user, "", EndRevoked, f.at(2*time.Minute), f.p)
+	all, err := srvStore.EndAll(context.Background(), f.realm, f.user, "", store.EndRevoked, f.at(2*time.Minute), f.p)
 	if err != nil || len(all) != 1 || all[0].ID != res.SessionID || all[0].Agent != testAgent || all[0].Location.City != "London" {
 		t.Errorf("EndAll = %+v, %v", all, err)
 	}

@@ -1,4 +1,4 @@
-package tracker
+package redisstore
 
 import (
 	"bytes"
@@ -9,28 +9,30 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
 // snapshotFixture fills a memory store: an active session with a bound
 // token, a logged-out one, a revoked one, two devices.
 type snapshotFixture struct {
 	*fx
-	m                        *MemoryStore
+	m                        *Memory
 	active, loggedOut, revok string
 }
 
 func newSnapshotFixture(t *testing.T) *snapshotFixture {
-	m := NewMemoryStore()
+	m := NewMemory()
 	f := newStoreSuite(m, testKeyring(t)).fixture(t)
 	p := f.p
 	sf := &snapshotFixture{fx: f, m: m}
 	sf.active = f.open("a", 0)
 	sf.loggedOut = f.open("b", time.Second, withDevice("dev-2"), withIP(ip2))
 	sf.revok = f.open("c", 2*time.Second)
-	if _, err := m.EndToken(f.ctx, f.realm, f.user, f.th("b"), EndLogout, false, f.at(time.Minute), p); err != nil {
+	if _, err := m.EndToken(f.ctx, f.realm, f.user, f.th("b"), store.EndLogout, false, f.at(time.Minute), p); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.EndSession(f.ctx, f.realm, f.user, sf.revok, EndRevoked, f.at(time.Minute), p); err != nil {
+	if _, err := m.EndSession(f.ctx, f.realm, f.user, sf.revok, store.EndRevoked, f.at(time.Minute), p); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.BindToken(f.ctx, f.th("a"), f.user, time.Hour); err != nil {
@@ -40,7 +42,7 @@ func newSnapshotFixture(t *testing.T) *snapshotFixture {
 }
 
 // on is the same fixture over another store (same realm, user, times).
-func (f *fx) on(s Store) *fx {
+func (f *fx) on(s store.Store) *fx {
 	ss := &storeSuite{s: s, keys: f.keys, base: f.base, p: f.p}
 	return &fx{storeSuite: ss, t: f.t, ctx: f.ctx, realm: f.realm, user: f.user}
 }
@@ -59,7 +61,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Error("the snapshot holds a raw token")
 	}
 
-	m2 := NewMemoryStore()
+	m2 := NewMemory()
 	if err := m2.LoadSnapshot(path); err != nil {
 		t.Fatalf("LoadSnapshot: %v", err)
 	}
@@ -71,7 +73,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	wantDevs, gotDevs := sf.devices(), g.devices()
 	// Device records keep no coordinates (record.go); compare the rest.
-	for _, ds := range [][]*Device{wantDevs, gotDevs} {
+	for _, ds := range [][]*store.Device{wantDevs, gotDevs} {
 		for _, d := range ds {
 			d.Location.Latitude, d.Location.Longitude = nil, nil
 		}
@@ -83,13 +85,13 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Errorf("binding after reload = %q, %v; want %q", u, err, g.user)
 	}
 	// The token mappings came back: the same tokens behave as before.
-	if res := g.seen("a", at); res.Status != StatusActive || res.SessionID != sf.active {
+	if res := g.seen("a", at); res.Status != store.StatusActive || res.SessionID != sf.active {
 		t.Errorf("Seen(active token) after reload = %+v, want active %s", res, sf.active)
 	}
-	if res := g.seen("c", at); res.Status != StatusRefused || res.Reason != EndRevoked {
+	if res := g.seen("c", at); res.Status != store.StatusRefused || res.Reason != store.EndRevoked {
 		t.Errorf("Seen(revoked token) after reload = %+v, want refused", res)
 	}
-	if res := g.seen("b", at); res.Status != StatusRefused || res.Reason != EndLogout {
+	if res := g.seen("b", at); res.Status != store.StatusRefused || res.Reason != store.EndLogout {
 		t.Errorf("Seen(logged-out token) after reload = %+v, want refused: logout is final", res)
 	}
 	// Sweeps know the reloaded user.
@@ -102,7 +104,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 func TestSnapshotOnlyWhenDirty(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "snap.json")
-	m := NewMemoryStore()
+	m := NewMemory()
 	if err := m.SaveSnapshot(path); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +141,7 @@ func TestSnapshotOnlyWhenDirty(t *testing.T) {
 	sf.devices()
 	unchanged("reads")
 
-	if res := sf.seen("a", 2*time.Minute); res.Status != StatusActive {
+	if res := sf.seen("a", 2*time.Minute); res.Status != store.StatusActive {
 		t.Fatalf("Seen = %+v", res)
 	}
 	if err := sf.m.SaveSnapshot(path); err != nil {
@@ -154,11 +156,11 @@ func TestSnapshotOnlyWhenDirty(t *testing.T) {
 }
 
 func TestLoadSnapshotMissingFile(t *testing.T) {
-	m := NewMemoryStore()
+	m := NewMemory()
 	if err := m.LoadSnapshot(filepath.Join(t.TempDir(), "none.json")); err != nil {
 		t.Fatalf("LoadSnapshot of a missing file: %v", err)
 	}
-	if list, total, _ := m.Sessions(context.Background(), ListRequest{Realm: "r", User: "u", State: "all", Now: time.Now(), Policy: suitePolicy}); len(list) != 0 || total != 0 {
+	if list, total, _ := m.Sessions(context.Background(), store.ListRequest{Realm: "r", User: "u", State: "all", Now: time.Now(), Policy: suitePolicy}); len(list) != 0 || total != 0 {
 		t.Errorf("store not empty: %v", list)
 	}
 }

@@ -1,4 +1,4 @@
-package tracker
+package redisstore
 
 // The Redis store's reads and changes for admins and users' own pages
 // (AdminStore).
@@ -13,13 +13,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
 
 // EndSession implements Store.
-func (s *RedisStore) EndSession(ctx context.Context, realm, user, id, reason string, now time.Time, p Policy) (*Session, error) {
+func (s *Store) EndSession(ctx context.Context, realm, user, id, reason string, now time.Time, p store.Policy) (*store.Session, error) {
 	closed, err := s.end(ctx, realm, user, "sid", id, reason, now, p)
 	if err != nil {
 		return nil, err
@@ -30,30 +32,30 @@ func (s *RedisStore) EndSession(ctx context.Context, realm, user, id, reason str
 	return s.session(ctx, realm, user, id, now, p)
 }
 
-func (s *RedisStore) session(ctx context.Context, realm, user, id string, now time.Time, p Policy) (*Session, error) {
+func (s *Store) session(ctx context.Context, realm, user, id string, now time.Time, p store.Policy) (*store.Session, error) {
 	raw, err := s.rdb.HGet(ctx, keysFor(realm, user).sess, id).Result()
 	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redis get session: %w", err)
 	}
-	sess, err := decodeStoredSession(raw, id, realm, user)
+	rec, err := decodeStoredSession(raw, id, realm, user)
 	if err != nil {
 		return nil, err
 	}
-	s.resolve(ctx, []*Session{sess}, nil)
-	normalizeIdle(sess, now, p.Idle)
-	return sess, nil
+	s.resolve(ctx, []*sessionRecord{rec}, nil)
+	normalizeIdle(rec.Session, now, p.Idle)
+	return rec.Session, nil
 }
 
 // EndAll implements Store.
-func (s *RedisStore) EndAll(ctx context.Context, realm, user, except, reason string, now time.Time, p Policy) ([]*Session, error) {
+func (s *Store) EndAll(ctx context.Context, realm, user, except, reason string, now time.Time, p store.Policy) ([]*store.Session, error) {
 	return s.end(ctx, realm, user, "all", except, reason, now, p)
 }
 
 // Sessions implements Store.
-func (s *RedisStore) Sessions(ctx context.Context, req ListRequest) ([]*Session, int, error) {
+func (s *Store) Sessions(ctx context.Context, req store.ListRequest) ([]*store.Session, int, error) {
 	k := keysFor(req.Realm, req.User)
 	if req.State == "all" && req.Limit > 0 {
 		// Idle normalization changes no membership: page in Redis.
@@ -69,7 +71,7 @@ func (s *RedisStore) Sessions(ctx context.Context, req ListRequest) ([]*Session,
 	if err != nil {
 		return nil, 0, fmt.Errorf("redis list sessions: %w", err)
 	}
-	var all []*Session
+	var all []*sessionRecord
 	for start := 0; start < len(ids); start += 500 {
 		chunk := ids[start:min(start+500, len(ids))]
 		raws, err := s.rdb.HMGet(ctx, k.sess, chunk...).Result()
@@ -89,11 +91,11 @@ func (s *RedisStore) Sessions(ctx context.Context, req ListRequest) ([]*Session,
 	}
 	page, total := selectSessions(all, req)
 	s.resolve(ctx, page, nil)
-	return page, total, nil
+	return sessionsOf(page), total, nil
 }
 
 // Devices implements Store.
-func (s *RedisStore) Devices(ctx context.Context, realm, user string) ([]*Device, error) {
+func (s *Store) Devices(ctx context.Context, realm, user string) ([]*store.Device, error) {
 	k := keysFor(realm, user)
 	ids, err := s.rdb.ZRevRange(ctx, k.devz, 0, -1).Result()
 	if err != nil {
@@ -106,26 +108,28 @@ func (s *RedisStore) Devices(ctx context.Context, realm, user string) ([]*Device
 	if err != nil {
 		return nil, fmt.Errorf("redis list devices: %w", err)
 	}
-	var out []*Device
+	var recs []*deviceRecord
+	out := make([]*store.Device, 0, len(raws))
 	for i, raw := range raws {
 		if raw == nil {
 			continue
 		}
 		if d, err := decodeStoredDevice(str(raw), ids[i], user); err == nil {
-			out = append(out, d)
+			recs = append(recs, d)
+			out = append(out, d.Device)
 		}
 	}
-	s.resolve(ctx, nil, out)
+	s.resolve(ctx, nil, recs)
 	return out, nil
 }
 
 // selectSessions normalizes idle sessions, filters by state and pages,
 // newest first, returning the page and the number matched. Shared by both
 // stores so they answer alike.
-func selectSessions(all []*Session, req ListRequest) ([]*Session, int) {
-	var out []*Session
+func selectSessions(all []*sessionRecord, req store.ListRequest) ([]*sessionRecord, int) {
+	var out []*sessionRecord
 	for _, sess := range all {
-		normalizeIdle(sess, req.Now, req.Policy.Idle)
+		normalizeIdle(sess.Session, req.Now, req.Policy.Idle)
 		switch req.State {
 		case "active":
 			if !sess.Active() {
@@ -156,7 +160,7 @@ func selectSessions(all []*Session, req ListRequest) ([]*Session, int) {
 }
 
 // SetDeviceBlocked implements Store.
-func (s *RedisStore) SetDeviceBlocked(ctx context.Context, realm, user, device string, blocked bool, now time.Time, p Policy) ([]*Session, error) {
+func (s *Store) SetDeviceBlocked(ctx context.Context, realm, user, device string, blocked bool, now time.Time, p store.Policy) ([]*store.Session, error) {
 	flag := 0
 	if blocked {
 		flag = 1
@@ -166,20 +170,20 @@ func (s *RedisStore) SetDeviceBlocked(ctx context.Context, realm, user, device s
 		return nil, fmt.Errorf("redis block device: %w", err)
 	}
 	if len(vals) == 0 || str(vals[0]) == "missing" {
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
-	var out []*Session
+	var recs []*sessionRecord
 	for _, v := range vals[1:] {
-		if sess, err := decodeStoredSession(str(v), "", realm, user); err == nil {
-			out = append(out, sess)
+		if rec, err := decodeStoredSession(str(v), "", realm, user); err == nil {
+			recs = append(recs, rec)
 		}
 	}
-	s.resolve(ctx, out, nil)
-	return out, nil
+	s.resolve(ctx, recs, nil)
+	return sessionsOf(recs), nil
 }
 
 // Violations implements Store.
-func (s *RedisStore) Violations(ctx context.Context, realm, user string, offset, limit int) ([]*restrict.Violation, int, error) {
+func (s *Store) Violations(ctx context.Context, realm, user string, offset, limit int) ([]*restrict.Violation, int, error) {
 	k := keysFor(realm, user)
 	total, err := s.rdb.ZCard(ctx, k.violz).Result()
 	if err != nil {
@@ -206,13 +210,13 @@ func (s *RedisStore) Violations(ctx context.Context, realm, user string, offset,
 }
 
 // MarkViewed implements Store.
-func (s *RedisStore) MarkViewed(ctx context.Context, realm, user, id string) (int, error) {
+func (s *Store) MarkViewed(ctx context.Context, realm, user, id string) (int, error) {
 	vals, err := scriptViewed.Run(ctx, s.rdb, keysFor(realm, user).all(), id).Slice()
 	if err != nil {
 		return 0, fmt.Errorf("redis mark viewed: %w", err)
 	}
 	if len(vals) < 3 {
-		return 0, ErrNotFound
+		return 0, store.ErrNotFound
 	}
 	left := int(num(vals[2]))
 	if left == 0 {
@@ -222,7 +226,7 @@ func (s *RedisStore) MarkViewed(ctx context.Context, realm, user, id string) (in
 }
 
 // SetExempt implements Store.
-func (s *RedisStore) SetExempt(ctx context.Context, realm, user string, exempt bool, p Policy) error {
+func (s *Store) SetExempt(ctx context.Context, realm, user string, exempt bool, p store.Policy) error {
 	k := keysFor(realm, user)
 	pipe := s.rdb.TxPipeline()
 	if exempt {
@@ -238,7 +242,7 @@ func (s *RedisStore) SetExempt(ctx context.Context, realm, user string, exempt b
 }
 
 // SetLimits implements Store.
-func (s *RedisStore) SetLimits(ctx context.Context, realm, user string, l restrict.Limits, p Policy) error {
+func (s *Store) SetLimits(ctx context.Context, realm, user string, l restrict.Limits, p store.Policy) error {
 	k := keysFor(realm, user)
 	pipe := s.rdb.TxPipeline()
 	if l.IsZero() {
@@ -255,20 +259,20 @@ func (s *RedisStore) SetLimits(ctx context.Context, realm, user string, l restri
 }
 
 // User implements Store.
-func (s *RedisStore) User(ctx context.Context, realm, user string, now time.Time, p Policy) (*UserSummary, error) {
+func (s *Store) User(ctx context.Context, realm, user string, now time.Time, p store.Policy) (*store.UserSummary, error) {
 	list, err := s.summaries(ctx, realm, []string{user}, now, p)
 	if err != nil {
 		return nil, err
 	}
 	if len(list) == 0 {
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	return list[0], nil
 }
 
 // summaries reads the summary of each user in one pipeline; users the
 // store holds nothing of are left out.
-func (s *RedisStore) summaries(ctx context.Context, realm string, users []string, now time.Time, p Policy) ([]*UserSummary, error) {
+func (s *Store) summaries(ctx context.Context, realm string, users []string, now time.Time, p store.Policy) ([]*store.UserSummary, error) {
 	pipe := s.rdb.Pipeline()
 	type cmds struct {
 		meta *redis.SliceCmd
@@ -288,13 +292,13 @@ func (s *RedisStore) summaries(ctx context.Context, realm string, users []string
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("redis users: %w", err)
 	}
-	var out []*UserSummary
+	var out []*store.UserSummary
 	for i, c := range cs {
 		m := c.meta.Val()
 		if len(m) < 5 || m[0] == nil {
 			continue
 		}
-		sum := &UserSummary{
+		sum := &store.UserSummary{
 			User: users[i], LastActivity: fromMS(num(m[1])), ActiveSessions: int(c.act.Val()), Devices: int(c.devs.Val()),
 			UnviewedViolations: int(num(m[2])), Exempt: str(m[3]) == "1",
 		}
@@ -311,7 +315,7 @@ func (s *RedisStore) summaries(ctx context.Context, realm string, users []string
 
 // Users implements Store. It walks the realm's index newest first, in
 // chunks, keeping users that pass the filters.
-func (s *RedisStore) Users(ctx context.Context, req UsersRequest) ([]*UserSummary, int, error) {
+func (s *Store) Users(ctx context.Context, req store.UsersRequest) ([]*store.UserSummary, int, error) {
 	if req.Prefix == "" && !req.Unviewed && !req.Active && req.Limit > 0 {
 		return s.usersPage(ctx, req)
 	}
@@ -319,7 +323,7 @@ func (s *RedisStore) Users(ctx context.Context, req UsersRequest) ([]*UserSummar
 	if req.Unviewed {
 		index = realmFlaggedKey(req.Realm)
 	}
-	var matched []*UserSummary
+	var matched []*store.UserSummary
 	const chunk = 500
 	for start := int64(0); ; start += chunk {
 		users, err := s.rdb.ZRevRange(ctx, index, start, start+chunk-1).Result()
@@ -345,13 +349,13 @@ func (s *RedisStore) Users(ctx context.Context, req UsersRequest) ([]*UserSummar
 }
 
 // Days implements Store.
-func (s *RedisStore) Days(ctx context.Context, realm, user string, dates []string) (map[string]DayTotal, error) {
+func (s *Store) Days(ctx context.Context, realm, user string, dates []string) (map[string]store.DayTotal, error) {
 	if dates == nil {
 		all, err := s.rdb.HGetAll(ctx, keysFor(realm, user).days).Result()
 		if err != nil {
 			return nil, fmt.Errorf("redis days: %w", err)
 		}
-		out := map[string]DayTotal{}
+		out := map[string]store.DayTotal{}
 		for f, v := range all {
 			date, count := strings.CutSuffix(f, "#n")
 			d := out[date]
@@ -365,7 +369,7 @@ func (s *RedisStore) Days(ctx context.Context, realm, user string, dates []strin
 		return out, nil
 	}
 	if len(dates) == 0 {
-		return map[string]DayTotal{}, nil
+		return map[string]store.DayTotal{}, nil
 	}
 	fields := make([]string, 0, 2*len(dates))
 	for _, d := range dates {
@@ -375,18 +379,18 @@ func (s *RedisStore) Days(ctx context.Context, realm, user string, dates []strin
 	if err != nil {
 		return nil, fmt.Errorf("redis days: %w", err)
 	}
-	out := map[string]DayTotal{}
+	out := map[string]store.DayTotal{}
 	for i, d := range dates {
 		active, n := num(vals[2*i]), num(vals[2*i+1])
 		if active > 0 || n > 0 {
-			out[d] = DayTotal{Active: time.Duration(active) * time.Millisecond, Sessions: int(n)}
+			out[d] = store.DayTotal{Active: time.Duration(active) * time.Millisecond, Sessions: int(n)}
 		}
 	}
 	return out, nil
 }
 
 // Trail implements Store.
-func (s *RedisStore) Trail(ctx context.Context, realm, user, id string) ([]TrailEntry, error) {
+func (s *Store) Trail(ctx context.Context, realm, user, id string) ([]store.TrailEntry, error) {
 	raw, err := s.rdb.HGet(ctx, keysFor(realm, user).trail, id).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -398,7 +402,7 @@ func (s *RedisStore) Trail(ctx context.Context, realm, user, id string) ([]Trail
 }
 
 // Erase implements Store.
-func (s *RedisStore) Erase(ctx context.Context, realm, user string) ([]string, error) {
+func (s *Store) Erase(ctx context.Context, realm, user string) ([]string, error) {
 	k := keysFor(realm, user)
 	toks, err := s.rdb.HKeys(ctx, k.tok).Result()
 	if err != nil {
@@ -429,7 +433,7 @@ func (s *RedisStore) Erase(ctx context.Context, realm, user string) ([]string, e
 }
 
 // SetSettings implements Store.
-func (s *RedisStore) SetSettings(ctx context.Context, realm string, st Settings) error {
+func (s *Store) SetSettings(ctx context.Context, realm string, st store.Settings) error {
 	b, _ := json.Marshal(st)
 	if err := s.rdb.Set(ctx, realmSettingsKey(realm), b, 0).Err(); err != nil {
 		return fmt.Errorf("redis settings: %w", err)
@@ -437,7 +441,7 @@ func (s *RedisStore) SetSettings(ctx context.Context, realm string, st Settings)
 	return nil
 }
 
-func (s *RedisStore) sessionsPage(ctx context.Context, k userKeys, req ListRequest) ([]*Session, int, error) {
+func (s *Store) sessionsPage(ctx context.Context, k userKeys, req store.ListRequest) ([]*store.Session, int, error) {
 	pipe := s.rdb.Pipeline()
 	card := pipe.ZCard(ctx, k.hist)
 	page := pipe.ZRevRange(ctx, k.hist, int64(req.Offset), int64(req.Offset+req.Limit-1))
@@ -452,18 +456,18 @@ func (s *RedisStore) sessionsPage(ctx context.Context, k userKeys, req ListReque
 	if err != nil {
 		return nil, 0, fmt.Errorf("redis list sessions: %w", err)
 	}
-	out := make([]*Session, 0, len(raws))
+	recs := make([]*sessionRecord, 0, len(raws))
 	for i, raw := range raws {
 		if raw == nil {
 			continue
 		}
-		if sess, err := decodeStoredSession(str(raw), ids[i], req.Realm, req.User); err == nil {
-			normalizeIdle(sess, req.Now, req.Policy.Idle)
-			out = append(out, sess)
+		if rec, err := decodeStoredSession(str(raw), ids[i], req.Realm, req.User); err == nil {
+			normalizeIdle(rec.Session, req.Now, req.Policy.Idle)
+			recs = append(recs, rec)
 		}
 	}
-	s.resolve(ctx, out, nil)
-	return out, int(card.Val()), nil
+	s.resolve(ctx, recs, nil)
+	return sessionsOf(recs), int(card.Val()), nil
 }
 
 // sessionTokens returns the token hashes of stored session records.
@@ -479,7 +483,7 @@ func sessionTokens(recs []string) []string {
 
 // usersPage answers an unfiltered users list from the realm's index alone:
 // O(page), whatever the number of users.
-func (s *RedisStore) usersPage(ctx context.Context, req UsersRequest) ([]*UserSummary, int, error) {
+func (s *Store) usersPage(ctx context.Context, req store.UsersRequest) ([]*store.UserSummary, int, error) {
 	index := realmUsersKey(req.Realm)
 	pipe := s.rdb.Pipeline()
 	card := pipe.ZCard(ctx, index)
@@ -493,4 +497,38 @@ func (s *RedisStore) usersPage(ctx context.Context, req UsersRequest) ([]*UserSu
 	}
 	// The index orders by its own score; keep the page in that order.
 	return sums, int(card.Val()), nil
+}
+
+// filterUsers keeps the summaries that pass req's filters.
+func filterUsers(sums []*store.UserSummary, req store.UsersRequest) []*store.UserSummary {
+	var out []*store.UserSummary
+	for _, s := range sums {
+		if req.Unviewed && s.UnviewedViolations == 0 {
+			continue
+		}
+		if req.Active && s.ActiveSessions == 0 {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// pageUsers sorts by last activity, newest first, and pages.
+func pageUsers(all []*store.UserSummary, req store.UsersRequest) ([]*store.UserSummary, int, error) {
+	sort.SliceStable(all, func(i, j int) bool {
+		if !all[i].LastActivity.Equal(all[j].LastActivity) {
+			return all[i].LastActivity.After(all[j].LastActivity)
+		}
+		return all[i].User < all[j].User
+	})
+	total := len(all)
+	if req.Offset >= total {
+		return nil, total, nil
+	}
+	all = all[req.Offset:]
+	if req.Limit > 0 && len(all) > req.Limit {
+		all = all[:req.Limit]
+	}
+	return all, total, nil
 }

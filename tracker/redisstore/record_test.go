@@ -1,4 +1,4 @@
-package tracker
+package redisstore
 
 import (
 	"encoding/json"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
@@ -18,36 +20,38 @@ func msUTC(t time.Time) time.Time { return t.Truncate(time.Millisecond).UTC() }
 func TestSessionRecordRoundTrip(t *testing.T) {
 	started := time.Date(2025, 3, 30, 1, 59, 59, 123_000_000, time.UTC)
 	for _, c := range []struct {
-		name string
-		in   Session
+		name                  string
+		in                    store.Session
+		tokenHash, ipKey, day string
 	}{
-		{"closed with location", Session{
+		{name: "closed with location", in: store.Session{
 			ID: "abcdefghij234567", StartedAt: started, LastSeen: started.Add(90 * time.Second),
-			EndedAt: ptr(started.Add(2 * time.Minute)), EndReason: EndRevoked, IP: "2001:db8::1", DeviceID: "AAAAAAAAAAAAAAAA",
-			Agent:     Agent{Browser: "Chrome", BrowserVersion: "124.0", OS: "Windows", OSVersion: "10", DeviceFamily: "Other", DeviceType: "desktop"},
-			Location:  Location{City: "Linköping", Region: "Östergötland County", Country: "Sweden", CountryCode: "SE", TimeZone: "Europe/Stockholm", Latitude: ptr(58.41), Longitude: ptr(15.62)},
-			tokenHash: "tokenhash_-0123456789ab", ipKey: "198.51.100.0/24", day: "2025-03-30",
-		}},
-		{"active, no location", Session{
+			EndedAt: ptr(started.Add(2 * time.Minute)), EndReason: store.EndRevoked, IP: "2001:db8::1", DeviceID: "AAAAAAAAAAAAAAAA",
+			Agent:    store.Agent{Browser: "Chrome", BrowserVersion: "124.0", OS: "Windows", OSVersion: "10", DeviceFamily: "Other", DeviceType: "desktop"},
+			Location: store.Location{City: "Linköping", Region: "Östergötland County", Country: "Sweden", CountryCode: "SE", TimeZone: "Europe/Stockholm", Latitude: ptr(58.41), Longitude: ptr(15.62)},
+		}, tokenHash: "tokenhash_-0123456789ab", ipKey: "198.51.100.0/24", day: "2025-03-30"},
+		{name: "active, no location", in: store.Session{
 			ID: "s1", StartedAt: started, LastSeen: started, IP: "198.51.100.7", DeviceID: "d",
-			Agent: Agent{Browser: "Other", OS: "Other", DeviceFamily: "Other", DeviceType: "desktop"},
+			Agent: store.Agent{Browser: "Other", OS: "Other", DeviceFamily: "Other", DeviceType: "desktop"},
 		}},
-		{"quotes, escapes and unicode", Session{
+		{name: "quotes, escapes and unicode", in: store.Session{
 			ID: `id"with\quotes`, StartedAt: started, LastSeen: started, IP: "", DeviceID: "dev\n\t\x00",
-			Agent:    Agent{Browser: `"><script>alert(1)</script>`, BrowserVersion: "1.0 \u2028\u2029", OS: "日本語", DeviceType: "mobile"},
-			Location: Location{City: "Zürich 🇨🇭", Country: `"Switzerland"`, Latitude: ptr(-0.01), Longitude: ptr(0.0)},
+			Agent:    store.Agent{Browser: `"><script>alert(1)</script>`, BrowserVersion: "1.0 \u2028\u2029", OS: "日本語", DeviceType: "mobile"},
+			Location: store.Location{City: "Zürich 🇨🇭", Country: `"Switzerland"`, Latitude: ptr(-0.01), Longitude: ptr(0.0)},
 		}},
-		{"latitude only", Session{ID: "x", StartedAt: started, LastSeen: started, Location: Location{Latitude: ptr(12.5)}}},
-		{"zero", Session{ID: "z", StartedAt: time.UnixMilli(0).UTC(), LastSeen: time.UnixMilli(0).UTC()}},
+		{name: "latitude only", in: store.Session{ID: "x", StartedAt: started, LastSeen: started, Location: store.Location{Latitude: ptr(12.5)}}},
+		{name: "zero", in: store.Session{ID: "z", StartedAt: time.UnixMilli(0).UTC(), LastSeen: time.UnixMilli(0).UTC()}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			raw := encodeSession(&c.in)
+			in := &sessionRecord{Session: &c.in, tokenHash: c.tokenHash, ipKey: c.ipKey, day: c.day}
+			raw := encodeSession(in)
 			got, err := decodeSession(raw, "realm ü", "user {x}")
 			if err != nil {
 				t.Fatalf("decodeSession(%s): %v", raw, err)
 			}
-			want := c.in
-			want.Realm, want.User = "realm ü", "user {x}"
+			sess := c.in
+			sess.Realm, sess.User = "realm ü", "user {x}"
+			want := sessionRecord{Session: &sess, tokenHash: c.tokenHash, ipKey: c.ipKey, day: c.day}
 			if !reflect.DeepEqual(got, &want) {
 				t.Errorf("round trip of\n%+v\ngave\n%+v\n(record %s)", want, *got, raw)
 			}
@@ -62,8 +66,8 @@ func TestSessionRecordRoundTrip(t *testing.T) {
 
 func TestSessionRecordKeepsMilliseconds(t *testing.T) {
 	at := time.Date(2025, 1, 2, 3, 4, 5, 678_999_999, time.FixedZone("X", 3600))
-	s := &Session{ID: "a", StartedAt: at, LastSeen: at.Add(time.Nanosecond), EndedAt: ptr(at.Add(time.Millisecond))}
-	got, err := decodeSession(encodeSession(s), "", "")
+	s := &store.Session{ID: "a", StartedAt: at, LastSeen: at.Add(time.Nanosecond), EndedAt: ptr(at.Add(time.Millisecond))}
+	got, err := decodeSession(encodeSession(&sessionRecord{Session: s}), "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,16 +86,16 @@ func TestDeviceRecordRoundTrip(t *testing.T) {
 	first := time.Date(2024, 12, 31, 23, 59, 59, 999_000_000, time.UTC)
 	for _, c := range []struct {
 		name string
-		in   Device
+		in   store.Device
 	}{
-		{"blocked", Device{
+		{"blocked", store.Device{
 			ID: "AAAAAAAAAAAAAAAA", FirstSeen: first, LastSeen: first.Add(time.Hour), Blocked: true, LastIP: "203.0.113.9",
-			Agent:    Agent{Browser: "Mobile Safari", BrowserVersion: "17.4", OS: "iOS", OSVersion: "17.4", DeviceFamily: "iPhone", DeviceType: "mobile"},
-			Location: Location{City: "London", Region: "England", Country: "United Kingdom", CountryCode: "GB", TimeZone: "Europe/London"},
+			Agent:    store.Agent{Browser: "Mobile Safari", BrowserVersion: "17.4", OS: "iOS", OSVersion: "17.4", DeviceFamily: "iPhone", DeviceType: "mobile"},
+			Location: store.Location{City: "London", Region: "England", Country: "United Kingdom", CountryCode: "GB", TimeZone: "Europe/London"},
 		}},
-		{"not blocked, unknown location", Device{ID: "d", FirstSeen: first, LastSeen: first}},
-		{"unicode and quotes", Device{ID: `"d"`, FirstSeen: first, LastSeen: first, LastIP: `\`,
-			Agent: Agent{Browser: "Brôwser \"x\"", OS: "ОС"}, Location: Location{City: "Köln", Country: "🇩🇪"}}},
+		{"not blocked, unknown location", store.Device{ID: "d", FirstSeen: first, LastSeen: first}},
+		{"unicode and quotes", store.Device{ID: `"d"`, FirstSeen: first, LastSeen: first, LastIP: `\`,
+			Agent: store.Agent{Browser: "Brôwser \"x\"", OS: "ОС"}, Location: store.Location{City: "Köln", Country: "🇩🇪"}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			raw := encodeDevice(&c.in)
@@ -109,8 +113,8 @@ func TestDeviceRecordRoundTrip(t *testing.T) {
 }
 
 func TestDecodeRecordErrors(t *testing.T) {
-	valid := encodeSession(&Session{ID: "a"})
-	validDev := encodeDevice(&Device{ID: "d"})
+	valid := encodeSession(&sessionRecord{Session: &store.Session{ID: "a"}})
+	validDev := encodeDevice(&store.Device{ID: "d"})
 	for _, c := range []struct {
 		name string
 		raw  string
@@ -155,8 +159,8 @@ func TestDecodeRecordErrors(t *testing.T) {
 // Fields are only ever appended (record.go), so a record with fields this
 // version does not know decodes fine.
 func TestDecodeRecordWithExtraFields(t *testing.T) {
-	in := &Session{ID: "a", StartedAt: time.UnixMilli(1000).UTC(), LastSeen: time.UnixMilli(2000).UTC(), IP: "x"}
-	raw := encodeSession(in)
+	in := &store.Session{ID: "a", StartedAt: time.UnixMilli(1000).UTC(), LastSeen: time.UnixMilli(2000).UTC(), IP: "x"}
+	raw := encodeSession(&sessionRecord{Session: in})
 	raw = raw[:len(raw)-1] + `,"future",42,null]`
 	got, err := decodeSession(raw, "", "")
 	if err != nil {
@@ -165,7 +169,7 @@ func TestDecodeRecordWithExtraFields(t *testing.T) {
 	if got.ID != "a" || got.IP != "x" || !got.LastSeen.Equal(in.LastSeen) {
 		t.Errorf("decoded %+v", got)
 	}
-	draw := encodeDevice(&Device{ID: "d", LastIP: "y"})
+	draw := encodeDevice(&store.Device{ID: "d", LastIP: "y"})
 	draw = draw[:len(draw)-1] + `,"future"]`
 	if d, err := decodeDevice(draw, "u"); err != nil || d.ID != "d" || d.LastIP != "y" {
 		t.Errorf("decodeDevice with extra fields = %+v, %v", d, err)
@@ -208,17 +212,17 @@ func TestNormalizeIdle(t *testing.T) {
 	ended := last.Add(time.Minute)
 	for _, c := range []struct {
 		name       string
-		s          Session
+		s          store.Session
 		now        time.Time
 		idle       time.Duration
 		wantEnded  *time.Time
 		wantReason string
 	}{
-		{"fresh", Session{LastSeen: last}, last.Add(time.Minute), time.Hour, nil, ""},
-		{"exactly idle", Session{LastSeen: last}, last.Add(time.Hour), time.Hour, nil, ""},
-		{"past idle", Session{LastSeen: last}, last.Add(time.Hour + time.Millisecond), time.Hour, &last, EndIdle},
-		{"already ended", Session{LastSeen: last, EndedAt: &ended, EndReason: EndLogout}, last.Add(48 * time.Hour), time.Hour, &ended, EndLogout},
-		{"no idle limit", Session{LastSeen: last}, last.Add(48 * time.Hour), 0, nil, ""},
+		{"fresh", store.Session{LastSeen: last}, last.Add(time.Minute), time.Hour, nil, ""},
+		{"exactly idle", store.Session{LastSeen: last}, last.Add(time.Hour), time.Hour, nil, ""},
+		{"past idle", store.Session{LastSeen: last}, last.Add(time.Hour + time.Millisecond), time.Hour, &last, store.EndIdle},
+		{"already ended", store.Session{LastSeen: last, EndedAt: &ended, EndReason: store.EndLogout}, last.Add(48 * time.Hour), time.Hour, &ended, store.EndLogout},
+		{"no idle limit", store.Session{LastSeen: last}, last.Add(48 * time.Hour), 0, nil, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := c.s

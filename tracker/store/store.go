@@ -1,9 +1,8 @@
-package tracker
+package store
 
 import (
 	"context"
 	"errors"
-	"sort"
 	"time"
 
 	"github.com/caddy-sessions/caddy-sessions/restrict"
@@ -84,6 +83,9 @@ type SeenResult struct {
 	Reason string
 	// Closed lists sessions this step ended (idle, replaced).
 	Closed []*Session
+	// ClosedTokens[i] is the token hash of Closed[i], so the caller can
+	// deny an evicted session's token.
+	ClosedTokens []string
 	// NewDevice is set when the device was first seen for this user.
 	NewDevice bool
 	// DeviceID is the device the request was counted on.
@@ -257,40 +259,6 @@ type UsersRequest struct {
 	Offset, Limit int
 	Now           time.Time
 	Policy        Policy
-}
-
-// filterUsers keeps the summaries that pass req's filters.
-func filterUsers(sums []*UserSummary, req UsersRequest) []*UserSummary {
-	var out []*UserSummary
-	for _, s := range sums {
-		if req.Unviewed && s.UnviewedViolations == 0 {
-			continue
-		}
-		if req.Active && s.ActiveSessions == 0 {
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// pageUsers sorts by last activity, newest first, and pages.
-func pageUsers(all []*UserSummary, req UsersRequest) ([]*UserSummary, int, error) {
-	sort.SliceStable(all, func(i, j int) bool {
-		if !all[i].LastActivity.Equal(all[j].LastActivity) {
-			return all[i].LastActivity.After(all[j].LastActivity)
-		}
-		return all[i].User < all[j].User
-	})
-	total := len(all)
-	if req.Offset >= total {
-		return nil, total, nil
-	}
-	all = all[req.Offset:]
-	if req.Limit > 0 && len(all) > req.Limit {
-		all = all[:req.Limit]
-	}
-	return all, total, nil
 }
 
 // DayTotal is one local date of a user's activity.

@@ -1,4 +1,4 @@
-package tracker
+package redisstore
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 
 	"github.com/redis/go-redis/v9"
 
@@ -39,10 +41,10 @@ var (
 	scriptAlias  = redis.NewScript(luaPrelude + luaAlias)
 )
 
-// RedisStore keeps sessions in Redis, standalone, Sentinel or Cluster. All
+// Store keeps sessions in Redis, standalone, Sentinel or Cluster. All
 // keys of one user share a hash tag, and each change is one Lua script on
 // that slot; see keys.go for the layout.
-type RedisStore struct {
+type Store struct {
 	rdb  redis.UniversalClient
 	desc descCache
 
@@ -53,16 +55,16 @@ type RedisStore struct {
 	done   chan struct{}
 }
 
-// NewRedisStore wraps a client; the store owns it from now on and closes it
+// New wraps a client; the store owns it from now on and closes it
 // in Close.
-func NewRedisStore(rdb redis.UniversalClient) *RedisStore {
-	return &RedisStore{rdb: rdb, subs: map[int]subscriber{}}
+func New(rdb redis.UniversalClient) *Store {
+	return &Store{rdb: rdb, subs: map[int]subscriber{}}
 }
 
 // LoadScripts loads the Lua scripts into Redis (every master of a
 // cluster), so the first batch of refreshes does not fail with NOSCRIPT.
 // Scripts are loaded again on demand anyway (after a restart or failover).
-func (s *RedisStore) LoadScripts(ctx context.Context) error {
+func (s *Store) LoadScripts(ctx context.Context) error {
 	for _, sc := range []*redis.Script{scriptSeen, scriptTouch, scriptEnd, scriptDevice, scriptViewed, scriptAlias} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return fmt.Errorf("redis script load: %w", err)
@@ -72,28 +74,29 @@ func (s *RedisStore) LoadScripts(ctx context.Context) error {
 }
 
 // Client is the underlying Redis client.
-func (s *RedisStore) Client() redis.UniversalClient { return s.rdb }
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
 func msArg(d time.Duration) int64 { return d.Milliseconds() }
 
 // Seen implements Store.
-func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, error) {
+func (s *Store) Seen(ctx context.Context, req store.SeenRequest) (store.SeenResult, error) {
 	k := keysFor(req.Realm, req.User)
 	now := ms(req.Now)
 	mode := "sight"
 	if req.Login {
 		mode = "login"
 	}
-	req.New.tokenHash, req.New.ipKey = req.TokenHash, req.IPKey
+	rec := &sessionRecord{Session: req.New, tokenHash: req.TokenHash, ipKey: req.IPKey}
+	dev := &deviceRecord{Device: req.Device}
 	keys := k.all()
 	// One round trip: the descriptions, the token's binding, the script
 	// and the realm's users index go in one pipeline (to each node
 	// concerned, at once).
 	pipe := s.rdb.Pipeline()
-	s.describe(ctx, pipe, req.New, req.Device, req.Policy.Retention)
+	s.describe(ctx, pipe, rec, dev, req.Policy.Retention)
 	args := []any{
 		now, msArg(req.Policy.Idle), msArg(req.Policy.Retention), msArg(req.Policy.Refresh),
-		req.TokenHash, req.New.ID, encodeStoredSession(req.New), req.Device.ID, encodeStoredDevice(req.Device),
+		req.TokenHash, req.New.ID, encodeStoredSession(rec), req.Device.ID, encodeStoredDevice(dev),
 		mode, req.User, req.Realm, msArg(req.Policy.RevokeHold), req.New.IP,
 		limitsArg(req.Limits), req.IPKey, req.New.Location.String(),
 		daysOrEmpty(req.Activity.Days), req.Activity.Path, req.Activity.TrailLen, boolArg(!req.DeviceMinted), boolArg(!req.NoOpen),
@@ -111,12 +114,12 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 	}
 	vals, err := run.Slice()
 	if err != nil {
-		return SeenResult{}, fmt.Errorf("redis seen: %w", err)
+		return store.SeenResult{}, fmt.Errorf("redis seen: %w", err)
 	}
 	if len(vals) < 8 {
-		return SeenResult{}, fmt.Errorf("redis seen: short reply %v", vals)
+		return store.SeenResult{}, fmt.Errorf("redis seen: short reply %v", vals)
 	}
-	res := SeenResult{
+	res := store.SeenResult{
 		Status:    str(vals[0]),
 		SessionID: str(vals[1]),
 		StartedAt: fromMS(num(vals[2])),
@@ -129,10 +132,13 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 		res.TokenUser = bind.Val()
 	}
 	nclosed := int(num(vals[7]))
+	var closed []*sessionRecord
 	for i, v := range vals[8:] {
 		if i < nclosed {
 			if c, err := decodeStoredSession(str(v), "", req.Realm, req.User); err == nil {
-				res.Closed = append(res.Closed, c)
+				closed = append(closed, c)
+				res.Closed = append(res.Closed, c.Session)
+				res.ClosedTokens = append(res.ClosedTokens, c.tokenHash)
 			}
 		} else if vi, err := decodeViolation(str(v), req.User); err == nil {
 			res.Violations = append(res.Violations, vi)
@@ -141,7 +147,7 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 	// Closing a session here is rare (a login replacing one, idle ones,
 	// evictions): describing them costs a round trip only then, and
 	// none when the descriptions are cached.
-	s.resolve(ctx, res.Closed, nil)
+	s.resolve(ctx, closed, nil)
 	// The realm indexes are outside the user's slot, so not in the script;
 	// a lost update only delays the user in the admin users list.
 	if len(res.Violations) > 0 {
@@ -155,8 +161,8 @@ func (s *RedisStore) Seen(ctx context.Context, req SeenRequest) (SeenResult, err
 
 // Touch implements Store: one pipeline for the whole batch, so a flush costs
 // one round trip per Redis node whatever its size.
-func (s *RedisStore) Touch(ctx context.Context, touches []Touch) []TouchResult {
-	out := make([]TouchResult, len(touches))
+func (s *Store) Touch(ctx context.Context, touches []store.Touch) []store.TouchResult {
+	out := make([]store.TouchResult, len(touches))
 	if len(touches) == 0 {
 		return out
 	}
@@ -226,25 +232,25 @@ func (s *RedisStore) Touch(ctx context.Context, touches []Touch) []TouchResult {
 	return out
 }
 
-func (s *RedisStore) end(ctx context.Context, realm, user, mode, value, reason string, now time.Time, p Policy) ([]*Session, error) {
+func (s *Store) end(ctx context.Context, realm, user, mode, value, reason string, now time.Time, p store.Policy) ([]*store.Session, error) {
 	vals, err := scriptEnd.Run(ctx, s.rdb, keysFor(realm, user).all(), ms(now), mode, value, reason, msArg(p.Idle)).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redis end: %w", err)
 	}
-	out := make([]*Session, 0, len(vals))
+	recs := make([]*sessionRecord, 0, len(vals))
 	for _, v := range vals {
-		sess, err := decodeStoredSession(str(v), "", realm, user)
+		rec, err := decodeStoredSession(str(v), "", realm, user)
 		if err != nil {
-			return out, err
+			return sessionsOf(recs), err
 		}
-		out = append(out, sess)
+		recs = append(recs, rec)
 	}
-	s.resolve(ctx, out, nil)
-	return out, nil
+	s.resolve(ctx, recs, nil)
+	return sessionsOf(recs), nil
 }
 
 // AliasToken implements Store.
-func (s *RedisStore) AliasToken(ctx context.Context, realm, user, tokenHash, sessionID string) (bool, error) {
+func (s *Store) AliasToken(ctx context.Context, realm, user, tokenHash, sessionID string) (bool, error) {
 	n, err := scriptAlias.Run(ctx, s.rdb, keysFor(realm, user).all(), tokenHash, sessionID).Int()
 	if err != nil {
 		return false, fmt.Errorf("redis alias: %w", err)
@@ -253,7 +259,7 @@ func (s *RedisStore) AliasToken(ctx context.Context, realm, user, tokenHash, ses
 }
 
 // EndToken implements Store.
-func (s *RedisStore) EndToken(ctx context.Context, realm, user, tokenHash, reason string, forget bool, now time.Time, p Policy) (*Session, error) {
+func (s *Store) EndToken(ctx context.Context, realm, user, tokenHash, reason string, forget bool, now time.Time, p store.Policy) (*store.Session, error) {
 	mode := "tok"
 	if forget {
 		mode = "tokfree"
@@ -266,7 +272,7 @@ func (s *RedisStore) EndToken(ctx context.Context, realm, user, tokenHash, reaso
 }
 
 // SweepIdle implements Store.
-func (s *RedisStore) SweepIdle(ctx context.Context, realm string, since, now time.Time, p Policy) ([]*Session, error) {
+func (s *Store) SweepIdle(ctx context.Context, realm string, since, now time.Time, p store.Policy) ([]*store.Session, error) {
 	users, err := s.rdb.ZRangeByScore(ctx, realmUsersKey(realm), &redis.ZRangeBy{
 		Min: strconv.FormatInt(ms(since), 10), Max: strconv.FormatInt(ms(now.Add(-p.Idle)), 10),
 	}).Result()
@@ -278,9 +284,9 @@ func (s *RedisStore) SweepIdle(ctx context.Context, realm string, since, now tim
 	old := "(" + strconv.FormatInt(ms(now.Add(-p.Retention)), 10)
 	s.rdb.ZRemRangeByScore(ctx, realmUsersKey(realm), "-inf", old)
 	s.rdb.ZRemRangeByScore(ctx, realmFlaggedKey(realm), "-inf", old)
-	var out []*Session
+	var out []*store.Session
 	for _, u := range users {
-		closed, err := s.end(ctx, realm, u, "idle", "", EndIdle, now, p)
+		closed, err := s.end(ctx, realm, u, "idle", "", store.EndIdle, now, p)
 		if err != nil {
 			return out, err
 		}
@@ -290,7 +296,7 @@ func (s *RedisStore) SweepIdle(ctx context.Context, realm string, since, now tim
 }
 
 // BindToken implements Store.
-func (s *RedisStore) BindToken(ctx context.Context, tokenHash, user string, ttl time.Duration) error {
+func (s *Store) BindToken(ctx context.Context, tokenHash, user string, ttl time.Duration) error {
 	if err := s.rdb.Set(ctx, tokenKey(tokenHash), user, ttl).Err(); err != nil {
 		return fmt.Errorf("redis bind token: %w", err)
 	}
@@ -298,7 +304,7 @@ func (s *RedisStore) BindToken(ctx context.Context, tokenHash, user string, ttl 
 }
 
 // TokenUser implements Store.
-func (s *RedisStore) TokenUser(ctx context.Context, tokenHash string) (string, error) {
+func (s *Store) TokenUser(ctx context.Context, tokenHash string) (string, error) {
 	u, err := s.rdb.Get(ctx, tokenKey(tokenHash)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
@@ -310,7 +316,7 @@ func (s *RedisStore) TokenUser(ctx context.Context, tokenHash string) (string, e
 }
 
 // UnbindToken implements Store.
-func (s *RedisStore) UnbindToken(ctx context.Context, tokenHash string) error {
+func (s *Store) UnbindToken(ctx context.Context, tokenHash string) error {
 	if err := s.rdb.Del(ctx, tokenKey(tokenHash)).Err(); err != nil {
 		return fmt.Errorf("redis unbind token: %w", err)
 	}
@@ -318,10 +324,10 @@ func (s *RedisStore) UnbindToken(ctx context.Context, tokenHash string) error {
 }
 
 // Ping implements Store.
-func (s *RedisStore) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 
 // Close implements Store.
-func (s *RedisStore) Close() error {
+func (s *Store) Close() error {
 	s.mu.Lock()
 	cancel, done := s.cancel, s.done
 	s.mu.Unlock()
@@ -373,7 +379,7 @@ func limitsArg(l restrict.Limits) string {
 	return string(b)
 }
 
-func touchArgs(t Touch) []any {
+func touchArgs(t store.Touch) []any {
 	return []any{ms(t.Now), t.SessionID, msArg(t.Policy.Idle), msArg(t.Policy.Retention),
 		daysOrEmpty(t.Activity.Days), t.Activity.Path, t.Activity.TrailLen}
 }
@@ -387,17 +393,17 @@ func daysOrEmpty(days string) string {
 }
 
 // Settings implements Store.
-func (s *RedisStore) Settings(ctx context.Context, realm string) (Settings, bool, error) {
+func (s *Store) Settings(ctx context.Context, realm string) (store.Settings, bool, error) {
 	raw, err := s.rdb.Get(ctx, realmSettingsKey(realm)).Result()
 	if errors.Is(err, redis.Nil) {
-		return Settings{}, false, nil
+		return store.Settings{}, false, nil
 	}
 	if err != nil {
-		return Settings{}, false, fmt.Errorf("redis settings: %w", err)
+		return store.Settings{}, false, fmt.Errorf("redis settings: %w", err)
 	}
-	var st Settings
+	var st store.Settings
 	if err := json.Unmarshal([]byte(raw), &st); err != nil {
-		return Settings{}, false, fmt.Errorf("redis settings: %w", err)
+		return store.Settings{}, false, fmt.Errorf("redis settings: %w", err)
 	}
 	return st, true, nil
 }

@@ -1,4 +1,4 @@
-package tracker
+package redisstore
 
 import (
 	"crypto/sha256"
@@ -8,8 +8,8 @@ import (
 // keyPrefix starts every key and channel the Redis store writes.
 const keyPrefix = "cs:"
 
-// invalidationChannel carries revocations and blocks to every instance.
-const invalidationChannel = keyPrefix + "inval"
+// InvalidationChannel carries revocations and blocks to every instance.
+const InvalidationChannel = keyPrefix + "inval"
 
 // userKeys are the keys of one user of one realm. They share one hash tag,
 // so one Lua script can update them atomically on Redis Cluster. The tag is a

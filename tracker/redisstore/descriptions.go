@@ -1,4 +1,4 @@
-package tracker
+package redisstore
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -35,8 +37,8 @@ func descRef(kind, content string) string {
 }
 
 // agentDesc returns the reference and stored form of a; "" for no agent.
-func agentDesc(a Agent) (ref, raw string) {
-	if a == (Agent{}) {
+func agentDesc(a store.Agent) (ref, raw string) {
+	if a == (store.Agent{}) {
 		return "", ""
 	}
 	b, _ := json.Marshal([]string{a.Browser, a.BrowserVersion, a.OS, a.OSVersion, a.DeviceFamily, a.DeviceType})
@@ -44,7 +46,7 @@ func agentDesc(a Agent) (ref, raw string) {
 }
 
 // locationDesc returns the reference and stored form of l; "" for none.
-func locationDesc(l Location) (ref, raw string) {
+func locationDesc(l store.Location) (ref, raw string) {
 	if l.City == "" && l.Region == "" && l.Country == "" && l.CountryCode == "" && l.TimeZone == "" &&
 		l.Latitude == nil && l.Longitude == nil {
 		return "", ""
@@ -53,23 +55,23 @@ func locationDesc(l Location) (ref, raw string) {
 	return descRef("l", string(b)), string(b)
 }
 
-func decodeAgentDesc(raw string) (Agent, bool) {
+func decodeAgentDesc(raw string) (store.Agent, bool) {
 	var f []string
 	if json.Unmarshal([]byte(raw), &f) != nil || len(f) < 6 {
-		return Agent{}, false
+		return store.Agent{}, false
 	}
-	return Agent{Browser: f[0], BrowserVersion: f[1], OS: f[2], OSVersion: f[3], DeviceFamily: f[4], DeviceType: f[5]}, true
+	return store.Agent{Browser: f[0], BrowserVersion: f[1], OS: f[2], OSVersion: f[3], DeviceFamily: f[4], DeviceType: f[5]}, true
 }
 
-func decodeLocationDesc(raw string) (Location, bool) {
+func decodeLocationDesc(raw string) (store.Location, bool) {
 	var f []json.RawMessage
 	if json.Unmarshal([]byte(raw), &f) != nil || len(f) < 7 {
-		return Location{}, false
+		return store.Location{}, false
 	}
-	var l Location
+	var l store.Location
 	for i, dst := range []any{&l.City, &l.Region, &l.Country, &l.CountryCode, &l.TimeZone, &l.Latitude, &l.Longitude} {
 		if json.Unmarshal(f[i], dst) != nil {
-			return Location{}, false
+			return store.Location{}, false
 		}
 	}
 	return l, true
@@ -79,36 +81,36 @@ func decodeLocationDesc(raw string) (Location, bool) {
 // an entry is never stale. Bounded by dropping everything when full.
 type descCache struct {
 	mu     sync.Mutex
-	agents map[string]Agent
-	locs   map[string]Location
+	agents map[string]store.Agent
+	locs   map[string]store.Location
 }
 
-func (c *descCache) putAgent(ref string, a Agent) {
+func (c *descCache) putAgent(ref string, a store.Agent) {
 	c.mu.Lock()
 	if c.agents == nil || len(c.agents) >= descCacheMax {
-		c.agents = map[string]Agent{}
+		c.agents = map[string]store.Agent{}
 	}
 	c.agents[ref] = a
 	c.mu.Unlock()
 }
 
-func (c *descCache) putLocation(ref string, l Location) {
+func (c *descCache) putLocation(ref string, l store.Location) {
 	c.mu.Lock()
 	if c.locs == nil || len(c.locs) >= descCacheMax {
-		c.locs = map[string]Location{}
+		c.locs = map[string]store.Location{}
 	}
 	c.locs[ref] = l
 	c.mu.Unlock()
 }
 
-func (c *descCache) agent(ref string) (Agent, bool) {
+func (c *descCache) agent(ref string) (store.Agent, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	a, ok := c.agents[ref]
 	return a, ok
 }
 
-func (c *descCache) location(ref string) (Location, bool) {
+func (c *descCache) location(ref string) (store.Location, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l, ok := c.locs[ref]
@@ -117,7 +119,7 @@ func (c *descCache) location(ref string) (Location, bool) {
 
 // describe sets the references of a session and its device and queues the
 // writes of their descriptions on pipe.
-func (s *RedisStore) describe(ctx context.Context, pipe redis.Pipeliner, sess *Session, dev *Device, ttl time.Duration) {
+func (s *Store) describe(ctx context.Context, pipe redis.Pipeliner, sess *sessionRecord, dev *deviceRecord, ttl time.Duration) {
 	var araw, lraw string
 	sess.agentRef, araw = agentDesc(sess.Agent)
 	sess.locRef, lraw = locationDesc(sess.Location)
@@ -147,7 +149,7 @@ func (s *RedisStore) describe(ctx context.Context, pipe redis.Pipeliner, sess *S
 	}
 }
 
-func locationDiffers(a, b Location) bool {
+func locationDiffers(a, b store.Location) bool {
 	ra, _ := locationDesc(a)
 	rb, _ := locationDesc(b)
 	return ra != rb
@@ -155,7 +157,7 @@ func locationDiffers(a, b Location) bool {
 
 // renewDescriptions extends the TTL of the descriptions named by refs
 // ("a:REF" or "l:REF").
-func (s *RedisStore) renewDescriptions(ctx context.Context, refs map[string]struct{}, ttl time.Duration) {
+func (s *Store) renewDescriptions(ctx context.Context, refs map[string]struct{}, ttl time.Duration) {
 	if len(refs) == 0 {
 		return
 	}
@@ -170,7 +172,7 @@ func (s *RedisStore) renewDescriptions(ctx context.Context, refs map[string]stru
 // from their references: from the local cache, else in one pipeline. A
 // description that is gone (it expired, or Redis lost it) leaves the
 // fields empty: "Unknown location", no browser.
-func (s *RedisStore) resolve(ctx context.Context, sessions []*Session, devices []*Device) {
+func (s *Store) resolve(ctx context.Context, sessions []*sessionRecord, devices []*deviceRecord) {
 	agents, locs := map[string]struct{}{}, map[string]struct{}{}
 	want := func(aref, lref string) {
 		if aref != "" {
@@ -212,7 +214,7 @@ func (s *RedisStore) resolve(ctx context.Context, sessions []*Session, devices [
 			}
 		}
 	}
-	fill := func(aref, lref string, a *Agent, l *Location) {
+	fill := func(aref, lref string, a *store.Agent, l *store.Location) {
 		if aref != "" {
 			*a, _ = s.desc.agent(aref)
 		}
