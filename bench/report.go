@@ -28,7 +28,7 @@ func (b *bench) report(w io.Writer, ms []measurement) {
 	}
 	p("")
 	p("== caddy-sessions benchmark (issue 5) ==")
-	p("machine:  %d cores (%s), %s/%s, %s", runtime.NumCPU(), benchkit.CPUModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	p("machine:  %s", benchkit.Machine())
 	p("software: %s; redis %s (%s); %s", caddyVersion(b), b.rs.Version, kind, wrkVersion())
 	p("load:     wrk -t%d -c%d, closed loop, keep-alive; GET / with sid + sessions_device cookies and X-Bench-User,", o.threads, o.connections)
 	p("          cycling %s sessions of %s users; the same requests for A, B and C", benchkit.Commas(int64(o.sessions)), benchkit.Commas(int64(o.users)))
@@ -669,10 +669,11 @@ func (b *bench) cacheLine() string {
 	if c == nil {
 		return "n/a (B not run)"
 	}
-	if n, field, ok := c.cacheSize(); ok {
-		return fmt.Sprintf("%s entries (admin API GET /sessions/, field %s)", benchkit.Commas(n), field)
+	n, err := c.CacheEntries()
+	if err != nil {
+		return fmt.Sprintf("n/a (%v)", err)
 	}
-	return "n/a (the module does not expose it: Tracker.CacheLen has no admin API or metrics field)"
+	return fmt.Sprintf("%s entries (admin API GET /sessions/, field cache_entries)", benchkit.Commas(int64(n)))
 }
 
 func list(m map[string]int64, limit int) string {

@@ -15,9 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,11 +32,9 @@ import (
 	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 )
 
-const progName = "propagation"
-
 const realm = "prop"
 
-const userAgent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+var logf = benchkit.Logf
 
 type options struct {
 	instances, trials, cached int
@@ -65,22 +61,7 @@ func main() {
 	if o.seed == 0 {
 		o.seed = mrand.Uint64()
 	}
-	repo, err := benchkit.RepoRoot("tracker/redis.go")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "propagation: %v\n", err)
-		os.Exit(2)
-	}
-	e, err := benchkit.NewEnv(progName, o.keep)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "propagation: %v\n", err)
-		os.Exit(1)
-	}
-	err = run(e, repo, o)
-	e.Cleanup()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "\npropagation: FAILED: %v\n", err)
-		os.Exit(1)
-	}
+	benchkit.Main("propagation", o.keep, func(e *benchkit.Env) (int, error) { return 0, run(e, o) })
 }
 
 // session is one logged-in session as a browser holds it.
@@ -101,48 +82,34 @@ type bench struct {
 	started time.Time
 }
 
-func run(e *benchkit.Env, repo string, o options) error {
+func run(e *benchkit.Env, o options) error {
 	ctx := context.Background()
 	b := &bench{o: o, started: time.Now()}
 	logf("machine: %s", benchkit.Machine())
-	logf("building Caddy with the module (go build ./cmd/caddy)...")
-	t0 := time.Now()
-	bin, err := benchkit.BuildCaddy(repo, e.Dir())
+	bin, err := benchkit.BuildCaddy(e)
 	if err != nil {
 		return err
 	}
-	logf("  built in %v", time.Since(t0).Round(100*time.Millisecond))
-
-	kind := "standalone redis-server"
-	if o.cluster {
-		kind = "3-master Redis Cluster"
-	}
-	logf("starting %s...", kind)
-	if b.rs, err = benchkit.StartRedis(e, benchkit.RedisOptions{Cluster: o.cluster}); err != nil {
+	if b.rs, err = benchkit.StartRedis(e, o.cluster); err != nil {
 		return err
 	}
-	defer b.rs.Close()
-	logf("  redis %s at %s", b.rs.Version, strings.Join(b.rs.Addrs, " "))
-	errs0, err := b.rs.ErrorStats(ctx)
+	st0, err := b.rs.Stats(ctx)
 	if err != nil {
 		return err
 	}
-
-	up, err := startUpstream()
+	// The app: 200, echoing the session id the module sent upstream, so
+	// the program learns it the way an app would.
+	up, err := benchkit.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Session-Id", r.Header.Get("X-Session-Id"))
+		_, _ = io.WriteString(w, "ok\n")
+	}))
 	if err != nil {
 		return err
 	}
-	defer up.Close()
-
-	secret := make([]byte, 24)
-	_, _ = rand.Read(secret)
-	vars := caddyVars{Upstream: up.Addr().String(), Secret: hex.EncodeToString(secret), Realm: realm,
-		Store: "store redis://" + b.rs.Addrs[0] + "/0"}
-	if o.cluster {
-		vars.Store = "store {\n\t\t\taddrs " + strings.Join(b.rs.Addrs, " ") + "\n\t\t\tcluster\n\t\t}"
-	}
+	// The same for every instance but the ports.
+	site := []string{b.rs.Sessions(realm, "X-User"), benchkit.Block("reverse_proxy "+up, "header_up X-Session-Id {http.sessions.id}")}
 	for i := range o.instances {
-		c, err := benchkit.StartCaddy(e, bin, benchkit.CaddySpec{Name: fmt.Sprintf("caddy%d", i+1), Config: vars.config})
+		c, err := benchkit.StartCaddy(e, bin, benchkit.CaddySpec{Name: fmt.Sprintf("caddy%d", i+1), Site: site})
 		if err != nil {
 			return err
 		}
@@ -169,7 +136,7 @@ func run(e *benchkit.Env, repo string, o options) error {
 	}
 	cacheEntries := make([]int, o.instances)
 	for i, c := range b.caddies {
-		cacheEntries[i], err = readCacheEntries(c)
+		cacheEntries[i], err = c.CacheEntries()
 		if err != nil {
 			return fmt.Errorf("caddy %d: GET /sessions/: %w", i+1, err)
 		}
@@ -201,11 +168,11 @@ func run(e *benchkit.Env, repo string, o options) error {
 			failures = append(failures, fmt.Sprintf("caddy %d exited; log:\n%s", i+1, c.LogTail(3000)))
 		}
 	}
-	errs1, err := b.rs.ErrorStats(ctx)
+	st1, err := b.rs.Stats(ctx)
 	if err != nil {
 		return err
 	}
-	redisErrs := benchkit.Diff(errs1, errs0)
+	redisErrs := benchkit.Diff(st1.Errors, st0.Errors)
 	b.report(os.Stdout, res, failures, cacheEntries, redisErrs)
 	if len(failures) > 0 {
 		return fmt.Errorf("%d trial(s) failed; first: %s", len(failures), failures[0])
@@ -236,28 +203,13 @@ func keepAliveClient(conns int) *http.Client {
 	}
 }
 
-// startUpstream is the app: 200, echoing the session id the module sent
-// upstream (header_up X-Session-Id {http.sessions.id}).
-func startUpstream() (net.Listener, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Session-Id", r.Header.Get("X-Session-Id"))
-		_, _ = io.WriteString(w, "ok\n")
-	})}
-	go func() { _ = srv.Serve(l) }()
-	return l, nil
-}
-
 // get sends one request of s to instance i and returns the status and the
 // response headers.
 func (b *bench) get(client *http.Client, i int, s *session) (int, http.Header, error) {
 	req, _ := http.NewRequest(http.MethodGet, b.caddies[i].Site+"/", nil)
 	req.Header.Set("Cookie", s.cookieHeader)
 	req.Header.Set("X-User", s.user)
-	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("User-Agent", benchkit.UserAgents[0])
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -503,25 +455,6 @@ func (b *bench) adminCall(a int, s *session) error {
 		}
 	}
 	return nil
-}
-
-func readCacheEntries(c *benchkit.Caddy) (int, error) {
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(c.Admin + "/sessions/")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var v struct {
-		CacheEntries *int `json:"cache_entries"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return 0, err
-	}
-	if v.CacheEntries == nil {
-		return 0, errors.New("no cache_entries in the answer")
-	}
-	return *v.CacheEntries, nil
 }
 
 // ---------------------------------------------------------------------------
