@@ -28,8 +28,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
@@ -425,43 +423,21 @@ func (b *bench) openSessions(ctx context.Context) (time.Time, error) {
 	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	defer client.CloseIdleConnections()
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-		failed   atomic.Bool
-	)
 	oc.lat = make([]time.Duration, len(b.sess))
 	t0 := time.Now().Add(50 * time.Millisecond)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !failed.Load() {
-				i := int(next.Add(1) - 1)
-				if i >= len(b.sess) {
-					return
-				}
-				if oc.paced {
-					time.Sleep(time.Until(slotAt(t0, period, 0, i, len(b.sess))))
-				}
-				r0 := time.Now()
-				dev, err := b.openOne(client, c.Site, b.sess[i])
-				if err != nil {
-					errOnce.Do(func() { firstErr = err })
-					failed.Store(true)
-					return
-				}
-				oc.lat[i] = time.Since(r0)
-				b.sess[i].device = dev
-			}
-		}()
-	}
-	wg.Wait()
+	err = benchkit.Each(len(b.sess), 8, func(i int) error {
+		if oc.paced {
+			time.Sleep(time.Until(slotAt(t0, period, 0, i, len(b.sess))))
+		}
+		r0 := time.Now()
+		dev, err := b.openOne(client, c.Site, b.sess[i])
+		oc.lat[i] = time.Since(r0)
+		b.sess[i].device = dev
+		return err
+	})
 	oc.took = time.Since(t0)
-	if firstErr != nil {
-		return t0, fmt.Errorf("opening sessions: %w; caddy log:\n%s", firstErr, c.LogTail(3000))
+	if err != nil {
+		return t0, fmt.Errorf("opening sessions: %w; caddy log:\n%s", err, c.LogTail(3000))
 	}
 	oc.lat = benchkit.SortDurations(oc.lat)
 	if mon != nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,9 +50,9 @@ func commandClasses(ctx context.Context, r *benchkit.Redis) cmdClass {
 		switch {
 		case isScriptCmd(name):
 			c[name] = "script"
-		case hasFlag(ci.Flags, "write"):
+		case slices.Contains(ci.Flags, "write"):
 			c[name] = "write"
-		case ci.ReadOnly || hasFlag(ci.Flags, "readonly"):
+		case ci.ReadOnly || slices.Contains(ci.Flags, "readonly"):
 			c[name] = "read"
 		default:
 			c[name] = "other"
@@ -64,15 +65,6 @@ func isScriptCmd(name string) bool {
 	switch name {
 	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
 		return true
-	}
-	return false
-}
-
-func hasFlag(flags []string, f string) bool {
-	for _, x := range flags {
-		if x == f {
-			return true
-		}
 	}
 	return false
 }

@@ -682,14 +682,10 @@ func per(d int64, n int) float64 {
 func (r results) print(w io.Writer) int {
 	o := r.o
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	kind := "standalone"
-	if o.cluster {
-		kind = "3-master cluster"
-	}
 	p("")
 	p("== caddy-sessions: Redis memory and read latency (issue 5) ==")
 	p("machine:  %s", benchkit.Machine())
-	p("redis:    %s (%s), started by this program, no persistence%s", r.b.rs.Version, kind, map[bool]string{true: "; extra args: " + o.redisArgs, false: ""}[o.redisArgs != ""])
+	p("redis:    %s (%s), started by this program, no persistence%s", r.b.rs.Version, r.b.rs.Kind(), map[bool]string{true: "; extra args: " + o.redisArgs, false: ""}[o.redisArgs != ""])
 	p("data:     %s sessions of %s users (%.1f per user), %d devices per user, realm %q, written with tracker.RedisStore.Seen",
 		benchkit.Commas(int64(o.sessions)), benchkit.Commas(int64(o.users)), float64(o.sessions)/float64(o.users), o.devices, realm)
 	p("          (the module's store code, one call per session as on a cache miss: EVALSHA seen + GET token binding + ZADD/PEXPIRE of the")

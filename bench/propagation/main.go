@@ -20,13 +20,10 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
@@ -114,8 +111,8 @@ func run(e *benchkit.Env, o options) error {
 			return err
 		}
 		b.caddies = append(b.caddies, c)
-		b.clients = append(b.clients, keepAliveClient(4))
-		b.admins = append(b.admins, keepAliveClient(2))
+		b.clients = append(b.clients, benchkit.KeepAliveClient(4))
+		b.admins = append(b.admins, benchkit.KeepAliveClient(2))
 		logf("  caddy %d at %s, admin %s, pid %d", i+1, c.Site, c.Admin, c.PID())
 	}
 
@@ -190,19 +187,6 @@ func kindName(revoke bool) string {
 	return "device block"
 }
 
-func keepAliveClient(conns int) *http.Client {
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			MaxIdleConnsPerHost: conns, MaxIdleConns: 64, IdleConnTimeout: time.Minute,
-			DisableCompression: true,
-			DialContext:        (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		},
-		// Refusals may redirect (on_revoked <path>): see them, do not follow.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 // get sends one request of s to instance i and returns the status and the
 // response headers.
 func (b *bench) get(client *http.Client, i int, s *session) (int, http.Header, error) {
@@ -226,40 +210,17 @@ func (b *bench) get(client *http.Client, i int, s *session) (int, http.Header, e
 // the cache and checks that it is the same session).
 func (b *bench) openSessions(n int, userPrefix string, alternate bool, warm int) ([]*session, error) {
 	out := make([]*session, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := keepAliveClient(len(b.caddies))
-			defer client.CloseIdleConnections()
-			for {
-				j := int(next.Add(1) - 1)
-				if j >= n {
-					return
-				}
-				s, err := b.openOne(client, fmt.Sprintf("%s%05d", userPrefix, j), warm)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
-				}
-				s.revoke = alternate && j%2 == 0
-				out[j] = s
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	return out, nil
+	client := benchkit.KeepAliveClient(8 * len(b.caddies))
+	defer client.CloseIdleConnections()
+	err := benchkit.Each(n, 8, func(j int) error {
+		s, err := b.openOne(client, fmt.Sprintf("%s%05d", userPrefix, j), warm)
+		if err == nil {
+			s.revoke = alternate && j%2 == 0
+			out[j] = s
+		}
+		return err
+	})
+	return out, err
 }
 
 func (b *bench) openOne(client *http.Client, user string, warm int) (*session, error) {
@@ -462,15 +423,11 @@ func (b *bench) adminCall(a int, s *session) error {
 func (b *bench) report(w io.Writer, res []trial, failures []string, cacheEntries []int, redisErrs map[string]int64) {
 	o := b.o
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	kind := "standalone"
-	if o.cluster {
-		kind = "3-master cluster"
-	}
 	p("")
 	p("== caddy-sessions: propagation of revocations and device blocks between instances (issue 5) ==")
 	p("machine:  %s", benchkit.Machine())
 	p("setup:    %d Caddy processes (same Caddyfile: store redis, secret, realm %q, user {http.request.header.X-User}, session_cookie sid),", o.instances, realm)
-	p("          one Redis %s %s, one upstream; everything on loopback, sharing the cores", b.rs.Version, kind)
+	p("          one Redis %s %s, one upstream; everything on loopback, sharing the cores", b.rs.Version, b.rs.Kind())
 	p("sessions: %d, each opened on instance 1 and warmed (2 requests) on every other instance, so all instances had it cached", 2*o.trials)
 	if o.cached > 0 {
 		p("          plus %d extra sessions in every instance's cache", o.cached)

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -125,10 +124,7 @@ func run(e *benchkit.Env, o options) (int, error) {
 		return 1, err
 	}
 	logf("  caddy at %s, admin %s, pid %d", b.caddy.Site, b.caddy.Admin, b.caddy.PID())
-	b.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		MaxIdleConnsPerHost: o.workers, MaxIdleConns: o.workers, IdleConnTimeout: time.Minute, DisableCompression: true,
-		DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-	}}
+	b.client = benchkit.KeepAliveClient(o.workers)
 
 	var series []sample
 	series = append(series, b.read(ctx, -1, "started", 0))
@@ -336,16 +332,12 @@ func (b *bench) afterGC(ctx context.Context, at time.Duration) sample {
 func (b *bench) report(w io.Writer, rate int, series []sample, redisErrs map[string]int64) bool {
 	o := b.o
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	kind := "standalone"
-	if o.cluster {
-		kind = "3-master cluster"
-	}
 	sent := b.next.Load()
 	p("")
 	p("== caddy-sessions: Caddy memory while distinct sessions pass through (issue 5) ==")
 	p("machine:  %s", benchkit.Machine())
 	p("setup:    one Caddy (sessions: store redis, user {http.request.header.X-User}, session_cookie sid, cache_size %s) + reverse_proxy", benchkit.Commas(int64(o.cacheSize)))
-	p("          to an in-process upstream; Redis %s %s; load generator in this process; all on loopback, sharing the cores", b.rs.Version, kind)
+	p("          to an in-process upstream; Redis %s %s; load generator in this process; all on loopback, sharing the cores", b.rs.Version, b.rs.Kind())
 	p("load:     every request has a new sid cookie and a user header (%s users), so every request opens a session (a Redis", benchkit.Commas(int64(o.users)))
 	p("          round trip on the request path, then a cache entry); steady open-loop rate %d/s with up to %d requests in flight", rate, o.workers)
 	p("sent:     %s sessions (%s answered, %d failed) of the %s asked for", benchkit.Commas(sent), benchkit.Commas(b.done.Load()), b.failed.Load(), benchkit.Commas(int64(o.sessions)))

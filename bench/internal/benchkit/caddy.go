@@ -224,6 +224,21 @@ func (c *Caddy) Profile(path, query string, timeout time.Duration) error {
 	return f.Close()
 }
 
+// KeepAliveClient is an HTTP client that keeps up to conns idle
+// connections per host and does not follow redirects (a refusal may
+// redirect: see it).
+func KeepAliveClient(conns int) *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConnsPerHost: conns, MaxIdleConns: max(64, conns), IdleConnTimeout: time.Minute,
+			DisableCompression: true,
+			DialContext:        (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
 // Serve serves h on a free loopback port, in this process, until it exits,
 // and returns the address.
 func Serve(h http.Handler) (string, error) {

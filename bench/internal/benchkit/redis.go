@@ -49,6 +49,14 @@ func StartRedis(e *Env, cluster bool, args ...string) (*Redis, error) {
 	return r, nil
 }
 
+// Kind is "standalone" or "3-master cluster".
+func (r *Redis) Kind() string {
+	if r.Cluster {
+		return "3-master cluster"
+	}
+	return "standalone"
+}
+
 // Client is a new client of the whole setup (cluster-aware when needed),
 // without go-redis's CLIENT SETINFO: Redis before 7.2 answers it with an
 // error, which would count in errorstats and hide real errors there.

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,6 +61,37 @@ func MemStatus(pid int) (hwm, rss int64, err error) {
 		}
 	}
 	return hwm, rss, sc.Err()
+}
+
+// Each calls fn(i) for every i in [0, n) from workers goroutines and
+// returns the first error; once a call failed, no new one starts.
+func Each(n, workers int, fn func(i int) error) error {
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+		failed   atomic.Bool
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { firstErr = err })
+					failed.Store(true)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
 }
 
 // Commas formats n with thousands separators: 1234567 -> "1,234,567".
