@@ -168,12 +168,11 @@ func (o options) keeperPeriod() time.Duration { return o.refresh + keeperSlack(o
 
 // diagRun is the diagnostic B run with MONITOR, after the measured rounds.
 type diagRun struct {
-	w           wrkResult
-	kept        keeperCounts // the keeper's requests meanwhile
-	dur         time.Duration
-	calls, errs map[string]int64
-	usec        map[string]int64
-	top, inner  map[string]int64
+	w    wrkResult
+	kept keeperCounts // the keeper's requests meanwhile
+	dur  time.Duration
+	redisDelta
+	top, inner map[string]int64
 }
 
 type rssPoint struct {
@@ -190,12 +189,11 @@ func (b *bench) noteRSS(label string) {
 }
 
 type openCost struct {
-	took          time.Duration
-	paced         bool
-	lat           []time.Duration // each opening request, sorted
-	calls         map[string]int64
+	took  time.Duration
+	paced bool
+	lat   []time.Duration // each opening request, sorted
+	redisDelta
 	top, inner    map[string]int64
-	errs          map[string]int64
 	monitored     bool
 	sessionsCount int
 }
@@ -204,16 +202,14 @@ type openCost struct {
 // latency run (if any). CPU covers the saturating run; Redis counts cover
 // both, over redisReqs requests.
 type measurement struct {
-	scenario   string
-	round      int
-	w          wrkResult // saturating run
-	lat        *wrkResult
-	cpu        map[string]time.Duration
-	steal      float64           // share of the machine's CPU time stolen by the hypervisor
-	foreign    float64           // cores busy with processes outside the bench
-	calls      map[string]int64  // commandstats delta (bench's own commands left out)
-	errs       map[string]int64  // errorstats delta
-	usec       map[string]int64  // commandstats usec delta
+	scenario string
+	round    int
+	w        wrkResult // saturating run
+	lat      *wrkResult
+	cpu      map[string]time.Duration
+	steal    float64 // share of the machine's CPU time stolen by the hypervisor
+	foreign  float64 // cores busy with processes outside the bench
+	redisDelta
 	satScripts int64             // Redis scripts run during the saturating run
 	latScripts int64             // ... and during the latency run
 	redisReqs  int64             // wrk's requests (saturating + latency run)
@@ -449,7 +445,7 @@ func (b *bench) openSessions(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return t0, err
 	}
-	oc.calls, oc.errs = diffCounts(after.Calls, before.Calls), diffCounts(after.Errors, before.Errors)
+	oc.redisDelta = delta(after, before)
 	b.open = oc
 	logf("  opened in %v (%.0f/s); opening request p50 %s p99 %s", oc.took.Round(10*time.Millisecond), float64(len(b.sess))/oc.took.Seconds(),
 		benchkit.Ms(benchkit.Quantile(oc.lat, 0.5)), benchkit.Ms(benchkit.Quantile(oc.lat, 0.99)))
@@ -597,8 +593,7 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 	if err != nil {
 		return m, err
 	}
-	m.calls, m.errs = diffCounts(after.Calls, before.Calls), diffCounts(after.Errors, before.Errors)
-	m.usec = diffCounts(after.Usec, before.Usec)
+	m.redisDelta = delta(after, before)
 	if merr == nil {
 		m.latScripts = scriptCalls(diffCounts(after.Calls, mid.Calls))
 	}
@@ -650,8 +645,7 @@ func (b *bench) diagnose(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.diag = &diagRun{w: w, kept: kept, dur: d, top: mc.top, inner: mc.inner,
-		calls: diffCounts(after.Calls, before.Calls), errs: diffCounts(after.Errors, before.Errors), usec: diffCounts(after.Usec, before.Usec)}
+	b.diag = &diagRun{w: w, kept: kept, dur: d, top: mc.top, inner: mc.inner, redisDelta: delta(after, before)}
 	return nil
 }
 

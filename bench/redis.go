@@ -17,11 +17,24 @@ import (
 	"time"
 
 	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
+	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
 )
 
 // benchOwn are commands the bench itself sends (stats, monitor, setup);
 // they are left out of the per-request counts.
 var benchOwn = map[string]bool{"info": true, "monitor": true, "command": true, "cluster|info": true, "ping": true}
+
+// redisDelta is what Redis counted between two readings, the bench's own
+// commands left out.
+type redisDelta struct {
+	calls map[string]int64 // commandstats calls
+	errs  map[string]int64 // errorstats
+	usec  map[string]int64 // commandstats usec
+}
+
+func delta(after, before redistest.Stats) redisDelta {
+	return redisDelta{diffCounts(after.Calls, before.Calls), diffCounts(after.Errors, before.Errors), diffCounts(after.Usec, before.Usec)}
+}
 
 // diffCounts is after - before per key, leaving out keys that did not
 // change and the bench's own commands.
