@@ -17,7 +17,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,8 +28,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
@@ -75,27 +72,15 @@ func main() {
 	flag.Parse()
 
 	if *role != "" {
-		if err := runRole(*role, *roleRedis, o.cluster); err != nil {
-			fmt.Fprintf(os.Stderr, "bench %s: %v\n", *role, err)
-			os.Exit(1)
-		}
-		return
+		err := runRole(*role, *roleRedis, o.cluster)
+		fmt.Fprintf(os.Stderr, "bench %s: %v\n", *role, err)
+		os.Exit(1)
 	}
 	if err := o.check(); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(2)
 	}
-	e, err := benchkit.NewEnv("bench", o.keep)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-		os.Exit(1)
-	}
-	err = run(e, o)
-	e.Cleanup()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "\nbench: FAILED: %v\n", err)
-		os.Exit(1)
-	}
+	benchkit.Main("bench", o.keep, func(e *benchkit.Env) (int, error) { return 0, run(e, o) })
 }
 
 func (o *options) check() error {
@@ -149,13 +134,12 @@ type session struct {
 type bench struct {
 	o        options
 	e        *benchkit.Env
-	repo     string
-	rs       *redisSetup
+	rs       *benchkit.Redis
 	classes  cmdClass
 	scripts  map[string]string
 	upstream *benchkit.Proc
 	auth     *benchkit.Proc
-	caddies  map[string]*caddyProc
+	caddies  map[string]*benchkit.Caddy
 	sess     []session
 	script   string
 	data     string
@@ -184,12 +168,11 @@ func (o options) keeperPeriod() time.Duration { return o.refresh + keeperSlack(o
 
 // diagRun is the diagnostic B run with MONITOR, after the measured rounds.
 type diagRun struct {
-	w           wrkResult
-	kept        keeperCounts // the keeper's requests meanwhile
-	dur         time.Duration
-	calls, errs map[string]int64
-	usec        map[string]int64
-	top, inner  map[string]int64
+	w    wrkResult
+	kept keeperCounts // the keeper's requests meanwhile
+	dur  time.Duration
+	redisDelta
+	top, inner map[string]int64
 }
 
 type rssPoint struct {
@@ -206,12 +189,11 @@ func (b *bench) noteRSS(label string) {
 }
 
 type openCost struct {
-	took          time.Duration
-	paced         bool
-	lat           []time.Duration // each opening request, sorted
-	calls         map[string]int64
+	took  time.Duration
+	paced bool
+	lat   []time.Duration // each opening request, sorted
+	redisDelta
 	top, inner    map[string]int64
-	errs          map[string]int64
 	monitored     bool
 	sessionsCount int
 }
@@ -220,23 +202,21 @@ type openCost struct {
 // latency run (if any). CPU covers the saturating run; Redis counts cover
 // both, over redisReqs requests.
 type measurement struct {
-	scenario   string
-	round      int
-	w          wrkResult // saturating run
-	lat        *wrkResult
-	cpu        map[string]time.Duration
-	steal      float64          // share of the machine's CPU time stolen by the hypervisor
-	foreign    float64          // cores busy with processes outside the bench
-	calls      map[string]int64 // commandstats delta (bench's own commands left out)
-	errs       map[string]int64 // errorstats delta
-	usec       map[string]int64 // commandstats usec delta
-	satScripts int64            // Redis scripts run during the saturating run
-	latScripts int64            // ... and during the latency run
-	redisReqs  int64            // wrk's requests (saturating + latency run)
-	io         procIO           // the scenario's Caddy: syscalls and context switches in the saturating run
-	mem0, mem1 *goMem           // the scenario's Caddy: Go memory statistics before and after it
-	kept       keeperCounts     // the keeper's requests to B's Caddy during the saturating run
-	keptAll    keeperCounts     // ... during the saturating and the latency run
+	scenario string
+	round    int
+	w        wrkResult // saturating run
+	lat      *wrkResult
+	cpu      map[string]time.Duration
+	steal    float64 // share of the machine's CPU time stolen by the hypervisor
+	foreign  float64 // cores busy with processes outside the bench
+	redisDelta
+	satScripts int64             // Redis scripts run during the saturating run
+	latScripts int64             // ... and during the latency run
+	redisReqs  int64             // wrk's requests (saturating + latency run)
+	io         procIO            // the scenario's Caddy: syscalls and context switches in the saturating run
+	mem0, mem1 *runtime.MemStats // the scenario's Caddy: Go memory statistics before and after it
+	kept       keeperCounts      // the keeper's requests to B's Caddy during the saturating run
+	keptAll    keeperCounts      // ... during the saturating and the latency run
 	start, end time.Time
 }
 
@@ -254,37 +234,21 @@ func (m measurement) caddyReqs() int64 {
 func (m measurement) servedReqs() int64 { return m.w.requests + m.kept.served }
 
 func run(e *benchkit.Env, o options) error {
-	b := &bench{o: o, e: e, caddies: map[string]*caddyProc{}, writesAt: map[string][]float64{}}
-	var err error
-	if b.repo, err = benchkit.RepoRoot("cmd/caddy/main.go"); err != nil {
-		return err
-	}
+	b := &bench{o: o, e: e, caddies: map[string]*benchkit.Caddy{}, writesAt: map[string][]float64{}}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk not found on PATH: apt-get install -y wrk (Debian package wrk; the hook in scripts/install-deps.sh)")
 	}
-	logf("machine: %d cores (%s), %s", runtime.NumCPU(), benchkit.CPUModel(), runtime.Version())
-
-	logf("building Caddy with the module (go build ./cmd/caddy)...")
-	t0 := time.Now()
-	bin, err := benchkit.BuildCaddy(b.repo, e.Dir())
+	logf("machine: %s", benchkit.Machine())
+	bin, err := benchkit.BuildCaddy(e)
 	if err != nil {
 		return err
 	}
-	logf("  built in %v", time.Since(t0).Round(100*time.Millisecond))
-
-	kind := "standalone redis-server"
-	if o.cluster {
-		kind = "3-master Redis Cluster"
-	}
-	logf("starting %s...", kind)
-	if b.rs, err = startRedis(e, o.cluster); err != nil {
+	if b.rs, err = benchkit.StartRedis(e, o.cluster); err != nil {
 		return err
 	}
-	defer b.rs.Close()
-	logf("  redis %s at %s", b.rs.Version, strings.Join(b.rs.Addrs, " "))
 	ctx := context.Background()
-	b.classes = b.rs.commandClasses(ctx)
-	b.scripts = scriptNames(b.repo)
+	b.classes = commandClasses(ctx, b.rs)
+	b.scripts = scriptNames(e.Repo)
 
 	var upAddr, authAddr string
 	if b.upstream, upAddr, err = startRole(e, "upstream"); err != nil {
@@ -308,26 +272,8 @@ func run(e *benchkit.Env, o options) error {
 		}
 	}
 
-	secret := make([]byte, 24)
-	_, _ = rand.Read(secret)
-	vars := caddyVars{
-		Upstream: upAddr, Auth: authAddr, Secret: hex.EncodeToString(secret),
-		Refresh: o.refresh.String(), IdleConns: max(32, 2*o.connections),
-		Store: "store redis://" + b.rs.Addrs[0] + "/0",
-	}
-	if o.cluster {
-		vars.Store = "store {\n\t\t\taddrs " + strings.Join(b.rs.Addrs, " ") + "\n\t\t\tcluster\n\t\t}"
-	}
-	for _, sc := range []string{"A", "B", "C"} {
-		if !o.has(sc) {
-			continue
-		}
-		c, err := startCaddy(e, bin, sc, vars, o.caddyProcs)
-		if err != nil {
-			return err
-		}
-		b.caddies[sc] = c
-		logf("  caddy %s (%s) at %s, pid %d", sc, title(sc), c.Site, c.PID())
+	if err := b.startCaddies(bin, upAddr, authAddr); err != nil {
+		return err
 	}
 
 	if o.has("B") {
@@ -456,7 +402,7 @@ func (b *bench) openSessions(ctx context.Context) (time.Time, error) {
 	} else {
 		logf("opening %d sessions (%d users) through caddy B...", len(b.sess), b.o.users)
 	}
-	before, err := b.rs.stats(ctx)
+	before, err := b.rs.Stats(ctx)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -473,43 +419,21 @@ func (b *bench) openSessions(ctx context.Context) (time.Time, error) {
 	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	defer client.CloseIdleConnections()
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-		failed   atomic.Bool
-	)
 	oc.lat = make([]time.Duration, len(b.sess))
 	t0 := time.Now().Add(50 * time.Millisecond)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !failed.Load() {
-				i := int(next.Add(1) - 1)
-				if i >= len(b.sess) {
-					return
-				}
-				if oc.paced {
-					time.Sleep(time.Until(slotAt(t0, period, 0, i, len(b.sess))))
-				}
-				r0 := time.Now()
-				dev, err := b.openOne(client, c.Site, b.sess[i])
-				if err != nil {
-					errOnce.Do(func() { firstErr = err })
-					failed.Store(true)
-					return
-				}
-				oc.lat[i] = time.Since(r0)
-				b.sess[i].device = dev
-			}
-		}()
-	}
-	wg.Wait()
+	err = benchkit.Each(len(b.sess), 8, func(i int) error {
+		if oc.paced {
+			time.Sleep(time.Until(slotAt(t0, period, 0, i, len(b.sess))))
+		}
+		r0 := time.Now()
+		dev, err := b.openOne(client, c.Site, b.sess[i])
+		oc.lat[i] = time.Since(r0)
+		b.sess[i].device = dev
+		return err
+	})
 	oc.took = time.Since(t0)
-	if firstErr != nil {
-		return t0, fmt.Errorf("opening sessions: %w; caddy log:\n%s", firstErr, c.LogTail(3000))
+	if err != nil {
+		return t0, fmt.Errorf("opening sessions: %w; caddy log:\n%s", err, c.LogTail(3000))
 	}
 	oc.lat = benchkit.SortDurations(oc.lat)
 	if mon != nil {
@@ -517,11 +441,11 @@ func (b *bench) openSessions(ctx context.Context) (time.Time, error) {
 		mon = nil
 		oc.top, oc.inner, oc.monitored = mc.top, mc.inner, true
 	}
-	after, err := b.rs.stats(ctx)
+	after, err := b.rs.Stats(ctx)
 	if err != nil {
 		return t0, err
 	}
-	oc.calls, oc.errs = diffCounts(after.calls, before.calls), diffCounts(after.errors, before.errors)
+	oc.redisDelta = delta(after, before)
 	b.open = oc
 	logf("  opened in %v (%.0f/s); opening request p50 %s p99 %s", oc.took.Round(10*time.Millisecond), float64(len(b.sess))/oc.took.Seconds(),
 		benchkit.Ms(benchkit.Quantile(oc.lat, 0.5)), benchkit.Ms(benchkit.Quantile(oc.lat, 0.99)))
@@ -531,7 +455,7 @@ func (b *bench) openSessions(ctx context.Context) (time.Time, error) {
 		Total int `json:"total"`
 	}
 	u := b.sess[0].user
-	if err := c.adminJSON("/sessions/bench/users/"+u+"/sessions?state=active", &page); err != nil {
+	if err := c.AdminJSON("/sessions/bench/users/"+u+"/sessions?state=active", &page); err != nil {
 		return t0, fmt.Errorf("admin API check: %w", err)
 	}
 	want := (len(b.sess) + b.o.users - 1) / b.o.users
@@ -562,18 +486,18 @@ func (b *bench) openOne(client *http.Client, site string, s session) (string, er
 	return "", fmt.Errorf("first request of session of %s set no sessions_device cookie (Set-Cookie: %q)", s.user, resp.Header.Values("Set-Cookie"))
 }
 
-// cpuProcs are the processes whose CPU time is measured, by role: the
+// cpuPIDs are the processes whose CPU time is measured, by role: the
 // scenario's Caddy, the other Caddies (B's serves the keeper during every
 // run), upstream, session service, Redis.
-func (b *bench) cpuProcs(sc string) map[string][]*benchkit.Proc {
-	m := map[string][]*benchkit.Proc{"caddy": {b.caddies[sc].Proc}, "upstream": {b.upstream}, "redis": b.rs.Procs}
+func (b *bench) cpuPIDs(sc string) map[string][]int {
+	m := map[string][]int{"caddy": {b.caddies[sc].PID()}, "upstream": {b.upstream.PID()}, "redis": b.rs.PIDs()}
 	for other, c := range b.caddies {
 		if other != sc {
-			m["caddy-other"] = append(m["caddy-other"], c.Proc)
+			m["caddy-other"] = append(m["caddy-other"], c.PID())
 		}
 	}
 	if b.auth != nil {
-		m["auth"] = []*benchkit.Proc{b.auth}
+		m["auth"] = []int{b.auth.PID()}
 	}
 	return m
 }
@@ -583,9 +507,9 @@ func (b *bench) cpuSnapshot(sc string) map[string]time.Duration {
 	if t, err := cpuTime(os.Getpid()); err == nil {
 		out["bench"] = t
 	}
-	for k, ps := range b.cpuProcs(sc) {
-		for _, p := range ps {
-			t, err := cpuTime(p.PID())
+	for k, pids := range b.cpuPIDs(sc) {
+		for _, pid := range pids {
+			t, err := cpuTime(pid)
 			if err == nil {
 				out[k] += t
 			}
@@ -597,7 +521,7 @@ func (b *bench) cpuSnapshot(sc string) map[string]time.Duration {
 func (b *bench) measure(ctx context.Context, sc string, round int) (measurement, error) {
 	c := b.caddies[sc]
 	m := measurement{scenario: sc, round: round}
-	before, err := b.rs.stats(ctx)
+	before, err := b.rs.Stats(ctx)
 	if err != nil {
 		return m, err
 	}
@@ -607,12 +531,12 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 	if b.o.profileDir != "" {
 		prof = make(chan error, 1)
 		go func() {
-			prof <- c.cpuProfile(filepath.Join(b.o.profileDir, profFile), time.Duration(profSecs)*time.Second)
+			prof <- c.Profile(filepath.Join(b.o.profileDir, profFile), fmt.Sprintf("profile?seconds=%d", profSecs), time.Duration(profSecs+30)*time.Second)
 		}()
 	}
 	k0 := b.keeper.counts()
 	io0, ioErr := readProcIO(c.PID())
-	if gm, err := c.goMemStats(); err == nil {
+	if gm, err := c.MemStats(); err == nil {
 		m.mem0 = &gm
 	}
 	cpu0, sys0 := b.cpuSnapshot(sc), readSysCPUOrZero()
@@ -622,13 +546,13 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 	if io1, err := readProcIO(c.PID()); err == nil && ioErr == nil {
 		m.io = io1.sub(io0)
 	}
-	if gm, err := c.goMemStats(); err == nil && m.mem0 != nil {
+	if gm, err := c.MemStats(); err == nil && m.mem0 != nil {
 		m.mem1 = &gm
 	}
 	m.kept = b.keeper.counts().sub(k0)
 	if b.o.profileDir != "" {
 		heapFile := filepath.Join(b.o.profileDir, fmt.Sprintf("caddy-%s-r%d.heap.pprof", sc, round+1))
-		if herr := c.heapProfile(heapFile); herr != nil {
+		if herr := c.Profile(heapFile, "heap?gc=1", 30*time.Second); herr != nil {
 			logf("  heap profile of caddy %s: %v", sc, herr)
 		}
 	}
@@ -647,9 +571,9 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 		}
 	}
 	m.redisReqs = m.w.requests
-	mid, merr := b.rs.stats(ctx)
+	mid, merr := b.rs.Stats(ctx)
 	if merr == nil {
-		m.satScripts = scriptCalls(diffCounts(mid.calls, before.calls))
+		m.satScripts = scriptCalls(diffCounts(mid.Calls, before.Calls))
 	}
 	if err == nil && b.o.latConns > 0 {
 		var lat wrkResult
@@ -665,14 +589,13 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 	if !c.Running() {
 		return m, fmt.Errorf("caddy %s exited; log:\n%s", sc, c.LogTail(3000))
 	}
-	after, err := b.rs.stats(ctx)
+	after, err := b.rs.Stats(ctx)
 	if err != nil {
 		return m, err
 	}
-	m.calls, m.errs = diffCounts(after.calls, before.calls), diffCounts(after.errors, before.errors)
-	m.usec = diffCounts(after.usec, before.usec)
+	m.redisDelta = delta(after, before)
 	if merr == nil {
-		m.latScripts = scriptCalls(diffCounts(after.calls, mid.calls))
+		m.latScripts = scriptCalls(diffCounts(after.Calls, mid.Calls))
 	}
 	m.cpu = map[string]time.Duration{"wrk": m.w.cpu}
 	for k, v := range cpu1 {
@@ -701,7 +624,7 @@ func (b *bench) measure(ctx context.Context, sc string, round int) (measurement,
 // the shortest gap between two refreshes of one session is measured.
 func (b *bench) diagnose(ctx context.Context) error {
 	c := b.caddies["B"]
-	before, err := b.rs.stats(ctx)
+	before, err := b.rs.Stats(ctx)
 	if err != nil {
 		return err
 	}
@@ -718,12 +641,11 @@ func (b *bench) diagnose(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	after, err := b.rs.stats(ctx)
+	after, err := b.rs.Stats(ctx)
 	if err != nil {
 		return err
 	}
-	b.diag = &diagRun{w: w, kept: kept, dur: d, top: mc.top, inner: mc.inner,
-		calls: diffCounts(after.calls, before.calls), errs: diffCounts(after.errors, before.errors), usec: diffCounts(after.usec, before.usec)}
+	b.diag = &diagRun{w: w, kept: kept, dur: d, top: mc.top, inner: mc.inner, redisDelta: delta(after, before)}
 	return nil
 }
 
@@ -777,9 +699,7 @@ func readSysCPUOrZero() sysCPU {
 	return s
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
-}
+var logf = benchkit.Logf
 
 func orNA(s string) string {
 	if s == "" {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,65 +17,31 @@ import (
 	"time"
 
 	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
+	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
 )
-
-// redisSetup is the Redis the bench started: one standalone server or a
-// 3-master cluster. The bench only ever talks to servers it started.
-type redisSetup struct {
-	*benchkit.Redis
-}
-
-// startRedis starts the setup. The bench's clients keep go-redis's CLIENT
-// SETINFO, as they always did.
-func startRedis(e *benchkit.Env, cluster bool) (*redisSetup, error) {
-	rs, err := benchkit.StartRedis(e, benchkit.RedisOptions{Cluster: cluster, Identity: true})
-	if err != nil {
-		return nil, err
-	}
-	return &redisSetup{rs}, nil
-}
-
-// ---------------------------------------------------------------------------
-// INFO commandstats / errorstats
-
-// redisStats is a snapshot of commandstats calls and errorstats counts,
-// summed over all servers.
-type redisStats struct {
-	calls  map[string]int64 // command -> calls
-	usec   map[string]int64 // command -> µs spent in it
-	errors map[string]int64 // error prefix -> count
-}
-
-func (r *redisSetup) stats(ctx context.Context) (redisStats, error) {
-	s := redisStats{calls: map[string]int64{}, usec: map[string]int64{}, errors: map[string]int64{}}
-	for i, n := range r.Nodes {
-		info, err := n.Info(ctx, "commandstats", "errorstats").Result()
-		if err != nil {
-			return s, fmt.Errorf("INFO on %s: %w", r.Addrs[i], err)
-		}
-		for k, v := range benchkit.ParseInfo(info) {
-			switch {
-			case strings.HasPrefix(k, "cmdstat_"):
-				s.calls[strings.TrimPrefix(k, "cmdstat_")] += benchkit.InfoField(v, "calls")
-				s.usec[strings.TrimPrefix(k, "cmdstat_")] += benchkit.InfoField(v, "usec")
-			case strings.HasPrefix(k, "errorstat_"):
-				s.errors[strings.TrimPrefix(k, "errorstat_")] += benchkit.InfoField(v, "count")
-			}
-		}
-	}
-	return s, nil
-}
 
 // benchOwn are commands the bench itself sends (stats, monitor, setup);
 // they are left out of the per-request counts.
 var benchOwn = map[string]bool{"info": true, "monitor": true, "command": true, "cluster|info": true, "ping": true}
 
+// redisDelta is what Redis counted between two readings, the bench's own
+// commands left out.
+type redisDelta struct {
+	calls map[string]int64 // commandstats calls
+	errs  map[string]int64 // errorstats
+	usec  map[string]int64 // commandstats usec
+}
+
+func delta(after, before redistest.Stats) redisDelta {
+	return redisDelta{diffCounts(after.Calls, before.Calls), diffCounts(after.Errors, before.Errors), diffCounts(after.Usec, before.Usec)}
+}
+
+// diffCounts is after - before per key, leaving out keys that did not
+// change and the bench's own commands.
 func diffCounts(after, before map[string]int64) map[string]int64 {
-	d := map[string]int64{}
-	for k, v := range after {
-		if n := v - before[k]; n != 0 && !benchOwn[k] {
-			d[k] = n
-		}
+	d := benchkit.Diff(after, before)
+	for k := range benchOwn {
+		delete(d, k)
 	}
 	return d
 }
@@ -83,9 +50,11 @@ func diffCounts(after, before map[string]int64) map[string]int64 {
 // flags Redis itself gives them (COMMAND INFO).
 type cmdClass map[string]string
 
-func (r *redisSetup) commandClasses(ctx context.Context) cmdClass {
+func commandClasses(ctx context.Context, r *benchkit.Redis) cmdClass {
 	c := cmdClass{}
-	infos, err := r.Nodes[0].Command(ctx).Result()
+	rdb := r.Client(1)
+	defer rdb.Close()
+	infos, err := rdb.Command(ctx).Result()
 	if err != nil {
 		return c
 	}
@@ -94,9 +63,9 @@ func (r *redisSetup) commandClasses(ctx context.Context) cmdClass {
 		switch {
 		case isScriptCmd(name):
 			c[name] = "script"
-		case hasFlag(ci.Flags, "write"):
+		case slices.Contains(ci.Flags, "write"):
 			c[name] = "write"
-		case ci.ReadOnly || hasFlag(ci.Flags, "readonly"):
+		case ci.ReadOnly || slices.Contains(ci.Flags, "readonly"):
 			c[name] = "read"
 		default:
 			c[name] = "other"
@@ -109,15 +78,6 @@ func isScriptCmd(name string) bool {
 	switch name {
 	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
 		return true
-	}
-	return false
-}
-
-func hasFlag(flags []string, f string) bool {
-	for _, x := range flags {
-		if x == f {
-			return true
-		}
 	}
 	return false
 }
@@ -144,7 +104,7 @@ func (c cmdClass) of(cmd string) string {
 // script, as tracker/redis.go builds them) to its name, so MONITOR lines
 // can tell a request-path "seen" from a batched "touch".
 func scriptNames(repo string) map[string]string {
-	dir := filepath.Join(repo, "tracker", "lua")
+	dir := filepath.Join(repo, "tracker", "redisstore", "lua")
 	prelude, err := os.ReadFile(filepath.Join(dir, "prelude.lua"))
 	if err != nil {
 		return map[string]string{}
@@ -265,7 +225,7 @@ func (m *monitor) line(l string) {
 			name = "script " + sha[:min(8, len(sha))]
 		}
 		key = cmd + " " + name
-		// ARGV follow numkeys and the keys; see tracker/lua/*.lua.
+		// ARGV follow numkeys and the keys; see tracker/redisstore/lua/*.lua.
 		if nk, err := strconv.Atoi(argAt(args, 2)); err == nil && m.writes != nil {
 			argv := args[min(3+nk, len(args)):]
 			now, _ := strconv.ParseFloat(argAt(argv, 0), 64)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,18 +19,14 @@ import (
 func (b *bench) report(w io.Writer, ms []measurement) {
 	o := b.o
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	kind := "standalone"
-	if o.cluster {
-		kind = "3-master cluster"
-	}
 	procs := "Go default (all cores)"
 	if o.caddyProcs > 0 {
 		procs = fmt.Sprint(o.caddyProcs)
 	}
 	p("")
 	p("== caddy-sessions benchmark (issue 5) ==")
-	p("machine:  %d cores (%s), %s/%s, %s", runtime.NumCPU(), benchkit.CPUModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	p("software: %s; redis %s (%s); %s", caddyVersion(b), b.rs.Version, kind, wrkVersion())
+	p("machine:  %s", benchkit.Machine())
+	p("software: %s; redis %s (%s); %s", caddyVersion(b), b.rs.Version, b.rs.Kind(), wrkVersion())
 	p("load:     wrk -t%d -c%d, closed loop, keep-alive; GET / with sid + sessions_device cookies and X-Bench-User,", o.threads, o.connections)
 	p("          cycling %s sessions of %s users; the same requests for A, B and C", benchkit.Commas(int64(o.sessions)), benchkit.Commas(int64(o.users)))
 	p("runs:     %d round(s) x %v per scenario, order rotating each round; %v unmeasured warm-up each", o.rounds, o.duration, o.warmup)
@@ -629,21 +626,6 @@ func (b *bench) printRedisOther(p func(string, ...any), ms []measurement, sc str
 	p("")
 }
 
-func perSecList(m map[string]int64, secs float64, limit int) string {
-	var parts []string
-	for i, k := range sortedKeys(m) {
-		if limit > 0 && i == limit {
-			parts = append(parts, "...")
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%s %.0f/s", k, float64(m[k])/max(secs, 1)))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
-}
-
 func (b *bench) printOpen(p func(string, ...any), oc *openCost) {
 	n := float64(oc.sessionsCount)
 	how := "as fast as 8 clients can"
@@ -669,20 +651,39 @@ func (b *bench) cacheLine() string {
 	if c == nil {
 		return "n/a (B not run)"
 	}
-	if n, field, ok := c.cacheSize(); ok {
-		return fmt.Sprintf("%s entries (admin API GET /sessions/, field %s)", benchkit.Commas(n), field)
+	n, err := c.CacheEntries()
+	if err != nil {
+		return fmt.Sprintf("n/a (%v)", err)
 	}
-	return "n/a (the module does not expose it: Tracker.CacheLen has no admin API or metrics field)"
+	return fmt.Sprintf("%s entries (admin API GET /sessions/, field cache_entries)", benchkit.Commas(int64(n)))
 }
 
+// list lists the counts of m, largest first, as "key count", at most
+// limit (0: all).
 func list(m map[string]int64, limit int) string {
+	return countList(m, limit, fmt.Sprintf("... (%d more)", len(m)-limit), benchkit.Commas)
+}
+
+// perReqList lists the counts of m per n, largest first.
+func perReqList(m map[string]int64, n int64, limit int) string {
+	return countList(m, limit, "...", func(v int64) string { return fmt.Sprintf("%.2f", float64(v)/float64(max(n, 1))) })
+}
+
+// perSecList lists the counts of m per second of secs, largest first.
+func perSecList(m map[string]int64, secs float64, limit int) string {
+	return countList(m, limit, "...", func(v int64) string { return fmt.Sprintf("%.0f/s", float64(v)/max(secs, 1)) })
+}
+
+// countList lists the keys of m, largest count first, each followed by
+// its count as f formats it; after limit (0: all) keys it ends with more.
+func countList(m map[string]int64, limit int, more string, f func(int64) string) string {
 	var parts []string
 	for i, k := range sortedKeys(m) {
 		if limit > 0 && i == limit {
-			parts = append(parts, fmt.Sprintf("... (%d more)", len(m)-limit))
+			parts = append(parts, more)
 			break
 		}
-		parts = append(parts, k+" "+benchkit.Commas(m[k]))
+		parts = append(parts, k+" "+f(m[k]))
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -705,21 +706,6 @@ func errHint(errs map[string]int64, version string) string {
 	return " (" + strings.Join(h, "; ") + ")"
 }
 
-func perReqList(m map[string]int64, n int64, limit int) string {
-	var parts []string
-	for i, k := range sortedKeys(m) {
-		if limit > 0 && i == limit {
-			parts = append(parts, "...")
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%s %.2f", k, float64(m[k])/float64(max(n, 1))))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
-}
-
 func perReq(d time.Duration, n int64) float64 {
 	if n == 0 {
 		return 0
@@ -739,13 +725,7 @@ func fmtSecs(d time.Duration) string {
 	return fmt.Sprintf("%.1f s", d.Seconds())
 }
 
-func minMax(xs []float64) (lo, hi float64) {
-	lo, hi = math.Inf(1), math.Inf(-1)
-	for _, x := range xs {
-		lo, hi = math.Min(lo, x), math.Max(hi, x)
-	}
-	return lo, hi
-}
+func minMax(xs []float64) (lo, hi float64) { return slices.Min(xs), slices.Max(xs) }
 
 func caddyVersion(b *bench) string {
 	for _, c := range b.caddies {

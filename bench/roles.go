@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,13 +26,9 @@ var upstreamBody = []byte("hello from the upstream\n")
 // authKeyPrefix prefixes the session keys of the forward_auth service.
 const authKeyPrefix = "bench:fa:"
 
-// runRole runs a child role until killed. It prints "LISTEN <addr>" on
-// stdout once it accepts connections.
+// runRole runs a child role until killed, or returns why it cannot. It
+// prints "LISTEN <addr>" on stdout once it accepts connections.
 func runRole(role, redisAddrs string, cluster bool) error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
 	var h http.Handler
 	switch role {
 	case "upstream":
@@ -42,15 +37,19 @@ func runRole(role, redisAddrs string, cluster bool) error {
 			_, _ = w.Write(upstreamBody)
 		})
 	case "auth":
-		h, err = newAuthService(strings.Split(redisAddrs, ","), cluster)
-		if err != nil {
+		var err error
+		if h, err = newAuthService(strings.Split(redisAddrs, ","), cluster); err != nil {
 			return err
 		}
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}
-	fmt.Printf("LISTEN %s\n", l.Addr())
-	return (&http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}).Serve(l)
+	addr, err := benchkit.Serve(h)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("LISTEN %s\n", addr)
+	select {} // until killed
 }
 
 // newAuthService is the peer approach of scenario C: a session service

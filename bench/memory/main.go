@@ -30,6 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
+	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
 	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
@@ -37,25 +38,23 @@ import (
 	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
-const progName = "memory"
-
 // realm of every session written.
 const realm = "shop.example.com"
+
+// The store under measurement and its key layout: the only lines that name
+// them.
+type redisStore = redisstore.Store
+
+var newStore, keysOf = redisstore.New, redisstore.Keys
 
 // pol is the module's default policy, as the Caddyfile defaults give it
 // with a session_cookie (revoke hold = retention).
 var pol = store.Policy{Idle: 30 * time.Minute, Retention: 90 * 24 * time.Hour, Refresh: 30 * time.Second, RevokeHold: 90 * 24 * time.Hour}
 
-// Real browsers' user agents, parsed with the module's own parser.
-var userAgents = []string{
-	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
-	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Safari/605.1.15",
-	"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1",
-	"Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36",
-	"Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
-	"Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
-	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.67",
-}
+// userAgents are real browsers', parsed with the module's own parser.
+var userAgents = benchkit.UserAgents
+
+var logf = benchkit.Logf
 
 // place is a location as a GeoLite2 City lookup gives it, with the first
 // octets of addresses the users there come from.
@@ -107,29 +106,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "memory: need -sessions >= -users >= 1, -devices-per-user >= 1, -workers >= 1, 0 <= -close-fraction <= 1, -history >= 0")
 		os.Exit(2)
 	}
-	if _, err := benchkit.RepoRoot("tracker/redis.go"); err != nil {
-		fmt.Fprintf(os.Stderr, "memory: %v\n", err)
-		os.Exit(2)
-	}
-	e, err := benchkit.NewEnv(progName, o.keep)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "memory: %v\n", err)
-		os.Exit(1)
-	}
-	code, err := run(e, o)
-	e.Cleanup()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "\nmemory: FAILED: %v\n", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
+	benchkit.Main("memory", o.keep, func(e *benchkit.Env) (int, error) { return run(e, o) })
 }
 
 // bench is the state of one run.
 type bench struct {
 	o       options
 	rs      *benchkit.Redis
-	st      *redisstore.Store
+	st      *redisStore
 	keys    *tracker.Keyring
 	agents  []store.Agent
 	devIDs  []string // user*devices + d
@@ -285,17 +269,10 @@ func run(e *benchkit.Env, o options) (int, error) {
 	ctx := context.Background()
 	b := &bench{o: o, started: time.Now()}
 	logf("machine: %s", benchkit.Machine())
-	kind := "standalone redis-server"
-	if o.cluster {
-		kind = "3-master Redis Cluster"
-	}
-	logf("starting %s...", kind)
 	var err error
-	if b.rs, err = benchkit.StartRedis(e, benchkit.RedisOptions{Cluster: o.cluster, Args: strings.Fields(o.redisArgs)}); err != nil {
+	if b.rs, err = benchkit.StartRedis(e, o.cluster, strings.Fields(o.redisArgs)...); err != nil {
 		return 1, err
 	}
-	defer b.rs.Close()
-	logf("  redis %s at %s", b.rs.Version, strings.Join(b.rs.Addrs, " "))
 
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -314,7 +291,7 @@ func run(e *benchkit.Env, o options) (int, error) {
 		b.devIDs[i], _ = b.keys.NewDevice()
 	}
 
-	b.st = redisstore.New(b.rs.Client(o.workers))
+	b.st = newStore(b.rs.Client(o.workers))
 	defer b.st.Close()
 	if err := b.st.LoadScripts(ctx); err != nil {
 		return 1, err
@@ -327,11 +304,7 @@ func run(e *benchkit.Env, o options) (int, error) {
 		go func() { defer wg.Done(); _ = b.st.Ping(ctx) }()
 	}
 	wg.Wait()
-	errs0, err := b.rs.ErrorStats(ctx)
-	if err != nil {
-		return 1, err
-	}
-	failed0, err := failedCalls(ctx, b.rs)
+	st0, err := b.rs.Stats(ctx)
 	if err != nil {
 		return 1, err
 	}
@@ -450,17 +423,13 @@ func run(e *benchkit.Env, o options) (int, error) {
 		return 1, err
 	}
 
-	errs1, err := b.rs.ErrorStats(ctx)
-	if err != nil {
-		return 1, err
-	}
-	failed1, err := failedCalls(ctx, b.rs)
+	st1, err := b.rs.Stats(ctx)
 	if err != nil {
 		return 1, err
 	}
 	r := results{o: o, b: b, m0: m0, m1: m1, m2: m2, m3a: m3a, m3b: m3b, nDesc: nDesc, descBytes: descBytes, p1: p1, p2: p2, p3a: p3a, p3b: p3b,
 		nClosed: len(closeIdx), bd1: breakdown1, bd2: breakdown2, sample: sample, big: big,
-		listAll: listAll, listActive: listActive, usersPage: usersPage, redisErrs: benchkit.Diff(errs1, errs0), failed: benchkit.Diff(failed1, failed0)}
+		listAll: listAll, listActive: listActive, usersPage: usersPage, redisErrs: benchkit.Diff(st1.Errors, st0.Errors), failed: benchkit.Diff(st1.Failed, st0.Failed)}
 	missed := r.print(os.Stdout)
 	if len(r.redisErrs) > 0 {
 		return 1, fmt.Errorf("redis counted errors during the run: %v", r.redisErrs)
@@ -472,7 +441,7 @@ func run(e *benchkit.Env, o options) (int, error) {
 }
 
 // ---------------------------------------------------------------------------
-// Key layout (mirrors tracker/keys.go, which does not export it).
+// Keys, as the store's exported key layout (keysOf) names them.
 
 // keyStat is what one key costs.
 type keyStat struct {
@@ -510,7 +479,7 @@ func (b *bench) keyStat(ctx context.Context, key string) (keyStat, bool, error) 
 // userKeysTable describes every key of user u.
 func (b *bench) userKeysTable(ctx context.Context, u int) ([]keyStat, error) {
 	var out []keyStat
-	layout := redisstore.Keys(realm, b.users[u])
+	layout := keysOf(realm, b.users[u])
 	for _, k := range layout.User {
 		ks, ok, err := b.keyStat(ctx, k.Key)
 		if err != nil {
@@ -560,7 +529,7 @@ func (b *bench) descStats(ctx context.Context) (n int, bytes int64, err error) {
 // realmKeys are the realm-wide keys (one each).
 func (b *bench) realmKeys(ctx context.Context) ([]keyStat, error) {
 	var out []keyStat
-	for _, ki := range redisstore.Keys(realm, "").Realm {
+	for _, ki := range keysOf(realm, "").Realm {
 		k := ki.Key
 		ks, ok, err := b.keyStat(ctx, k)
 		if err != nil {
@@ -596,11 +565,11 @@ func (b *bench) breakdown(ctx context.Context, n int) (breakdown, error) {
 	rnd := mrand.New(mrand.NewPCG(1, 2))
 	idx := rnd.Perm(len(b.users))[:n]
 	bd := breakdown{sampled: n}
-	for i, info := range redisstore.Keys(realm, "").User {
+	for i, info := range keysOf(realm, "").User {
 		k := kindStat{suffix: info.Key[strings.LastIndexByte(info.Key, ':')+1:], holds: info.Holds, encs: map[string]int{}}
 		var sum, lsum int64
 		for _, u := range idx {
-			ks, ok, err := b.keyStat(ctx, redisstore.Keys(realm, b.users[u]).User[i].Key)
+			ks, ok, err := b.keyStat(ctx, keysOf(realm, b.users[u]).User[i].Key)
 			if err != nil {
 				return bd, err
 			}
@@ -690,8 +659,8 @@ func (b *bench) timeUsers(ctx context.Context) (timed, error) {
 type results struct {
 	o                 options
 	b                 *bench
-	m0, m1, m2        benchkit.MemReading
-	m3a, m3b          benchkit.MemReading
+	m0, m1, m2        redistest.Memory
+	m3a, m3b          redistest.Memory
 	p1, p2, p3a, p3b  phase
 	nClosed           int
 	bd1, bd2          breakdown
@@ -715,14 +684,10 @@ func per(d int64, n int) float64 {
 func (r results) print(w io.Writer) int {
 	o := r.o
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	kind := "standalone"
-	if o.cluster {
-		kind = "3-master cluster"
-	}
 	p("")
 	p("== caddy-sessions: Redis memory and read latency (issue 5) ==")
 	p("machine:  %s", benchkit.Machine())
-	p("redis:    %s (%s), started by this program, no persistence%s", r.b.rs.Version, kind, map[bool]string{true: "; extra args: " + o.redisArgs, false: ""}[o.redisArgs != ""])
+	p("redis:    %s (%s), started by this program, no persistence%s", r.b.rs.Version, r.b.rs.Kind(), map[bool]string{true: "; extra args: " + o.redisArgs, false: ""}[o.redisArgs != ""])
 	p("data:     %s sessions of %s users (%.1f per user), %d devices per user, realm %q, written with tracker.RedisStore.Seen",
 		benchkit.Commas(int64(o.sessions)), benchkit.Commas(int64(o.users)), float64(o.sessions)/float64(o.users), o.devices, realm)
 	p("          (the module's store code, one call per session as on a cache miss: EVALSHA seen + GET token binding + ZADD/PEXPIRE of the")
@@ -754,7 +719,7 @@ func (r results) print(w io.Writer) int {
 	p("|---|---:|---:|---:|---:|---:|")
 	for _, x := range []struct {
 		l string
-		m benchkit.MemReading
+		m redistest.Memory
 	}{{"0 empty (scripts loaded, connections open)", r.m0}, {fmt.Sprintf("1 after opening %s sessions", benchkit.Commas(int64(o.sessions))), r.m1},
 		{fmt.Sprintf("2 after ending %s of them", benchkit.Commas(int64(r.nClosed))), r.m2}} {
 		p("| %s | %s | %s | %s | %s | %s |", x.l, benchkit.MiB(x.m.Used), benchkit.MiB(x.m.Clients), benchkit.MiB(x.m.Data()), benchkit.MiB(x.m.Dataset), benchkit.Commas(x.m.Keys))
@@ -764,7 +729,7 @@ func (r results) print(w io.Writer) int {
 		p("| 3b after ending those | %s | %s | %s | %s | %s |", benchkit.MiB(r.m3b.Used), benchkit.MiB(r.m3b.Clients), benchkit.MiB(r.m3b.Data()), benchkit.MiB(r.m3b.Dataset), benchkit.Commas(r.m3b.Keys))
 	}
 	p("")
-	perD := func(a, b benchkit.MemReading, n int) float64 { return per(a.Dataset-b.Dataset, n) }
+	perD := func(a, b redistest.Memory, n int) float64 { return per(a.Dataset-b.Dataset, n) }
 	p("| per ... | bytes (data) | bytes (dataset) | method |")
 	p("|---|---:|---:|---|")
 	p("| active session, all-in | %.0f | %.0f | (1 − 0) / %s sessions: includes each session's share of its user's keys (meta, devices, IPs, key and TTL overhead) and of the realm's users index |",

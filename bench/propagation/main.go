@@ -15,30 +15,23 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 )
 
-const progName = "propagation"
-
 const realm = "prop"
 
-const userAgent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+var logf = benchkit.Logf
 
 type options struct {
 	instances, trials, cached int
@@ -65,22 +58,7 @@ func main() {
 	if o.seed == 0 {
 		o.seed = mrand.Uint64()
 	}
-	repo, err := benchkit.RepoRoot("tracker/redis.go")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "propagation: %v\n", err)
-		os.Exit(2)
-	}
-	e, err := benchkit.NewEnv(progName, o.keep)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "propagation: %v\n", err)
-		os.Exit(1)
-	}
-	err = run(e, repo, o)
-	e.Cleanup()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "\npropagation: FAILED: %v\n", err)
-		os.Exit(1)
-	}
+	benchkit.Main("propagation", o.keep, func(e *benchkit.Env) (int, error) { return 0, run(e, o) })
 }
 
 // session is one logged-in session as a browser holds it.
@@ -101,54 +79,40 @@ type bench struct {
 	started time.Time
 }
 
-func run(e *benchkit.Env, repo string, o options) error {
+func run(e *benchkit.Env, o options) error {
 	ctx := context.Background()
 	b := &bench{o: o, started: time.Now()}
 	logf("machine: %s", benchkit.Machine())
-	logf("building Caddy with the module (go build ./cmd/caddy)...")
-	t0 := time.Now()
-	bin, err := benchkit.BuildCaddy(repo, e.Dir())
+	bin, err := benchkit.BuildCaddy(e)
 	if err != nil {
 		return err
 	}
-	logf("  built in %v", time.Since(t0).Round(100*time.Millisecond))
-
-	kind := "standalone redis-server"
-	if o.cluster {
-		kind = "3-master Redis Cluster"
-	}
-	logf("starting %s...", kind)
-	if b.rs, err = benchkit.StartRedis(e, benchkit.RedisOptions{Cluster: o.cluster}); err != nil {
+	if b.rs, err = benchkit.StartRedis(e, o.cluster); err != nil {
 		return err
 	}
-	defer b.rs.Close()
-	logf("  redis %s at %s", b.rs.Version, strings.Join(b.rs.Addrs, " "))
-	errs0, err := b.rs.ErrorStats(ctx)
+	st0, err := b.rs.Stats(ctx)
 	if err != nil {
 		return err
 	}
-
-	up, err := startUpstream()
+	// The app: 200, echoing the session id the module sent upstream, so
+	// the program learns it the way an app would.
+	up, err := benchkit.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Session-Id", r.Header.Get("X-Session-Id"))
+		_, _ = io.WriteString(w, "ok\n")
+	}))
 	if err != nil {
 		return err
 	}
-	defer up.Close()
-
-	secret := make([]byte, 24)
-	_, _ = rand.Read(secret)
-	vars := caddyVars{Upstream: up.Addr().String(), Secret: hex.EncodeToString(secret), Realm: realm,
-		Store: "store redis://" + b.rs.Addrs[0] + "/0"}
-	if o.cluster {
-		vars.Store = "store {\n\t\t\taddrs " + strings.Join(b.rs.Addrs, " ") + "\n\t\t\tcluster\n\t\t}"
-	}
+	// The same for every instance but the ports.
+	site := []string{b.rs.Sessions(realm, "X-User"), benchkit.Block("reverse_proxy "+up, "header_up X-Session-Id {http.sessions.id}")}
 	for i := range o.instances {
-		c, err := benchkit.StartCaddy(e, bin, benchkit.CaddySpec{Name: fmt.Sprintf("caddy%d", i+1), Config: vars.config})
+		c, err := benchkit.StartCaddy(e, bin, benchkit.CaddySpec{Name: fmt.Sprintf("caddy%d", i+1), Site: site})
 		if err != nil {
 			return err
 		}
 		b.caddies = append(b.caddies, c)
-		b.clients = append(b.clients, keepAliveClient(4))
-		b.admins = append(b.admins, keepAliveClient(2))
+		b.clients = append(b.clients, benchkit.KeepAliveClient(4))
+		b.admins = append(b.admins, benchkit.KeepAliveClient(2))
 		logf("  caddy %d at %s, admin %s, pid %d", i+1, c.Site, c.Admin, c.PID())
 	}
 
@@ -169,7 +133,7 @@ func run(e *benchkit.Env, repo string, o options) error {
 	}
 	cacheEntries := make([]int, o.instances)
 	for i, c := range b.caddies {
-		cacheEntries[i], err = readCacheEntries(c)
+		cacheEntries[i], err = c.CacheEntries()
 		if err != nil {
 			return fmt.Errorf("caddy %d: GET /sessions/: %w", i+1, err)
 		}
@@ -201,11 +165,11 @@ func run(e *benchkit.Env, repo string, o options) error {
 			failures = append(failures, fmt.Sprintf("caddy %d exited; log:\n%s", i+1, c.LogTail(3000)))
 		}
 	}
-	errs1, err := b.rs.ErrorStats(ctx)
+	st1, err := b.rs.Stats(ctx)
 	if err != nil {
 		return err
 	}
-	redisErrs := benchkit.Diff(errs1, errs0)
+	redisErrs := benchkit.Diff(st1.Errors, st0.Errors)
 	b.report(os.Stdout, res, failures, cacheEntries, redisErrs)
 	if len(failures) > 0 {
 		return fmt.Errorf("%d trial(s) failed; first: %s", len(failures), failures[0])
@@ -223,41 +187,13 @@ func kindName(revoke bool) string {
 	return "device block"
 }
 
-func keepAliveClient(conns int) *http.Client {
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			MaxIdleConnsPerHost: conns, MaxIdleConns: 64, IdleConnTimeout: time.Minute,
-			DisableCompression: true,
-			DialContext:        (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		},
-		// Refusals may redirect (on_revoked <path>): see them, do not follow.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
-// startUpstream is the app: 200, echoing the session id the module sent
-// upstream (header_up X-Session-Id {http.sessions.id}).
-func startUpstream() (net.Listener, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Session-Id", r.Header.Get("X-Session-Id"))
-		_, _ = io.WriteString(w, "ok\n")
-	})}
-	go func() { _ = srv.Serve(l) }()
-	return l, nil
-}
-
 // get sends one request of s to instance i and returns the status and the
 // response headers.
 func (b *bench) get(client *http.Client, i int, s *session) (int, http.Header, error) {
 	req, _ := http.NewRequest(http.MethodGet, b.caddies[i].Site+"/", nil)
 	req.Header.Set("Cookie", s.cookieHeader)
 	req.Header.Set("X-User", s.user)
-	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("User-Agent", benchkit.UserAgents[0])
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -274,40 +210,17 @@ func (b *bench) get(client *http.Client, i int, s *session) (int, http.Header, e
 // the cache and checks that it is the same session).
 func (b *bench) openSessions(n int, userPrefix string, alternate bool, warm int) ([]*session, error) {
 	out := make([]*session, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := keepAliveClient(len(b.caddies))
-			defer client.CloseIdleConnections()
-			for {
-				j := int(next.Add(1) - 1)
-				if j >= n {
-					return
-				}
-				s, err := b.openOne(client, fmt.Sprintf("%s%05d", userPrefix, j), warm)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
-				}
-				s.revoke = alternate && j%2 == 0
-				out[j] = s
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	return out, nil
+	client := benchkit.KeepAliveClient(8 * len(b.caddies))
+	defer client.CloseIdleConnections()
+	err := benchkit.Each(n, 8, func(j int) error {
+		s, err := b.openOne(client, fmt.Sprintf("%s%05d", userPrefix, j), warm)
+		if err == nil {
+			s.revoke = alternate && j%2 == 0
+			out[j] = s
+		}
+		return err
+	})
+	return out, err
 }
 
 func (b *bench) openOne(client *http.Client, user string, warm int) (*session, error) {
@@ -505,39 +418,16 @@ func (b *bench) adminCall(a int, s *session) error {
 	return nil
 }
 
-func readCacheEntries(c *benchkit.Caddy) (int, error) {
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(c.Admin + "/sessions/")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var v struct {
-		CacheEntries *int `json:"cache_entries"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return 0, err
-	}
-	if v.CacheEntries == nil {
-		return 0, errors.New("no cache_entries in the answer")
-	}
-	return *v.CacheEntries, nil
-}
-
 // ---------------------------------------------------------------------------
 
 func (b *bench) report(w io.Writer, res []trial, failures []string, cacheEntries []int, redisErrs map[string]int64) {
 	o := b.o
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	kind := "standalone"
-	if o.cluster {
-		kind = "3-master cluster"
-	}
 	p("")
 	p("== caddy-sessions: propagation of revocations and device blocks between instances (issue 5) ==")
 	p("machine:  %s", benchkit.Machine())
 	p("setup:    %d Caddy processes (same Caddyfile: store redis, secret, realm %q, user {http.request.header.X-User}, session_cookie sid),", o.instances, realm)
-	p("          one Redis %s %s, one upstream; everything on loopback, sharing the cores", b.rs.Version, kind)
+	p("          one Redis %s %s, one upstream; everything on loopback, sharing the cores", b.rs.Version, b.rs.Kind())
 	p("sessions: %d, each opened on instance 1 and warmed (2 requests) on every other instance, so all instances had it cached", 2*o.trials)
 	if o.cached > 0 {
 		p("          plus %d extra sessions in every instance's cache", o.cached)

@@ -18,13 +18,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -35,17 +32,12 @@ import (
 	"github.com/caddy-sessions/caddy-sessions/bench/internal/benchkit"
 )
 
-const progName = "soak"
-
 const realm = "soak"
 
-var userAgents = []string{
-	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
-	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Safari/605.1.15",
-	"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1",
-	"Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36",
-	"Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
-}
+// userAgents of the requests: five browsers.
+var userAgents = benchkit.UserAgents[:5]
+
+var logf = benchkit.Logf
 
 type options struct {
 	sessions, users, cacheSize int
@@ -77,23 +69,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "soak: need -sessions >= 1, -cache-size >= 1, -rate >= 0, -workers >= 1, -duration >= 10s, -sample >= 1s")
 		os.Exit(2)
 	}
-	repo, err := benchkit.RepoRoot("tracker/redis.go")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "soak: %v\n", err)
-		os.Exit(2)
-	}
-	e, err := benchkit.NewEnv(progName, o.keep)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "soak: %v\n", err)
-		os.Exit(1)
-	}
-	code, err := run(e, repo, o)
-	e.Cleanup()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "\nsoak: FAILED: %v\n", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
+	benchkit.Main("soak", o.keep, func(e *benchkit.Env) (int, error) { return run(e, o) })
 }
 
 type bench struct {
@@ -118,57 +94,37 @@ type sample struct {
 	rate               float64 // answered per second since the previous sample
 	rss, hwm           int64
 	heapAlloc, heapSys int64
-	sys                int64
-	numGC              int64
 	cache              int
 	redisUsed          int64
 }
 
-func run(e *benchkit.Env, repo string, o options) (int, error) {
+func run(e *benchkit.Env, o options) (int, error) {
 	ctx := context.Background()
 	b := &bench{o: o, started: time.Now()}
 	logf("machine: %s", benchkit.Machine())
-	logf("building Caddy with the module (go build ./cmd/caddy)...")
-	t0 := time.Now()
-	bin, err := benchkit.BuildCaddy(repo, e.Dir())
+	bin, err := benchkit.BuildCaddy(e)
 	if err != nil {
 		return 1, err
 	}
-	logf("  built in %v", time.Since(t0).Round(100*time.Millisecond))
-	kind := "standalone redis-server"
-	if o.cluster {
-		kind = "3-master Redis Cluster"
-	}
-	logf("starting %s...", kind)
-	if b.rs, err = benchkit.StartRedis(e, benchkit.RedisOptions{Cluster: o.cluster}); err != nil {
+	if b.rs, err = benchkit.StartRedis(e, o.cluster); err != nil {
 		return 1, err
 	}
-	defer b.rs.Close()
-	logf("  redis %s at %s", b.rs.Version, strings.Join(b.rs.Addrs, " "))
-	errs0, err := b.rs.ErrorStats(ctx)
+	st0, err := b.rs.Stats(ctx)
 	if err != nil {
 		return 1, err
 	}
-	up, err := startUpstream()
+	up, err := benchkit.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") }))
 	if err != nil {
 		return 1, err
 	}
-	defer up.Close()
-	secret := make([]byte, 24)
-	_, _ = rand.Read(secret)
-	vars := caddyVars{Upstream: up.Addr().String(), Secret: hex.EncodeToString(secret), Realm: realm, CacheSize: o.cacheSize,
-		Store: "store redis://" + b.rs.Addrs[0] + "/0"}
-	if o.cluster {
-		vars.Store = "store {\n\t\t\taddrs " + strings.Join(b.rs.Addrs, " ") + "\n\t\t\tcluster\n\t\t}"
-	}
-	if b.caddy, err = benchkit.StartCaddy(e, bin, benchkit.CaddySpec{Name: "caddy-soak", Config: vars.config}); err != nil {
+	// The module on Redis with a bounded cache, in front of the upstream.
+	site := []string{b.rs.Sessions(realm, "X-User", fmt.Sprintf("cache_size %d", o.cacheSize)),
+		benchkit.Block("reverse_proxy "+up, benchkit.Block("transport http", "keepalive_idle_conns_per_host 128"))}
+	if b.caddy, err = benchkit.StartCaddy(e, bin, benchkit.CaddySpec{Name: "caddy-soak", Site: site}); err != nil {
 		return 1, err
 	}
 	logf("  caddy at %s, admin %s, pid %d", b.caddy.Site, b.caddy.Admin, b.caddy.PID())
-	b.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		MaxIdleConnsPerHost: o.workers, MaxIdleConns: o.workers, IdleConnTimeout: time.Minute, DisableCompression: true,
-		DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-	}}
+	b.client = benchkit.KeepAliveClient(o.workers)
 
 	var series []sample
 	series = append(series, b.read(ctx, -1, "started", 0))
@@ -203,11 +159,11 @@ func run(e *benchkit.Env, repo string, o options) (int, error) {
 	if !b.caddy.Running() {
 		return 1, fmt.Errorf("caddy exited; log:\n%s", b.caddy.LogTail(3000))
 	}
-	errs1, err := b.rs.ErrorStats(ctx)
+	st1, err := b.rs.Stats(ctx)
 	if err != nil {
 		return 1, err
 	}
-	redisErrs := benchkit.Diff(errs1, errs0)
+	redisErrs := benchkit.Diff(st1.Errors, st0.Errors)
 	missed := b.report(os.Stdout, rate, series, redisErrs)
 	if redisErrs["CROSSSLOT"] > 0 {
 		return 1, fmt.Errorf("redis counted %d CROSSSLOT errors", redisErrs["CROSSSLOT"])
@@ -216,18 +172,6 @@ func run(e *benchkit.Env, repo string, o options) (int, error) {
 		return 3, nil
 	}
 	return 0, nil
-}
-
-func startUpstream() (net.Listener, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})}
-	go func() { _ = srv.Serve(l) }()
-	return l, nil
 }
 
 // one sends the request of session index i: a new sid cookie and the user
@@ -364,10 +308,10 @@ func (b *bench) steady(ctx context.Context, rate int, d time.Duration, series *[
 func (b *bench) read(ctx context.Context, at time.Duration, label string, rate float64) sample {
 	s := sample{at: at, label: label, sent: b.next.Load(), rate: rate}
 	s.hwm, s.rss, _ = benchkit.MemStatus(b.caddy.PID())
-	if ms, err := readMemstats(b.caddy); err == nil {
-		s.heapAlloc, s.heapSys, s.sys, s.numGC = ms.HeapAlloc, ms.HeapSys, ms.Sys, ms.NumGC
+	if ms, err := b.caddy.MemStats(); err == nil {
+		s.heapAlloc, s.heapSys = int64(ms.HeapAlloc), int64(ms.HeapSys)
 	}
-	s.cache, _ = readCacheEntries(b.caddy)
+	s.cache, _ = b.caddy.CacheEntries()
 	if m, err := b.rs.Memory(ctx); err == nil {
 		s.redisUsed = m.Used
 	}
@@ -377,48 +321,8 @@ func (b *bench) read(ctx context.Context, at time.Duration, label string, rate f
 // afterGC makes Caddy collect garbage (GET /debug/pprof/heap?gc=1) and
 // reads again: what is live, without GC lag.
 func (b *bench) afterGC(ctx context.Context, at time.Duration) sample {
-	client := &http.Client{Timeout: 30 * time.Second}
-	if resp, err := client.Get(b.caddy.Admin + "/debug/pprof/heap?gc=1"); err == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
+	_ = b.caddy.AdminGet("/debug/pprof/heap?gc=1", io.Discard, 30*time.Second)
 	return b.read(ctx, at, "end, after a forced GC", 0)
-}
-
-type memstats struct {
-	HeapAlloc int64 `json:"HeapAlloc"`
-	HeapSys   int64 `json:"HeapSys"`
-	Sys       int64 `json:"Sys"`
-	NumGC     int64 `json:"NumGC"`
-}
-
-// memstats reads Go's runtime.MemStats from Caddy's admin /debug/vars.
-func readMemstats(c *benchkit.Caddy) (memstats, error) {
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(c.Admin + "/debug/vars")
-	if err != nil {
-		return memstats{}, err
-	}
-	defer resp.Body.Close()
-	var v struct {
-		Memstats memstats `json:"memstats"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&v)
-	return v.Memstats, err
-}
-
-func readCacheEntries(c *benchkit.Caddy) (int, error) {
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(c.Admin + "/sessions/")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var v struct {
-		CacheEntries int `json:"cache_entries"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&v)
-	return v.CacheEntries, err
 }
 
 // ---------------------------------------------------------------------------
@@ -428,16 +332,12 @@ func readCacheEntries(c *benchkit.Caddy) (int, error) {
 func (b *bench) report(w io.Writer, rate int, series []sample, redisErrs map[string]int64) bool {
 	o := b.o
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	kind := "standalone"
-	if o.cluster {
-		kind = "3-master cluster"
-	}
 	sent := b.next.Load()
 	p("")
 	p("== caddy-sessions: Caddy memory while distinct sessions pass through (issue 5) ==")
 	p("machine:  %s", benchkit.Machine())
 	p("setup:    one Caddy (sessions: store redis, user {http.request.header.X-User}, session_cookie sid, cache_size %s) + reverse_proxy", benchkit.Commas(int64(o.cacheSize)))
-	p("          to an in-process upstream; Redis %s %s; load generator in this process; all on loopback, sharing the cores", b.rs.Version, kind)
+	p("          to an in-process upstream; Redis %s %s; load generator in this process; all on loopback, sharing the cores", b.rs.Version, b.rs.Kind())
 	p("load:     every request has a new sid cookie and a user header (%s users), so every request opens a session (a Redis", benchkit.Commas(int64(o.users)))
 	p("          round trip on the request path, then a cache entry); steady open-loop rate %d/s with up to %d requests in flight", rate, o.workers)
 	p("sent:     %s sessions (%s answered, %d failed) of the %s asked for", benchkit.Commas(sent), benchkit.Commas(b.done.Load()), b.failed.Load(), benchkit.Commas(int64(o.sessions)))

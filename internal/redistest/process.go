@@ -12,6 +12,16 @@ import (
 // Child processes of tests: started so they die with the test binary, and
 // paused or resumed to play a hanging server.
 
+// PID is the server's process id, 0 while it is stopped.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Pause stops the server's process (SIGSTOP): connections stay open and
 // nothing answers, as when Redis hangs. Resume continues it.
 func (s *Server) Pause(tb testing.TB) {

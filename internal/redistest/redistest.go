@@ -1,9 +1,13 @@
-// Package redistest starts real, throw-away redis-server processes for tests.
+// Package redistest starts real, throw-away redis-server processes for tests
+// and benchmarks, and reads their statistics (stats.go).
 //
 // Every server is bound to 127.0.0.1 on a free port, keeps no data on disk
-// (--save "" --appendonly no), logs into its own tb.TempDir() and is killed
-// by tb.Cleanup. The helpers only ever talk to servers they started
-// themselves, so they never touch a developer's or CI's own Redis.
+// (--save "" --appendonly no) and logs into a directory of its own: for a
+// test (Start, StartCluster) its own tb.TempDir(), and it is killed by
+// tb.Cleanup; for a program (Launch, LaunchCluster) one under Options.Dir,
+// and the program stops it (Close). The helpers only ever talk to servers
+// they started themselves, so they never touch a developer's or CI's own
+// Redis.
 //
 // redis-server and redis-cli must be on PATH; run scripts/install-deps.sh.
 // A missing binary is a test failure, never a skip: a skipped Redis test
@@ -47,7 +51,7 @@ const (
 const installHint = "run scripts/install-deps.sh (installs the Debian packages redis-server and redis-tools)"
 
 // Server is one standalone (or cluster-node) redis-server process owned by a
-// test.
+// test or a program.
 type Server struct {
 	// Addr is host:port, e.g. "127.0.0.1:41234".
 	Addr string
@@ -56,7 +60,8 @@ type Server struct {
 	bin     string
 	dir     string
 	logPath string
-	args    []string // full argument list, reused verbatim by Restart
+	args    []string              // full argument list, reused verbatim by Restart
+	spawn   func(*exec.Cmd) error // starts the process (Options.Spawn)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -66,7 +71,8 @@ type Server struct {
 	admin *redis.Client
 }
 
-// Cluster is a 3-master, no-replica Redis Cluster owned by a test.
+// Cluster is a 3-master, no-replica Redis Cluster owned by a test or a
+// program.
 type Cluster struct {
 	// Addrs are the host:port addresses of all masters.
 	Addrs []string
@@ -80,10 +86,58 @@ type Cluster struct {
 // until it answers PING. The process is killed when the test ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	s := launch(tb, nil, false)
-	s.admin = redis.NewClient(&redis.Options{Addr: s.Addr})
-	tb.Cleanup(func() { _ = s.admin.Close() })
+	s, err := testLauncher(tb).server(false)
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	tb.Cleanup(s.Close)
 	return s
+}
+
+// Options say how Launch and LaunchCluster start servers for a program
+// that is not a test (the benchmarks).
+type Options struct {
+	// Dir is where each server gets a directory of its own ("redis-*")
+	// for its log and, on a cluster node, its nodes.conf.
+	Dir string
+	// Args are extra redis-server arguments.
+	Args []string
+	// Spawn starts each redis-server process; nil means StartProcess.
+	// A replacement should start it with StartProcess too.
+	Spawn func(*exec.Cmd) error
+}
+
+// Launch starts a standalone server as Start does, for a program: the
+// caller stops it with Close.
+func Launch(o Options) (*Server, error) { return o.launcher().server(false) }
+
+// LaunchCluster starts a cluster as StartCluster does, for a program: the
+// caller stops it with Close.
+func LaunchCluster(o Options) (*Cluster, error) { return o.launcher().cluster(true) }
+
+// launcher starts servers, each in a new directory from dir.
+type launcher struct {
+	dir   func() (string, error)
+	args  []string
+	spawn func(*exec.Cmd) error
+}
+
+func testLauncher(tb testing.TB) launcher {
+	return launcher{dir: func() (string, error) { return tb.TempDir(), nil }, spawn: StartProcess}
+}
+
+func (o Options) launcher() launcher {
+	l := launcher{args: o.Args, spawn: o.Spawn, dir: func() (string, error) { return os.MkdirTemp(o.Dir, "redis-") }}
+	if l.spawn == nil {
+		l.spawn = StartProcess
+	}
+	return l
+}
+
+// Close stops the server and closes its admin client.
+func (s *Server) Close() {
+	s.Stop()
+	_ = s.admin.Close()
 }
 
 // URL returns a redis:// URL for database 0 of s.
@@ -156,6 +210,9 @@ func FreePort(tb testing.TB) int {
 	return p
 }
 
+// Port is FreePort for a program.
+func Port() (int, error) { return freePort() }
+
 var (
 	portsMu   sync.Mutex
 	usedPorts = map[int]bool{} // never hand out a port twice, e.g. to two cluster nodes
@@ -214,30 +271,37 @@ func portFree(p int) bool {
 
 var errAddrInUse = errors.New("address already in use")
 
-// launch picks a port, starts redis-server with the common flags plus extra
-// and waits for PING, retrying with a new port on bind conflicts. In extra,
-// the token "{dir}" is replaced by the server's temp dir.
-func launch(tb testing.TB, extra []string, cluster bool) *Server {
-	tb.Helper()
+// server picks a port, starts redis-server with the common flags (and a
+// cluster node's) plus l.args and waits for PING, retrying with a new port
+// on bind conflicts.
+func (l launcher) server(cluster bool) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		tb.Fatalf("redistest: redis-server not found on PATH (%v); %s", err, installHint)
+		return nil, fmt.Errorf("redis-server not found on PATH (%v); %s", err, installHint)
 	}
-	dir := tb.TempDir()
-	s := &Server{bin: bin, dir: dir, logPath: filepath.Join(dir, "redis.log")}
-	// Registered after TempDir, so it runs before the dir is removed.
-	tb.Cleanup(s.Stop)
-
+	dir, err := l.dir()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{bin: bin, dir: dir, logPath: filepath.Join(dir, "redis.log"), spawn: l.spawn}
+	extra := l.args
+	if cluster {
+		extra = append([]string{
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+			"--cluster-node-timeout", "2000",
+		}, extra...)
+	}
 	for attempt := 1; ; attempt++ {
 		pick := freePort
 		if cluster {
 			pick = clusterPort
 		}
 		if s.port, err = pick(); err != nil {
-			tb.Fatalf("redistest: %v", err)
+			return nil, err
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-		s.args = []string{
+		s.args = append([]string{
 			"--port", strconv.Itoa(s.port),
 			"--bind", "127.0.0.1",
 			"--save", "",
@@ -245,18 +309,17 @@ func launch(tb testing.TB, extra []string, cluster bool) *Server {
 			"--dir", dir,
 			"--daemonize", "no",
 			"--logfile", "", // log to stdout, i.e. our log file
-		}
-		for _, a := range extra {
-			s.args = append(s.args, strings.ReplaceAll(a, "{dir}", dir))
-		}
+		}, extra...)
 		s.mu.Lock()
 		err = s.spawnLocked()
 		s.mu.Unlock()
 		if err == nil {
-			return s
+			// No CLIENT SETINFO: Redis before 7.2 counts it as an error.
+			s.admin = redis.NewClient(&redis.Options{Addr: s.Addr, DisableIdentity: true})
+			return s, nil
 		}
 		if !errors.Is(err, errAddrInUse) || attempt >= startAttempts {
-			tb.Fatalf("redistest: starting redis-server: %v", err)
+			return nil, fmt.Errorf("starting redis-server: %w", err)
 		}
 	}
 }
@@ -278,7 +341,7 @@ func (s *Server) spawnLocked() error {
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	err = StartProcess(cmd)
+	err = s.spawn(cmd)
 	_ = logf.Close() // the child holds its own copy of the fd
 	if err != nil {
 		return fmt.Errorf("exec %s: %w", s.bin, err)
@@ -357,16 +420,26 @@ func StartCluster(tb testing.TB) *Cluster {
 
 func startCluster(tb testing.TB, preferCLI bool) *Cluster {
 	tb.Helper()
-	extra := []string{
-		"--cluster-enabled", "yes",
-		"--cluster-config-file", "{dir}/nodes.conf",
-		"--cluster-node-timeout", "2000",
+	c, err := testLauncher(tb).cluster(preferCLI)
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
 	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+func (l launcher) cluster(preferCLI bool) (_ *Cluster, err error) {
 	c := &Cluster{}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
 	for i := 0; i < 3; i++ {
-		n := launch(tb, extra, true)
-		n.admin = redis.NewClient(&redis.Options{Addr: n.Addr})
-		tb.Cleanup(func() { _ = n.admin.Close() })
+		n, err := l.server(true)
+		if err != nil {
+			return nil, err
+		}
 		c.Nodes = append(c.Nodes, n)
 		c.Addrs = append(c.Addrs, n.Addr)
 	}
@@ -378,21 +451,29 @@ func startCluster(tb testing.TB, preferCLI bool) *Cluster {
 		args = append(args, "--cluster-replicas", "0", "--cluster-yes")
 		out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
 		if err != nil {
-			tb.Fatalf("redistest: redis-cli --cluster create failed: %v\n%s%s", err, out, c.logTails())
+			return nil, fmt.Errorf("redis-cli --cluster create failed: %v\n%s%s", err, out, c.logTails())
 		}
 	} else {
 		// Without redis-cli, do what it does: split the slots, then MEET.
 		if err := c.createManually(ctx); err != nil {
-			tb.Fatalf("redistest: creating cluster: %v%s", err, c.logTails())
+			return nil, fmt.Errorf("creating cluster: %v%s", err, c.logTails())
 		}
 	}
 	if err := c.waitReady(ctx); err != nil {
-		tb.Fatalf("redistest: cluster not ready within %v: %v%s", clusterReadyTimeout, err, c.logTails())
+		return nil, fmt.Errorf("cluster not ready within %v: %v%s", clusterReadyTimeout, err, c.logTails())
 	}
+	c.admin = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, DisableIdentity: true})
+	return c, nil
+}
 
-	c.admin = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
-	tb.Cleanup(func() { _ = c.admin.Close() })
-	return c
+// Close stops the nodes and closes the admin clients.
+func (c *Cluster) Close() {
+	for _, n := range c.Nodes {
+		n.Close()
+	}
+	if c.admin != nil {
+		_ = c.admin.Close()
+	}
 }
 
 func (c *Cluster) createManually(ctx context.Context) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os/exec"
 	"reflect"
 	"strconv"
 	"strings"
@@ -189,5 +190,77 @@ func testCluster(t *testing.T, c *Cluster) {
 	err = cc.Eval(ctx, script, []string{k1, k2}, "v").Err()
 	if err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
 		t.Fatalf("EVAL across slots: err = %v, want CROSSSLOT", err)
+	}
+}
+
+// A program's server: in a dir under Options.Dir, with its extra
+// arguments, started through Options.Spawn, gone after Close.
+func TestLaunch(t *testing.T) {
+	ctx := ctxT(t)
+	var spawned int
+	s, err := Launch(Options{
+		Dir:   t.TempDir(),
+		Args:  []string{"--hash-max-listpack-value", "100"},
+		Spawn: func(cmd *exec.Cmd) error { spawned++; return StartProcess(cmd) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if spawned != 1 || s.PID() == 0 {
+		t.Fatalf("spawned %d times, PID %d; want 1 and a process", spawned, s.PID())
+	}
+	got, err := s.Client(t).ConfigGet(ctx, "hash-max-listpack-value").Result()
+	if err != nil || got["hash-max-listpack-value"] != "100" {
+		t.Fatalf("CONFIG GET = %v, %v; want the extra argument 100", got, err)
+	}
+	s.Close()
+	if s.PID() != 0 || pingRaw(s.Addr) == nil {
+		t.Fatal("server still running after Close")
+	}
+}
+
+func TestStats(t *testing.T) {
+	ctx := ctxT(t)
+	s := Start(t)
+	c := s.Client(t)
+	// Connect first: go-redis's CLIENT SETINFO is an error on Redis < 7.2.
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := ReadStats(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m0, err := ReadMemory(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Set(ctx, "k", "not a number", 0).Err()
+	if err := c.Incr(ctx, "k").Err(); err == nil {
+		t.Fatal("INCR of a string succeeded")
+	}
+	after, err := ReadStats(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after.Calls["set"] - before.Calls["set"]; d != 1 {
+		t.Errorf("set calls grew by %d, want 1", d)
+	}
+	if d := after.Failed["incr"] - before.Failed["incr"]; d != 1 {
+		t.Errorf("incr failed calls grew by %d, want 1", d)
+	}
+	if d := after.Errors["ERR"] - before.Errors["ERR"]; d != 1 {
+		t.Errorf("ERR errors grew by %d, want 1", d)
+	}
+	if after.Usec["set"] <= 0 {
+		t.Errorf("set usec = %d, want > 0", after.Usec["set"])
+	}
+	m1, err := ReadMemory(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m0.Keys != 0 || m1.Keys != 1 || m1.Used <= 0 || m1.Data() > m1.Used {
+		t.Fatalf("memory before %+v, after %+v; want 0 then 1 key and used_memory > 0", m0, m1)
 	}
 }

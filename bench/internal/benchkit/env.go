@@ -1,17 +1,18 @@
-// Package benchkit holds what the bench programs (bench, bench/memory,
-// bench/propagation, bench/soak) share: child processes that never outlive
-// the run, free loopback ports, a redis-server or 3-master cluster of their
-// own, a Caddy built from the repository, and small formatting helpers.
+// Package benchkit is what the bench programs (bench, bench/memory,
+// bench/propagation, bench/soak) share: Main and the run's Env (temp dir,
+// child processes that never outlive the run), Redis started with
+// internal/redistest as the tests start it, Caddy built from the
+// repository with a generated Caddyfile, and small formatting helpers.
 package benchkit
 
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,17 +20,66 @@ import (
 	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
 )
 
-// Env owns the temp dir and every child process of one run. All children
-// are killed and the dir removed by Cleanup, which runs on normal exit, on
-// error and on SIGINT/SIGTERM. Children also get PDEATHSIG, so a crash of
-// this process (panic, SIGKILL) takes them down too.
+// prog names the program in Logf and in messages; Main sets it.
+var prog = "bench"
+
+// Logf prints a progress line on stderr.
+func Logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, prog+": "+format+"\n", args...)
+}
+
+// Main runs the program name from the repository root: it creates the
+// run's Env (keep keeps its temp dir), calls run and cleans up. It exits 2
+// when not run from the repository, 1 with "name: FAILED: <error>" when run
+// fails, else with run's code.
+func Main(name string, keep bool, run func(*Env) (int, error)) {
+	prog = name
+	repo, err := repoRoot()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(2)
+	}
+	e, err := newEnv(repo, keep)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+	code, err := run(e)
+	e.Cleanup()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "\n%s: FAILED: %v\n", name, err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+// repoRoot is the caddy-sessions checkout the program runs from (go env
+// GOMOD).
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	gomod := strings.TrimSpace(string(out))
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("run from the repository root: go env GOMOD = %q (%v)", gomod, err)
+	}
+	dir := filepath.Dir(gomod)
+	if _, err := os.Stat(filepath.Join(dir, "cmd", "caddy", "main.go")); err != nil {
+		return "", fmt.Errorf("%s does not look like the caddy-sessions repository: %v", dir, err)
+	}
+	return dir, nil
+}
+
+// Env owns the temp dir and every child process of one run. Cleanup kills
+// the children and removes the dir; it runs on normal exit, on error and on
+// SIGINT/SIGTERM. Children also get PDEATHSIG, so a crash of this process
+// (panic, SIGKILL) takes them down too.
 type Env struct {
-	prog string
+	Repo string // the repository's root directory
+
 	dir  string
 	keep bool
 
 	mu      sync.Mutex
-	procs   []*Proc
+	stops   []func() // run in reverse order by Cleanup
 	cleaned bool
 }
 
@@ -41,15 +91,12 @@ type Proc struct {
 	exited chan struct{}
 }
 
-// NewEnv creates the run's temp dir and stops everything on a signal. prog
-// names the program in the temp dir's name and in messages; keep keeps the
-// dir after Cleanup.
-func NewEnv(prog string, keep bool) (*Env, error) {
+func newEnv(repo string, keep bool) (*Env, error) {
 	dir, err := os.MkdirTemp("", "caddy-sessions-"+prog+"-")
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{prog: prog, dir: dir, keep: keep}
+	e := &Env{Repo: repo, dir: dir, keep: keep}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
@@ -64,8 +111,9 @@ func NewEnv(prog string, keep bool) (*Env, error) {
 // Dir is the run's temp dir.
 func (e *Env) Dir() string { return e.dir }
 
-// Cleanup kills every child (SIGKILL: nothing they hold is worth keeping)
-// and removes the temp dir. Safe to call more than once.
+// Cleanup stops every child, the last started first (SIGKILL: nothing
+// they hold is worth keeping), and removes the temp dir. Safe to call more
+// than once.
 func (e *Env) Cleanup() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -73,31 +121,45 @@ func (e *Env) Cleanup() {
 		return
 	}
 	e.cleaned = true
-	for i := len(e.procs) - 1; i >= 0; i-- {
-		e.procs[i].Kill()
+	for i := len(e.stops) - 1; i >= 0; i-- {
+		e.stops[i]()
 	}
 	if e.keep {
-		fmt.Fprintf(os.Stderr, "%s: kept %s\n", e.prog, e.dir)
+		fmt.Fprintf(os.Stderr, "%s: kept %s\n", prog, e.dir)
 		return
 	}
 	_ = os.RemoveAll(e.dir)
 }
 
-// Start starts cmd as a child of the run, logging to logPath unless cmd
-// already has Stdout/Stderr set.
-func (e *Env) Start(name string, cmd *exec.Cmd, logPath string) (*Proc, error) {
+// spawn starts cmd, unless the run is shutting down, in a process group of
+// its own (a ^C in the terminal reaches only this program, which then stops
+// everything in order) and with the parent-death signal.
+func (e *Env) spawn(cmd *exec.Cmd) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.cleaned {
-		return nil, errors.New("shutting down")
+		return errors.New("shutting down")
 	}
-	var logf *os.File
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return redistest.StartProcess(cmd)
+}
+
+// onCleanup makes Cleanup call stop, before what was registered earlier.
+func (e *Env) onCleanup(stop func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stops = append(e.stops, stop)
+}
+
+// Start starts cmd as a child of the run, logging to logPath unless cmd
+// already has Stdout/Stderr set.
+func (e *Env) Start(name string, cmd *exec.Cmd, logPath string) (*Proc, error) {
 	if logPath != "" {
 		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return nil, err
 		}
-		logf = f
+		defer f.Close() // the child holds its own copy
 		if cmd.Stdout == nil {
 			cmd.Stdout = f
 		}
@@ -105,14 +167,7 @@ func (e *Env) Start(name string, cmd *exec.Cmd, logPath string) (*Proc, error) {
 			cmd.Stderr = f
 		}
 	}
-	// Own process group: a ^C in the terminal reaches only this process,
-	// which then stops everything in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err := redistest.StartProcess(cmd) // with the parent-death signal
-	if logf != nil {
-		_ = logf.Close() // the child holds its own copy
-	}
-	if err != nil {
+	if err := e.spawn(cmd); err != nil {
 		return nil, fmt.Errorf("starting %s (%s): %w", name, cmd.Path, err)
 	}
 	p := &Proc{Name: name, Cmd: cmd, Log: logPath, exited: make(chan struct{})}
@@ -120,7 +175,7 @@ func (e *Env) Start(name string, cmd *exec.Cmd, logPath string) (*Proc, error) {
 		_ = cmd.Wait()
 		close(p.exited)
 	}()
-	e.procs = append(e.procs, p)
+	e.onCleanup(p.Kill)
 	return p, nil
 }
 
@@ -157,59 +212,9 @@ func (p *Proc) LogTail(n int) string {
 	if p.Log == "" {
 		return "(no log)"
 	}
-	return fileTail(p.Log, n)
-}
-
-// fileTail is the last n bytes of the file at path, or a note saying why it
-// cannot be read.
-func fileTail(path string, n int) string {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(p.Log)
 	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
+		return fmt.Sprintf("(cannot read %s: %v)", p.Log, err)
 	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
-// FreePort is a loopback TCP port that was free a moment ago and that this
-// process has not handed out before.
-func FreePort() (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		if claimPort(p) {
-			return p, nil
-		}
-	}
-	return 0, errors.New("no unused loopback port after 50 attempts")
-}
-
-var (
-	portsMu   sync.Mutex
-	usedPorts = map[int]bool{}
-)
-
-func claimPort(p int) bool {
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	if usedPorts[p] {
-		return false
-	}
-	usedPorts[p] = true
-	return true
-}
-
-func portFree(p int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-	if err != nil {
-		return false
-	}
-	_ = l.Close()
-	return true
+	return string(b[max(0, len(b)-n):])
 }

@@ -4,32 +4,17 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// RepoRoot is the caddy-sessions checkout the program runs from (go env
-// GOMOD); marker is a file, relative to the root, that must exist there.
-func RepoRoot(marker string) (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("run from the repository root: go env GOMOD = %q (%v)", gomod, err)
-	}
-	dir := filepath.Dir(gomod)
-	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(marker))); err != nil {
-		return "", fmt.Errorf("%s does not look like the caddy-sessions repository: %v", dir, err)
-	}
-	return dir, nil
-}
-
-// CPUModel is the "model name" of /proc/cpuinfo, or "unknown CPU".
-func CPUModel() string {
+// cpuModel is the "model name" of /proc/cpuinfo, or "unknown CPU".
+func cpuModel() string {
 	b, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
 		return "unknown CPU"
@@ -44,7 +29,7 @@ func CPUModel() string {
 
 // Machine describes this machine: cores, CPU model, OS/arch, Go version.
 func Machine() string {
-	return fmt.Sprintf("%d cores (%s), %s/%s, %s", runtime.NumCPU(), CPUModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	return fmt.Sprintf("%d cores (%s), %s/%s, %s", runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
 
 // MemStatus returns VmHWM (peak RSS) and VmRSS of pid, in bytes.
@@ -76,6 +61,37 @@ func MemStatus(pid int) (hwm, rss int64, err error) {
 		}
 	}
 	return hwm, rss, sc.Err()
+}
+
+// Each calls fn(i) for every i in [0, n) from workers goroutines and
+// returns the first error; once a call failed, no new one starts.
+func Each(n, workers int, fn func(i int) error) error {
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+		failed   atomic.Bool
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { firstErr = err })
+					failed.Store(true)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
 }
 
 // Commas formats n with thousands separators: 1234567 -> "1,234,567".
@@ -149,4 +165,15 @@ func FormatCounts(m map[string]int64) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
+}
+
+// UserAgents are real browsers' User-Agent headers.
+var UserAgents = []string{
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Safari/605.1.15",
+	"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1",
+	"Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36",
+	"Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+	"Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.67",
 }
