@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-sessions/caddy-sessions/admin"
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
 
@@ -146,7 +147,7 @@ func (m *Handler) unmarshal(d *caddyfile.Dispenser, matcher func(sub string) (ca
 		case "on_revoked":
 			err = oneArg(d, &m.OnRevoked)
 		case "self_service":
-			err = oneArg(d, &m.SelfService)
+			err = parseSelfService(d, m)
 		case "refresh_interval":
 			err = durationArg(d, &m.RefreshInterval)
 		case "idle_timeout":
@@ -248,6 +249,41 @@ func parseLoginUser(d *caddyfile.Dispenser) (*LoginUser, error) {
 		lu.Pattern = args[2]
 	}
 	return lu, nil
+}
+
+// parseSelfService reads
+//
+//	self_service <path> {
+//		title <text>
+//		back <url> [<label>]
+//	}
+func parseSelfService(d *caddyfile.Dispenser, m *Handler) error {
+	if err := oneArg(d, &m.SelfService); err != nil {
+		return err
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if m.SelfServicePage == nil {
+			m.SelfServicePage = new(admin.SelfPage)
+		}
+		switch d.Val() {
+		case "title":
+			if err := oneArg(d, &m.SelfServicePage.Title); err != nil {
+				return err
+			}
+		case "back":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.Errf("back: want <url> [<label>], got %d values", len(args))
+			}
+			m.SelfServicePage.BackURL = args[0]
+			if len(args) == 2 {
+				m.SelfServicePage.BackLabel = args[1]
+			}
+		default:
+			return d.Errf("self_service: unknown subdirective %q", d.Val())
+		}
+	}
+	return nil
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,12 @@ func (h *Handler) setDefaults() {
 func (h *Handler) checkConfig() error {
 	if h.SelfService != "" && !strings.HasPrefix(h.SelfService, "/") {
 		return fmt.Errorf("self_service: %q must be a path starting with /", h.SelfService)
+	}
+	if p := h.SelfServicePage; p != nil && p.BackURL != "" {
+		u, err := url.Parse(p.BackURL)
+		if err != nil || (u.Scheme != "" && u.Scheme != "https" && u.Scheme != "http") || (u.Scheme == "" && !strings.HasPrefix(p.BackURL, "/")) {
+			return fmt.Errorf("self_service_page: back_url %q must be an http(s) URL or a path starting with /", p.BackURL)
+		}
 	}
 	if err := h.provisionIdentity(); err != nil {
 		return err

@@ -131,6 +131,9 @@ type Handler struct {
 	// SelfService is a path prefix (such as /sessions/) where a logged-in
 	// user lists and ends their own sessions.
 	SelfService string `json:"self_service,omitempty"`
+	// SelfServicePage sets the title of the "your sessions" page that
+	// browsers get on SelfService, and a link back to the app.
+	SelfServicePage *admin.SelfPage `json:"self_service_page,omitempty"`
 
 	// FailClosed refuses (503) requests that need the store while it is
 	// unreachable. Default: false, they pass untracked.

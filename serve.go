@@ -192,7 +192,11 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 		return h.refuse(w, r, repl, id, refusedName, res.Reason)
 	}
 	if h.SelfService != "" && strings.HasPrefix(r.URL.Path, h.SelfService) {
-		admin.Self{Prefix: h.SelfService, Realm: res.Realm, Tracker: h.tracker}.Serve(w, r, res.User, res.SessionID)
+		self := admin.Self{Prefix: h.SelfService, Realm: res.Realm, Tracker: h.tracker}
+		if h.SelfServicePage != nil {
+			self.Page = *h.SelfServicePage
+		}
+		self.Serve(w, r, res.User, res.SessionID)
 		return nil
 	}
 	if id.cookies.n == 0 {

@@ -5,11 +5,13 @@
 package admin
 
 import (
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -26,7 +28,8 @@ func init() {
 // Caddy's admin endpoint listens on localhost:2019 by default, so this API is
 // never public unless the operator exposes the admin endpoint.
 type API struct {
-	mux *http.ServeMux
+	mux   *http.ServeMux
+	mount mount
 }
 
 // CaddyModule returns the Caddy module information.
@@ -37,8 +40,14 @@ func (API) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Routes implements caddy.AdminRouter.
+// Routes implements caddy.AdminRouter: the JSON API under /sessions/, the
+// dashboard under /sessions/ui/. Requests a browser sends must carry the
+// CSRF header to change anything (checkCSRF); API clients need not.
 func (a *API) Routes() []caddy.AdminRoute {
+	logger := caddy.Log().Named("admin.api.sessions")
+	a.mount = mount{api: "/sessions", ui: "/sessions/ui", audit: func(r *http.Request, realm, user string) {
+		auditLog(logger, r, "admin endpoint", realm, user)
+	}}
 	a.mux = a.newMux()
 	return []caddy.AdminRoute{{Pattern: "/sessions/", Handler: caddy.AdminHandlerFunc(a.serve)}}
 }
@@ -50,7 +59,37 @@ func apiErr(status int, format string, args ...any) error {
 
 // index lists the realms served and the tokens cached on this instance.
 func (a *API) index(c *call) error {
-	return writeJSON(c.w, http.StatusOK, map[string]any{"realms": realmNames(), "cache_entries": cacheEntries()})
+	realms := slices.DeleteFunc(realmNames(), func(r string) bool { return !a.serves(r) })
+	return writeJSON(c.w, http.StatusOK, map[string]any{"realms": realms, "cache_entries": cacheEntries()})
+}
+
+// dashboard is the admin dashboard's page.
+func (a *API) dashboard(c *call) error {
+	return renderPage(c.w, "dashboard.html", dashboardPage{
+		Title: a.title(), API: a.mount.api, Assets: a.mount.ui + "/assets",
+	})
+}
+
+func (a *API) title() string {
+	if a.mount.title != "" {
+		return a.mount.title
+	}
+	return "Sessions"
+}
+
+// asset is one of the dashboard's files.
+func (a *API) asset(c *call) error { return serveAsset(c.w, c.r, c.param("file")) }
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// openAPI is the API's contract.
+func (a *API) openAPI(c *call) error {
+	securityHeaders(c.w.Header())
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.Header().Set("Cache-Control", "no-cache")
+	_, err := c.w.Write(openAPIDoc)
+	return err
 }
 
 // user is a user's summary.

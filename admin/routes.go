@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -40,47 +41,78 @@ type route struct {
 
 func (a *API) routes() []route {
 	return []route{
-		{"GET /sessions/{$}", a.index},
-		{"GET /sessions/{realm}/settings", a.getSettings},
-		{"PUT /sessions/{realm}/settings", a.putSettings},
-		{"PATCH /sessions/{realm}/settings", a.putSettings},
-		{"GET /sessions/{realm}/users", a.users},
-		{"GET /sessions/{realm}/users/{user}", a.user},
-		{"DELETE /sessions/{realm}/users/{user}", a.erase},
-		{"GET /sessions/{realm}/users/{user}/sessions", a.listSessions},
-		{"DELETE /sessions/{realm}/users/{user}/sessions", a.revokeAll},
-		{"DELETE /sessions/{realm}/users/{user}/sessions/{id}", a.revoke},
-		{"GET /sessions/{realm}/users/{user}/sessions.csv", a.sessionsCSV},
-		{"GET /sessions/{realm}/users/{user}/export", a.export},
-		{"GET /sessions/{realm}/users/{user}/devices", a.devices},
-		{"PUT /sessions/{realm}/users/{user}/devices/{device}", a.blockDevice},
-		{"GET /sessions/{realm}/users/{user}/violations", a.violations},
-		{"PATCH /sessions/{realm}/users/{user}/violations", a.markViewed},
-		{"PATCH /sessions/{realm}/users/{user}/violations/{id}", a.markViewed},
-		{"PUT /sessions/{realm}/users/{user}/exempt", a.exempt},
-		{"PUT /sessions/{realm}/users/{user}/limits", a.limits},
-		{"GET /sessions/{realm}/users/{user}/activity", a.activity},
-		{"GET /sessions/{realm}/users/{user}/activity/{date}", a.activityDay},
+		{"GET /{$}", a.index},
+		{"GET /{realm}/settings", a.getSettings},
+		{"PUT /{realm}/settings", a.putSettings},
+		{"PATCH /{realm}/settings", a.putSettings},
+		{"GET /{realm}/users", a.users},
+		{"GET /{realm}/users/{user}", a.user},
+		{"DELETE /{realm}/users/{user}", a.erase},
+		{"GET /{realm}/users/{user}/sessions", a.listSessions},
+		{"DELETE /{realm}/users/{user}/sessions", a.revokeAll},
+		{"DELETE /{realm}/users/{user}/sessions/{id}", a.revoke},
+		{"GET /{realm}/users/{user}/sessions.csv", a.sessionsCSV},
+		{"GET /{realm}/users/{user}/export", a.export},
+		{"GET /{realm}/users/{user}/devices", a.devices},
+		{"PUT /{realm}/users/{user}/devices/{device}", a.blockDevice},
+		{"GET /{realm}/users/{user}/violations", a.violations},
+		{"PATCH /{realm}/users/{user}/violations", a.markViewed},
+		{"PATCH /{realm}/users/{user}/violations/{id}", a.markViewed},
+		{"PUT /{realm}/users/{user}/exempt", a.exempt},
+		{"PUT /{realm}/users/{user}/limits", a.limits},
+		{"GET /{realm}/users/{user}/activity", a.activity},
+		{"GET /{realm}/users/{user}/activity/{date}", a.activityDay},
 	}
 }
+
+// pageRoutes are the dashboard and its files, under the mount's UI path.
+func (a *API) pageRoutes() []route {
+	return []route{
+		{"GET /{$}", a.dashboard},
+		{"GET /assets/{file}", a.asset},
+	}
+}
+
+// docRoute is the API's contract (OpenAPI), beside its routes.
+func (a *API) docRoute() route { return route{"GET /openapi.json", a.openAPI} }
 
 // methods a route may have, for Allow.
 var methods = []string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodPost}
 
 type callKey struct{}
 
+// mount says where an API's routes live and how it guards them.
+type mount struct {
+	// api is the path prefix of the JSON routes ("/sessions" on Caddy's
+	// admin endpoint); ui that of the dashboard ("/sessions/ui").
+	api, ui string
+	// realms, when set, are the only realms served.
+	realms []string
+	// title is the dashboard's title.
+	title string
+	// csrfAlways requires the CSRF header on every state-changing
+	// request, not only on those a browser sent (see checkCSRF).
+	csrfAlways bool
+	// audit records a state-changing request that succeeded.
+	audit func(r *http.Request, realm, user string)
+}
+
 // newMux builds the router: each route runs with its call in the
 // request's context and leaves its error there.
 func (a *API) newMux() *http.ServeMux {
 	mux := http.NewServeMux()
-	for _, rt := range a.routes() {
+	add := func(prefix string, rt route) {
+		method, pattern, _ := strings.Cut(rt.pattern, " ")
 		serve := rt.serve
-		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc(method+" "+prefix+pattern, func(w http.ResponseWriter, r *http.Request) {
 			res := r.Context().Value(callKey{}).(*result)
+			if res.err = checkCSRF(r, a.mount.csrfAlways); res.err != nil {
+				return
+			}
 			c := &call{w: w, r: r}
-			if strings.Contains(rt.pattern, "{realm}") {
+			if strings.Contains(pattern, "{realm}") {
 				c.realm = c.param("realm")
-				t, err := lookup(c.realm)
+				t, err := a.lookup(c.realm)
 				if err != nil {
 					res.err = err
 					return
@@ -88,9 +120,32 @@ func (a *API) newMux() *http.ServeMux {
 				c.t = t
 			}
 			res.err = serve(c)
+			if res.err == nil && changesState(r.Method) && a.mount.audit != nil {
+				a.mount.audit(r, c.realm, c.param("user"))
+			}
 		})
 	}
+	for _, rt := range append(a.routes(), a.docRoute()) {
+		add(a.mount.api, rt)
+	}
+	if a.mount.ui != "" {
+		for _, rt := range a.pageRoutes() {
+			add(a.mount.ui, rt)
+		}
+	}
 	return mux
+}
+
+// lookup is the tracker for realm, if this mount serves it.
+func (a *API) lookup(realm string) (Realm, error) {
+	if !a.serves(realm) {
+		return nil, apiErr(http.StatusNotFound, "unknown realm %q", realm)
+	}
+	return lookup(realm)
+}
+
+func (a *API) serves(realm string) bool {
+	return len(a.mount.realms) == 0 || slices.Contains(a.mount.realms, realm)
 }
 
 type result struct{ err error }

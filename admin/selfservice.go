@@ -3,7 +3,6 @@ package admin
 import (
 	"errors"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -11,16 +10,29 @@ import (
 
 // Self answers a logged-in user's own requests under the self-service path:
 //
-//	GET    <path>       the user's sessions, the current one marked
+//	GET    <path>       the user's sessions, the current one marked; a
+//	                    browser asking for text/html gets the page
+//	GET    <path>_/<file>      the page's script and style
 //	DELETE <path><id>   end one of them, never the current one (409)
-//	POST   <path><id>/delete   the same, for HTML forms
+//	POST   <path><id>/delete   the same
 //
-// It only ever acts on the caller's own user, and refuses cross-site
-// state-changing requests.
+// It only ever acts on the caller's own user. A state-changing request
+// must be same-origin and carry CSRFHeader.
 type Self struct {
 	Prefix  string
 	Realm   string
 	Tracker Realm
+	// Page is how the page looks.
+	Page SelfPage
+}
+
+// SelfPage is the operator's touch on the "your sessions" page.
+type SelfPage struct {
+	// Title is the page's title; default "Your sessions".
+	Title string `json:"title,omitempty"`
+	// BackURL and BackLabel make a link back to the app.
+	BackURL   string `json:"back_url,omitempty"`
+	BackLabel string `json:"back_label,omitempty"`
 }
 
 // Serve handles r for user, whose current session is current. It writes
@@ -28,9 +40,21 @@ type Self struct {
 func (s Self) Serve(w http.ResponseWriter, r *http.Request, user, current string) {
 	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, strings.TrimSuffix(s.Prefix, "/")), "/")
 	ctx := r.Context()
+	if file, ok := strings.CutPrefix(rest, "_/"); ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		if err := serveAsset(w, r, file); err != nil {
+			writeAPIError(w, err)
+		}
+		return
+	}
 	if rest == "" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(w, http.StatusMethodNotAllowed, "use GET to list, DELETE <id> to end a session")
+			return
+		}
+		if wantsHTML(r) {
+			if err := s.page(w); err != nil {
+				writeAPIError(w, err)
+			}
 			return
 		}
 		q, err := parseListQuery(r.URL.Query())
@@ -56,8 +80,8 @@ func (s Self) Serve(w http.ResponseWriter, r *http.Request, user, current string
 		writeError(w, http.StatusMethodNotAllowed, "use DELETE <id> or POST <id>/delete")
 		return
 	}
-	if !sameOrigin(r) {
-		writeError(w, http.StatusForbidden, "cross-site request refused")
+	if err := checkCSRF(r, true); err != nil {
+		writeAPIError(w, err)
 		return
 	}
 	if id == current {
@@ -74,19 +98,17 @@ func (s Self) Serve(w http.ResponseWriter, r *http.Request, user, current string
 	_ = writeJSON(w, http.StatusOK, sess)
 }
 
-// sameOrigin refuses requests a browser marks as coming from another site.
-// Clients that send neither header are not browsers and cannot be forged
-// into sending the user's cookies.
-func sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return false
+// page writes the "your sessions" page; it fetches the list itself.
+func (s Self) page(w http.ResponseWriter) error {
+	base := strings.TrimSuffix(s.Prefix, "/") + "/"
+	p := selfPage{Title: s.Page.Title, API: base, Assets: base + "_", BackURL: s.Page.BackURL, BackLabel: s.Page.BackLabel}
+	if p.Title == "" {
+		p.Title = "Your sessions"
 	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
+	if p.BackLabel == "" {
+		p.BackLabel = "Back"
 	}
-	u, err := url.Parse(origin)
-	return err == nil && strings.EqualFold(u.Host, r.Host)
+	return renderPage(w, "self.html", p)
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

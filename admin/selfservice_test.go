@@ -46,10 +46,11 @@ func (f *selfFixture) do(t *testing.T, r *http.Request) resp {
 	return f.e.self(f.s, r, "alice", f.laptop)
 }
 
-// selfReq builds a request to the shop; origin and fetchSite are sent when
-// set.
+// selfReq builds a request to the shop, with the CSRF header the page
+// sends; origin and fetchSite are sent when set.
 func selfReq(method, path, origin, fetchSite string) *http.Request {
 	r := httptest.NewRequest(method, "https://"+shopHost+path, nil)
+	r.Header.Set(CSRFHeader, "1")
 	if origin != "" {
 		r.Header.Set("Origin", origin)
 	}
@@ -189,6 +190,26 @@ func TestSelfServiceCrossSite(t *testing.T) {
 	// A cross-site GET only reads (the browser keeps the answer from the
 	// other site).
 	f.do(t, selfReq(http.MethodGet, "/account/sessions/", "http://evil.example", "cross-site")).want(t, http.StatusOK)
+}
+
+// Same-origin, but without the header a cross-site form or script cannot
+// send: refused, for browsers and other clients alike.
+func TestSelfServiceNeedsCSRFHeader(t *testing.T) {
+	f := newSelfFixture(t, "/account/sessions/")
+	for _, c := range []struct{ origin, site string }{{"https://" + shopHost, "same-origin"}, {"", ""}} {
+		for _, r := range []*http.Request{
+			selfReq(http.MethodDelete, "/account/sessions/"+f.phone, c.origin, c.site),
+			selfReq(http.MethodPost, "/account/sessions/"+f.phone+"/delete", c.origin, c.site),
+		} {
+			r.Header.Del(CSRFHeader)
+			f.do(t, r).wantErr(t, http.StatusForbidden, CSRFHeader)
+			r.Header.Set(CSRFHeader, "true")
+			f.do(t, r).wantErr(t, http.StatusForbidden, CSRFHeader)
+		}
+	}
+	if got := f.active(t, "alice"); !slices.Equal(got, []string{f.mac, f.phone, f.laptop}) {
+		t.Errorf("requests without the CSRF header ended sessions: active %v", got)
+	}
 }
 
 func TestSelfServiceOtherUsersSession(t *testing.T) {

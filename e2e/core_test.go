@@ -448,24 +448,29 @@ func testSelfService(t *testing.T, env storeEnv) {
 	}
 
 	// Ending the current session is refused.
-	r = a1.do(http.MethodDelete, c.Site+"/sessions/"+id1, nil, nil)
+	r = a1.do(http.MethodDelete, c.Site+"/sessions/"+id1, nil, withCSRF)
 	if r.Status != http.StatusConflict || !jsonError(r) {
 		t.Fatalf("DELETE current session: want 409 with a JSON error, got %s", r)
 	}
 	// Cross-site: refused, nothing ends.
-	r = a1.do(http.MethodDelete, c.Site+"/sessions/"+id2, nil, func(q *http.Request) { q.Header.Set("Origin", "http://evil.example") })
+	r = a1.do(http.MethodDelete, c.Site+"/sessions/"+id2, nil, func(q *http.Request) { withCSRF(q); q.Header.Set("Origin", "http://evil.example") })
 	if r.Status != http.StatusForbidden || !jsonError(r) {
 		t.Fatalf("cross-origin DELETE: want 403, got %s", r)
 	}
-	r = a1.do(http.MethodDelete, c.Site+"/sessions/"+id2, nil, func(q *http.Request) { q.Header.Set("Sec-Fetch-Site", "cross-site") })
+	r = a1.do(http.MethodDelete, c.Site+"/sessions/"+id2, nil, func(q *http.Request) { withCSRF(q); q.Header.Set("Sec-Fetch-Site", "cross-site") })
 	if r.Status != http.StatusForbidden {
 		t.Fatalf("Sec-Fetch-Site: cross-site DELETE: want 403, got %s", r)
+	}
+	// Without the CSRF header: refused.
+	r = a1.do(http.MethodDelete, c.Site+"/sessions/"+id2, nil, nil)
+	if r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "X-Sessions-CSRF") {
+		t.Fatalf("DELETE without the CSRF header: want 403 naming the header, got %s", r)
 	}
 	if s := c.Sessions(t, realm, "alice", "active").byID(id2); s == nil {
 		t.Fatalf("a refused cross-site DELETE ended the session")
 	}
 	// Own other session: ended, its cookie refused from now on.
-	r = a1.do(http.MethodDelete, c.Site+"/sessions/"+id2, nil, nil)
+	r = a1.do(http.MethodDelete, c.Site+"/sessions/"+id2, nil, withCSRF)
 	var ended apiSession
 	if r.Status != http.StatusOK || json.Unmarshal(r.Body, &ended) != nil || ended.ID != id2 || ended.EndedAt == nil || ended.EndReason != "revoked" {
 		t.Fatalf("DELETE own other session: %s", r)
@@ -478,7 +483,7 @@ func testSelfService(t *testing.T, env storeEnv) {
 		return rr.Status == http.StatusUnauthorized && rr.expires("shop_session"), "revoked session still served: " + rr.String()
 	})
 	// bob cannot end alice's session.
-	r = bob.do(http.MethodDelete, c.Site+"/sessions/"+id3, nil, nil)
+	r = bob.do(http.MethodDelete, c.Site+"/sessions/"+id3, nil, withCSRF)
 	if r.Status != http.StatusNotFound {
 		t.Fatalf("bob deleting alice's session: want 404, got %s", r)
 	}
@@ -487,6 +492,7 @@ func testSelfService(t *testing.T, env storeEnv) {
 	}
 	// Same origin (a browser's own fetch) is fine.
 	r = a1.do(http.MethodDelete, c.Site+"/sessions/"+id3, nil, func(q *http.Request) {
+		withCSRF(q)
 		q.Header.Set("Origin", c.Site)
 		q.Header.Set("Sec-Fetch-Site", "same-origin")
 	})

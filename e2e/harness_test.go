@@ -1173,3 +1173,7 @@ func (d redisKeyDump) containing(s string) []string {
 	}
 	return out
 }
+
+// withCSRF adds the header the pages send with every state-changing
+// request; self-service and the dashboard refuse such requests without it.
+func withCSRF(q *http.Request) { q.Header.Set("X-Sessions-CSRF", "1") }

@@ -47,7 +47,7 @@ func TestNoSecretLeak(t *testing.T) {
 			bodies = append(bodies, string(self.Body))
 			l := c.Sessions(t, realm, "alice", "all")
 			id2 := activeByIP(t, l, ipMilton).ID
-			r := a1.do(http.MethodDelete, c.Site+"/sessions/"+id2, nil, nil)
+			r := a1.do(http.MethodDelete, c.Site+"/sessions/"+id2, nil, withCSRF)
 			bodies = append(bodies, string(r.Body))
 			a2.get(c.Site + "/account") // refused
 			a1.get(c.Site + "/logout")

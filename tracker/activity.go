@@ -220,7 +220,13 @@ type Export struct {
 	Trails     map[string][]store.TrailEntry `json:"trails"`
 	Devices    []*store.Device               `json:"devices"`
 	Violations []*restrict.Violation         `json:"violations"`
-	Days       map[string]store.DayTotal     `json:"days"`
+	Days       map[string]ExportDay          `json:"days"`
+}
+
+// ExportDay is one local date's totals in an export.
+type ExportDay struct {
+	ActiveSeconds int64 `json:"active_seconds"`
+	Sessions      int   `json:"sessions"`
 }
 
 // Export collects everything held about user; ErrNotFound if nothing is.
@@ -244,8 +250,20 @@ func (t *Tracker) Export(ctx context.Context, realm, user string) (*Export, erro
 	if ex.Violations, _, err = t.Violations(ctx, realm, user, 0, 1<<30); err != nil {
 		return nil, err
 	}
-	if ex.Days, err = t.cfg.Store.Days(ctx, realm, user, nil); err != nil {
+	days, err := t.cfg.Store.Days(ctx, realm, user, nil)
+	if err != nil {
 		return nil, err
+	}
+	ex.Days = make(map[string]ExportDay, len(days))
+	for d, tot := range days {
+		ex.Days[d] = ExportDay{ActiveSeconds: int64(tot.Active / time.Second), Sessions: tot.Sessions}
+	}
+	// Lists are lists in the JSON, empty or not.
+	if ex.Devices == nil {
+		ex.Devices = []*store.Device{}
+	}
+	if ex.Violations == nil {
+		ex.Violations = []*restrict.Violation{}
 	}
 	return ex, nil
 }

@@ -647,7 +647,7 @@ func TestActivityErase(t *testing.T) {
 		}
 		var total time.Duration
 		for _, d := range ex.Days {
-			total += d.Active
+			total += time.Duration(d.ActiveSeconds) * time.Second
 		}
 		if total != 3*time.Minute {
 			t.Errorf("export days %v: %v active, want 3m", ex.Days, total)
