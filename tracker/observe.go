@@ -81,9 +81,6 @@ func (t *Tracker) observe(ctx context.Context, r Request) (Result, error) {
 	}
 	if e != nil {
 		if res, ok := t.fromCache(e, &r, now); ok {
-			if r.DeviceMinted && res.DeviceID != "" {
-				res.SetDeviceCookie = t.cfg.Keys.DeviceCookie(res.DeviceID)
-			}
 			return res, nil
 		}
 	}
@@ -96,9 +93,8 @@ func (t *Tracker) observe(ctx context.Context, r Request) (Result, error) {
 		}
 		return res, err
 	}
-	if r.DeviceMinted && res.DeviceID != "" {
-		// The session's own device when it had one: its cookie is
-		// issued again, never another device's.
+	if r.DeviceMinted && res.DeviceID == r.DeviceID {
+		// The device made for this request, never the session's own.
 		res.SetDeviceCookie = t.cfg.Keys.DeviceCookie(res.DeviceID)
 	}
 	return res, err
@@ -126,7 +122,9 @@ func (t *Tracker) fromCache(e *entry, r *Request, now time.Time) (Result, bool) 
 		}
 		return Result{}, true
 	}
-	sameDevice := r.DeviceMinted || e.deviceID() == r.DeviceID
+	// A request without a valid device cookie is never the entry's
+	// device: the store decides (a copied session cookie).
+	sameDevice := !r.DeviceMinted && e.deviceID() == r.DeviceID
 	if e.revoked && e.limited && (e.ip() != r.IP || !sameDevice) {
 		return Result{}, false
 	}

@@ -36,7 +36,9 @@ type SeenRequest struct {
 	// Device is the device record to create or refresh.
 	Device *Device
 	// DeviceMinted says Device.ID was made for this request (no valid
-	// device cookie): an active session keeps its own device instead.
+	// device cookie). It is a device of its own even on a known session's
+	// token: a session cookie without its device cookie is another
+	// browser (a copied cookie) until proven otherwise.
 	DeviceMinted bool
 	// Limits are the realm's limits; the user's overrides and exemption,
 	// kept in the store, apply on top.

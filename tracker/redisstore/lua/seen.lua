@@ -3,7 +3,8 @@
 -- 7 new session record, 8 device id, 9 device record, 10 mode (sight|login),
 -- 11 user, 12 realm, 13 revoke hold, 14 ip, 15 limits (JSON), 16 ip key,
 -- 17 location text, 18 days (JSON, see days.go), 19 trail path, 20 trail length,
--- 21 device known (1: from a valid device cookie; 0: minted for this request),
+-- 21 device known (1: from a valid device cookie; 0: minted for this request;
+--    either way the request's device is the one used, never the session's),
 -- 22 open (1: open a session when the token has no active one; 0: answer 'none')
 -- Returns {status, session id, started, last seen, reason, new device (0/1),
 -- device id used, number of closed, closed..., violations...}.
@@ -13,7 +14,6 @@ local ipkey, loc = ARGV[16], ARGV[17]
 local days = cjson.decode(ARGV[18])
 local path, trailn = ARGV[19], tonumber(ARGV[20])
 local closed, viol = {}, {}
-local devknown = ARGV[21] ~= '0'
 local mayopen = ARGV[22] ~= '0'
 
 local function reply(status, sid, started, last, reason, newdev)
@@ -88,15 +88,10 @@ if sid then
   local raw = redis.call('HGET', K_SESS, sid)
   if raw then
     local r = cjson.decode(raw)
-    if not devknown and r[S_END] == 0 then
-      -- The browser lost or mangled its device cookie: it is still the
-      -- session's device, whose cookie is issued again.
-      devid = r[S_DEV]
-      draw = redis.call('HGET', K_DEVS, devid)
-      if draw and cjson.decode(draw)[D_BLOCKED] == 1 then
-        return reply('refused', '', 0, 0, 'device_blocked', 0)
-      end
-    end
+    -- A known token without a valid device cookie is another browser
+    -- until proven otherwise (a copied cookie): it gets a device of its
+    -- own below, counted by max_devices, and never the session's device
+    -- cookie.
     if r[S_END] == 0 then
       if now - r[S_LAST] > idle then
         table.insert(closed, close(sid, r, r[S_LAST], 'idle'))
