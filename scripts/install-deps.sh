@@ -43,10 +43,8 @@ if [[ "${RACE:-1}" != 0 ]] && command -v go >/dev/null 2>&1; then
 fi
 
 # The benchmark (go run ./bench) drives load with wrk.
-# Hook for later: browser tests.
 need wrk wrk
-# need chromium chromium
-# need chromedriver chromium-driver
+# Chromium for the page tests: scripts/install-browser.sh.
 
 if ((${#packages[@]} > 0)); then
   apt_install "${packages[@]}"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: bash scripts/test.sh [go test args...]
 #
-# Installs missing dependencies (Redis), checks formatting, runs go vet and
-# then the whole test suite against real Redis servers started by the tests.
+# Installs missing dependencies (Redis, the real applications, Chromium),
+# checks formatting, runs go vet and then the whole test suite against real
+# Redis servers and browsers started by the tests.
 #
 #   bash scripts/test.sh                     # everything, with -race
 #   bash scripts/test.sh -run Cluster -v     # extra args go to `go test`
@@ -32,6 +33,9 @@ bash scripts/install-parsers.sh
 
 section "real applications (scripts/install-apps.sh)"
 bash scripts/install-apps.sh
+
+section "browser for the page tests (scripts/install-browser.sh)"
+bash scripts/install-browser.sh
 
 go version
 redis-server --version
