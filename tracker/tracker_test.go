@@ -666,3 +666,42 @@ func TestDeviceFor(t *testing.T) {
 		t.Error("DeviceTokenOf accepted a forged cookie")
 	}
 }
+
+// A session's cookie presented without its device cookie (copied into
+// another browser) is another device: answered by the store, never from
+// the cache, and never handed the session's device cookie.
+func TestTrackerCopiedCookieIsAnotherDevice(t *testing.T) {
+	mem := redisstore.NewMemory()
+	cs := &countingStore{Store: mem}
+	tr := newTestTracker(t, cs)
+	first := Request{Realm: "shop", Token: "tok", User: "alice", IP: ip1, UserAgent: testUA}
+	res := observe(t, tr, first)
+	if res.SetDeviceCookie == "" || res.DeviceID == "" {
+		t.Fatalf("first sight without a device cookie: %+v, want a device cookie set", res)
+	}
+	own, ownCookie := res.DeviceID, res.SetDeviceCookie
+	first.DeviceCookie = ownCookie
+	if r := observe(t, tr, first); r.DeviceID != own || r.SetDeviceCookie != "" {
+		t.Fatalf("the first browser with its cookie: %+v", r)
+	}
+	seen := cs.seen.Load()
+	for i, copied := range []Request{
+		{Realm: "shop", Token: "tok", User: "alice", IP: ip2, UserAgent: "curl/8.0"},                             // no device cookie
+		{Realm: "shop", Token: "tok", User: "alice", IP: ip2, UserAgent: "curl/8.0", DeviceCookie: "forged.sig"}, // an invalid one
+	} {
+		r := observe(t, tr, copied)
+		if r.Refused || r.SessionID != res.SessionID {
+			t.Fatalf("copy %d: %+v, want the same session (max_devices off)", i, r)
+		}
+		if r.DeviceID == own || r.SetDeviceCookie == ownCookie || r.SetDeviceCookie == "" {
+			t.Errorf("copy %d got device %q cookie %q; the session's are %q %q", i, r.DeviceID, r.SetDeviceCookie, own, ownCookie)
+		}
+		if n := cs.seen.Load(); n != seen+int64(i)+1 {
+			t.Errorf("copy %d answered without the store (Seen %d, want %d)", i, n, seen+int64(i)+1)
+		}
+	}
+	devs, err := mem.Devices(context.Background(), "shop", "alice")
+	if err != nil || len(devs) != 3 {
+		t.Errorf("devices = %d (%v), want 3: the session's and one per copy", len(devs), err)
+	}
+}

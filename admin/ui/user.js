@@ -48,6 +48,7 @@ export function userView(ctx) {
   let tab = 'history';
   let params = new URLSearchParams();
   let req = 0;
+  let summaryAsked = false;
 
   // ------------------------------------------------------------ header
   const summary = h('dl', { class: 'summary' });
@@ -155,11 +156,13 @@ export function userView(ctx) {
     el,
     update(r) {
       ctx.setNav(realm, 'users');
-      const first = !summary.hasChildNodes();
       const focused = document.activeElement && document.activeElement.getAttribute('role') === 'tab';
       tab = TABS.some(([id]) => id === r.tab) ? r.tab : 'history';
       params = r.params;
-      if (first) loadSummary();
+      if (!summaryAsked) {
+        summaryAsked = true;
+        loadSummary();
+      }
       showTab();
       if (focused) tabButtons.find((b) => b.dataset.tab === tab).focus();
     },
