@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/caddy-sessions/caddy-sessions/tracker"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 )
 
 // FuzzLoginName: whatever a client sends as a login request body, reading
@@ -93,6 +96,53 @@ func FuzzDeviceCookie(f *testing.F) {
 		id, ok := k.VerifyDevice(cookie)
 		if ok && k.DeviceCookie(id) != cookie {
 			t.Fatalf("accepted %q, which is not the signed cookie of %q", cookie, id)
+		}
+	})
+}
+
+// FuzzCaddyfile: whatever a Caddyfile's sessions block holds, parsing and
+// checking it never panic; a block that parses and passes the checks
+// marshals to JSON that reads back to the same checks' verdict, and an
+// error names what it is about (never an empty message).
+func FuzzCaddyfile(f *testing.F) {
+	for _, s := range []string{
+		"sessions {\n\tuser {http.auth.user.id}\n}",
+		"sessions {\n\tsession_cookie wordpress_logged_in_* !wordpress_test_cookie\n\tlogin /wp-login.php\n\tlogin_success new_cookie\n}",
+		"sessions {\n\tuser {x}\n\trestrict {\n\t\tmax_ips 3 24h block\n\t\tmax_sessions 2 evict_oldest\n\t}\n}",
+		"sessions {\n\tuser {x}\n\tself_service /s/ {\n\t\ttitle \"a b\"\n\t\tback / Back\n\t}\n}",
+		"sessions {\n\tsession_cookie a;b\n}",
+		"sessions {\n\tuser {x}\n\tip_precision half\n\ttime_zone Mars/Olympus\n}",
+		"sessions {\n\tuser {x}\n\tlogin_user header X-User ^(.+$\n}",
+		"sessions {\n\tstore {\n\t\taddrs a:1 b:2\n\t\tmaster_name m\n\t}\n}",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if len(in) > 4096 {
+			return
+		}
+		h := httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(in)}
+		m, err := parseCaddyfile(h)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatalf("%q: an empty error", in)
+			}
+			return
+		}
+		cerr := m.(*Handler).checkConfig()
+		if cerr != nil && cerr.Error() == "" {
+			t.Fatalf("%q: an empty config error", in)
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatalf("%q: marshalling: %v", in, err)
+		}
+		var back Handler
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%q: reading back %s: %v", in, b, err)
+		}
+		if berr := back.checkConfig(); (berr == nil) != (cerr == nil) {
+			t.Fatalf("%q: checks disagree between the Caddyfile (%v) and its JSON (%v)", in, cerr, berr)
 		}
 	})
 }

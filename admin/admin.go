@@ -60,7 +60,7 @@ func apiErr(status int, format string, args ...any) error {
 // index lists the realms served and the tokens cached on this instance.
 func (a *API) index(c *call) error {
 	realms := slices.DeleteFunc(realmNames(), func(r string) bool { return !a.serves(r) })
-	return writeJSON(c.w, http.StatusOK, map[string]any{"realms": realms, "cache_entries": cacheEntries()})
+	return writeJSON(c.w, http.StatusOK, map[string]any{"realms": realms, "cache_entries": cacheEntries(), "denied_tokens": deniedTokens()})
 }
 
 // dashboard is the admin dashboard's page.

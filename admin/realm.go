@@ -33,9 +33,10 @@ type Realm interface {
 	Erase(ctx context.Context, realm, user string) (int, error)
 
 	// Now is the realm's clock; CacheLen the tokens cached on this
-	// instance.
+	// instance, DeniedTokens those it refuses from memory.
 	Now() time.Time
 	CacheLen() int
+	DeniedTokens() int
 }
 
 var _ Realm = (*tracker.Tracker)(nil)

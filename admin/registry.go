@@ -86,8 +86,12 @@ func realmNames() []string {
 	return out
 }
 
-// cacheEntries counts the tokens cached by the registered trackers.
-func cacheEntries() int {
+// cacheEntries and deniedTokens count the tokens the registered trackers
+// cache and refuse from memory.
+func cacheEntries() int { return sumTrackers(Realm.CacheLen) }
+func deniedTokens() int { return sumTrackers(Realm.DeniedTokens) }
+
+func sumTrackers(f func(Realm) int) int {
 	registry.RLock()
 	seen := map[Realm]bool{}
 	for _, list := range registry.realms {
@@ -98,7 +102,7 @@ func cacheEntries() int {
 	registry.RUnlock()
 	n := 0
 	for t := range seen {
-		n += t.CacheLen()
+		n += f(t)
 	}
 	return n
 }

@@ -101,8 +101,9 @@ func TestRedisUnreachable(t *testing.T) {
 // TestRevokedStaysRevokedWhenRedisHangs: revoke all of a user's sessions,
 // then pause Redis (SIGSTOP): the revoked browser's next request is
 // refused, from the instance's deny list, not let through untracked; and
-// so is a logged-out cookie. A browser the instance never saw passes
-// untracked, as documented for an outage.
+// so is a logged-out cookie, also on an instance started after both, which
+// never saw either cookie (it replayed the invalidation log). A browser the
+// instance never saw passes untracked, as documented for an outage.
 func TestRevokedStaysRevokedWhenRedisHangs(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
@@ -122,15 +123,32 @@ func TestRevokedStaysRevokedWhenRedisHangs(t *testing.T) {
 		t.Fatalf("bob's logout: %s", r)
 	}
 	c.adminWant(t, http.MethodDelete, userPath(realm, "alice")+"/sessions", "", http.StatusOK, nil)
+	aliceCookie := alice.cookieHeader(c.Site)
+
+	// A second instance, started now: it learns both from the log.
+	later := startCaddy(t, caddyfile("", shopSite(up, "store "+srv.URL()+"\nsecret "+e2eSecret+"\nrealm "+realm+"\nlogin @login\nlogout @logout", "")))
+	eventually(t, 10*time.Second, 20*time.Millisecond, func() (bool, string) {
+		var idx struct {
+			Denied int `json:"denied_tokens"`
+		}
+		body := later.adminJSON(t, http.MethodGet, "/sessions/", http.StatusOK, &idx)
+		return idx.Denied >= 2, "the new instance has not replayed the log: " + string(body)
+	})
 
 	srv.Pause(t)
 	defer srv.Resume(t)
 	if r := alice.get(c.Site + "/account"); r.Status != http.StatusUnauthorized {
 		t.Errorf("the revoked browser with Redis paused: want 401, got %s", r)
 	}
-	r, err := newClient(t, uaFirefoxLinux, ipMilton).send(false, http.MethodGet, c.Site+"/account", nil, func(q *http.Request) { q.Header.Set("Cookie", bobCookie) })
+	for _, inst := range []*Caddy{c, later} {
+		r, err := newClient(t, uaFirefoxLinux, ipMilton).send(false, http.MethodGet, inst.Site+"/account", nil, func(q *http.Request) { q.Header.Set("Cookie", bobCookie) })
+		if err != nil || r.Status != http.StatusUnauthorized {
+			t.Errorf("a logged-out cookie with Redis paused: want 401, got %v %v", r, err)
+		}
+	}
+	r, err := newClient(t, uaChromeWindows, ipLondon).send(false, http.MethodGet, later.Site+"/account", nil, func(q *http.Request) { q.Header.Set("Cookie", aliceCookie) })
 	if err != nil || r.Status != http.StatusUnauthorized {
-		t.Errorf("a logged-out cookie with Redis paused: want 401, got %v %v", r, err)
+		t.Errorf("the revoked cookie on an instance started after the revocation, Redis paused: want 401, got %v %v", r, err)
 	}
 	carol := newClient(t, uaIPhone, ipLondon)
 	if r := carol.get(c.Site + "/"); r.Status != http.StatusOK {

@@ -285,14 +285,6 @@ func (t *Tracker) Erase(ctx context.Context, realm, user string) (int, error) {
 			return len(closed), err
 		}
 	}
-	inv := store.Invalidation{Realm: realm, User: user, Deny: store.EndErased, Origin: t.id}
-	now := t.now()
-	for _, th := range toks {
-		if key, ok := parseTokenKey(th); ok {
-			t.deny(key, store.EndErased, now)
-		}
-	}
-	t.invalidate(inv)
-	_ = t.cfg.Store.Publish(ctx, inv)
+	_ = t.announce(ctx, store.Invalidation{Realm: realm, UserTag: t.cfg.Keys.UserTag(realm, user), Deny: store.EndErased, Tokens: toks})
 	return len(closed), nil
 }

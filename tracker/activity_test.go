@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
 	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
 	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 
@@ -529,53 +530,6 @@ func TestActivityTrail(t *testing.T) {
 	}
 }
 
-// rxValueText renders everything stored under key as one string.
-func rxValueText(ctx context.Context, rdb redis.UniversalClient, key string) (string, error) {
-	typ, err := rdb.Type(ctx, key).Result()
-	if err != nil {
-		return "", err
-	}
-	var parts []string
-	switch typ {
-	case "none":
-	case "string":
-		v, err := rdb.Get(ctx, key).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return "", err
-		}
-		parts = append(parts, v)
-	case "hash":
-		m, err := rdb.HGetAll(ctx, key).Result()
-		if err != nil {
-			return "", err
-		}
-		for k, v := range m {
-			parts = append(parts, k, v)
-		}
-	case "zset":
-		m, err := rdb.ZRange(ctx, key, 0, -1).Result()
-		if err != nil {
-			return "", err
-		}
-		parts = append(parts, m...)
-	case "set":
-		m, err := rdb.SMembers(ctx, key).Result()
-		if err != nil {
-			return "", err
-		}
-		parts = append(parts, m...)
-	case "list":
-		m, err := rdb.LRange(ctx, key, 0, -1).Result()
-		if err != nil {
-			return "", err
-		}
-		parts = append(parts, m...)
-	default:
-		return "", fmt.Errorf("key %q: unexpected type %q", key, typ)
-	}
-	return strings.Join(parts, "\n"), nil
-}
-
 // rxLeaks lists keys that name user's hash tag or hold the user id.
 func rxLeaks(t *testing.T, ctx context.Context, env *rxEnv, realm, user string) []string {
 	t.Helper()
@@ -586,7 +540,7 @@ func rxLeaks(t *testing.T, ctx context.Context, env *rxEnv, realm, user string) 
 	tag := redisstore.Keys(realm, user).Tag
 	var out []string
 	for _, k := range keys {
-		v, err := rxValueText(ctx, env.rdb, k)
+		v, err := redistest.ValueText(ctx, env.rdb, k)
 		if err != nil {
 			t.Fatal(err)
 		}

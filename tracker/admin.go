@@ -33,15 +33,17 @@ func (t *Tracker) RevokeAll(ctx context.Context, realm, user, except string) ([]
 }
 
 func (t *Tracker) afterRevoke(ctx context.Context, realm, user string, closed []*store.Session) {
-	inv := store.Invalidation{Realm: realm, User: user, Origin: t.id}
+	inv := store.Invalidation{Realm: realm, UserTag: t.cfg.Keys.UserTag(realm, user)}
 	for _, s := range closed {
 		if s.EndReason == store.EndRevoked {
 			inv.Deny = store.EndRevoked
 			inv.Sessions = append(inv.Sessions, s.ID)
 		}
 	}
-	t.invalidate(inv)
-	_ = t.cfg.Store.Publish(ctx, inv)
+	// Without the tokens (store error), the instances that cached them
+	// still deny them (denyCached).
+	inv.Tokens, _ = t.cfg.Store.SessionTokens(ctx, realm, user, inv.Sessions)
+	_ = t.announce(ctx, inv)
 	for _, s := range closed {
 		if s.EndReason == store.EndRevoked && s.EndedAt != nil && t.now().Sub(*s.EndedAt) < time.Second {
 			t.closed(s)
@@ -56,9 +58,15 @@ func (t *Tracker) BlockDevice(ctx context.Context, realm, user, device string, b
 	if err != nil {
 		return nil, err
 	}
-	inv := store.Invalidation{Realm: realm, User: user, Device: device, Blocked: blocked, Origin: t.id}
-	t.invalidate(inv)
-	_ = t.cfg.Store.Publish(ctx, inv)
+	inv := store.Invalidation{Realm: realm, UserTag: t.cfg.Keys.UserTag(realm, user), Device: device, Blocked: blocked}
+	if blocked {
+		ids := make([]string, len(closed))
+		for i, s := range closed {
+			ids[i] = s.ID
+		}
+		inv.Tokens, _ = t.cfg.Store.SessionTokens(ctx, realm, user, ids)
+	}
+	_ = t.announce(ctx, inv)
 	for _, s := range closed {
 		t.closed(s)
 	}
@@ -89,9 +97,7 @@ func (t *Tracker) SetExempt(ctx context.Context, realm, user string, exempt bool
 
 // dropUser makes every instance forget what it cached about user.
 func (t *Tracker) dropUser(ctx context.Context, realm, user string) {
-	inv := store.Invalidation{Realm: realm, User: user, Origin: t.id}
-	t.invalidate(inv)
-	_ = t.cfg.Store.Publish(ctx, inv)
+	_ = t.announce(ctx, store.Invalidation{Realm: realm, UserTag: t.cfg.Keys.UserTag(realm, user)})
 }
 
 // SetLimits stores user's limit overrides.

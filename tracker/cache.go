@@ -76,6 +76,10 @@ type cache struct {
 	// cache's size. Lock order: a shard's lock, then umu.
 	umu    sync.Mutex
 	byUser map[cachedUser]userTokens
+	// byTag finds a cached user by UserTag (invalidations name users by
+	// tag); maintained when tagOf is set.
+	byTag map[string]cachedUser
+	tagOf func(realm, user string) string
 }
 
 // cachedUser names a user of a realm; its strings are the entries' own.
@@ -87,6 +91,7 @@ type cachedUser struct{ realm, user string }
 type userTokens struct {
 	one  TokenKey
 	more map[TokenKey]struct{} // when there are several; holds one too
+	tag  string
 }
 
 func (c *cache) index(e *entry, add bool) {
@@ -99,19 +104,39 @@ func (c *cache) index(e *entry, add bool) {
 	keys, ok := c.byUser[k]
 	switch {
 	case add && !ok:
-		c.byUser[k] = userTokens{one: e.key}
+		ut := userTokens{one: e.key}
+		if c.tagOf != nil {
+			ut.tag = c.tagOf(k.realm, k.user)
+			c.byTag[ut.tag] = k
+		}
+		c.byUser[k] = ut
 	case add && keys.more == nil && keys.one != e.key:
-		c.byUser[k] = userTokens{more: map[TokenKey]struct{}{keys.one: {}, e.key: {}}}
+		c.byUser[k] = userTokens{more: map[TokenKey]struct{}{keys.one: {}, e.key: {}}, tag: keys.tag}
 	case add && keys.more != nil:
 		keys.more[e.key] = struct{}{}
 	case !add && keys.more == nil && keys.one == e.key:
-		delete(c.byUser, k)
+		c.dropUserIndex(k, keys)
 	case !add && keys.more != nil:
 		delete(keys.more, e.key)
 		if len(keys.more) == 0 {
-			delete(c.byUser, k)
+			c.dropUserIndex(k, keys)
 		}
 	}
+}
+
+func (c *cache) dropUserIndex(k cachedUser, keys userTokens) {
+	delete(c.byUser, k)
+	if keys.tag != "" {
+		delete(c.byTag, keys.tag)
+	}
+}
+
+// userByTag is the cached user a UserTag names.
+func (c *cache) userByTag(tag string) (realm, user string, ok bool) {
+	c.umu.Lock()
+	defer c.umu.Unlock()
+	k, ok := c.byTag[tag]
+	return k.realm, k.user, ok
 }
 
 // userKeys are the cached keys of user in realm.
@@ -150,7 +175,7 @@ const cacheShards = 32
 
 func newCache(size int) *cache {
 	n := min(max(size, 1), cacheShards) // a tiny cache gets fewer shards
-	c := &cache{shards: make([]cacheShard, n), n: byte(n), byUser: map[cachedUser]userTokens{}}
+	c := &cache{shards: make([]cacheShard, n), n: byte(n), byUser: map[cachedUser]userTokens{}, byTag: map[string]cachedUser{}}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.m = make(map[TokenKey]*entry)

@@ -19,8 +19,9 @@ const maxDenied = 100000
 type denial struct {
 	reason string
 	until  int64 // unix nanoseconds
-	// device and user, for a device block: unblocking lifts it.
-	realm, user, device string
+	// realm, user (its UserTag) and device, for a device block:
+	// unblocking lifts it.
+	realm, userTag, device string
 }
 
 type denyList struct {
@@ -44,6 +45,9 @@ func (d *denyList) check(key TokenKey, now int64) string {
 // add refuses key until until; past the bound, expired entries go first,
 // then arbitrary ones (the store still refuses them while it answers).
 func (d *denyList) add(key TokenKey, x denial, now int64) {
+	if x.until <= now {
+		return // a replayed denial whose hold is over
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.m[key]; !ok && len(d.m) >= maxDenied {
@@ -70,11 +74,11 @@ func (d *denyList) lift(key TokenKey) {
 }
 
 // unblock lifts the denials of a device block.
-func (d *denyList) unblock(realm, user, device string) {
+func (d *denyList) unblock(realm, userTag, device string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for k, v := range d.m {
-		if v.device == device && v.user == user && v.realm == realm {
+		if v.device == device && v.userTag == userTag && v.realm == realm {
 			delete(d.m, k)
 		}
 	}
@@ -87,11 +91,11 @@ func (d *denyList) len() int {
 }
 
 // deny refuses key for reason, for the store's hold.
-func (t *Tracker) deny(key TokenKey, reason string, now time.Time) {
+func (t *Tracker) deny(key TokenKey, reason string, at time.Time) {
 	if !store.HoldsToken(reason) && reason != store.EndErased {
 		return
 	}
-	t.denied.add(key, denial{reason: reason, until: now.Add(t.cfg.Policy.RevokeHold).UnixNano()}, now.UnixNano())
+	t.denied.add(key, denial{reason: reason, until: at.Add(t.cfg.Policy.RevokeHold).UnixNano()}, t.now().UnixNano())
 }
 
 // denyCached refuses the cached tokens of user's sessions ids (nil: all)
@@ -119,7 +123,7 @@ func (t *Tracker) denyCached(realm, user string, ids []string, device, reason st
 	for i, k := range keys {
 		x := denial{reason: reason, until: until}
 		if device != "" {
-			x.realm, x.user, x.device = realm, user, devs[i]
+			x.realm, x.userTag, x.device = realm, t.cfg.Keys.UserTag(realm, user), devs[i]
 		}
 		t.denied.add(k, x, now.UnixNano())
 	}

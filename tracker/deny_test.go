@@ -124,3 +124,60 @@ func TestDenyListOutlivesTheStore(t *testing.T) {
 	}
 	ds.down.Store(false)
 }
+
+// TestStartingInstanceReplaysDenials: an instance that starts after a
+// revocation, and never cached the token, still refuses it while the store
+// is unreachable: it replays the invalidation log, which names the
+// revoked session's tokens (the rotated one too), and the denial lasts the
+// revoke hold from the revocation, not from the replay.
+func TestStartingInstanceReplaysDenials(t *testing.T) {
+	mem := redisstore.NewMemory()
+	t.Cleanup(func() { _ = mem.Close() })
+	ctx := context.Background()
+	clk := newFakeClock()
+	first := newTestTracker(t, mem, withClock(clk))
+	res, err := first.Login(ctx, userReq("t-old", "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Alias(ctx, "shop", "alice", res.SessionID, "t-rotated"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Login(ctx, userReq("t-kept", "bob")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.RevokeAll(ctx, "shop", "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+
+	ds := &downStore{Store: mem}
+	later := newTestTracker(t, ds, withClock(clk))
+	waitFor(t, "the replayed revocation on the new instance's deny list", func() bool { return later.DeniedTokens() == 2 })
+	ds.down.Store(true)
+	for _, tok := range []string{"t-old", "t-rotated"} {
+		if res, err := later.Observe(ctx, userReq(tok, "")); err != nil || !res.Refused || res.Reason != store.EndRevoked {
+			t.Errorf("%s on the new instance with the store down = %+v, %v; want refused as revoked", tok, res, err)
+		}
+	}
+	if _, err := later.Observe(ctx, userReq("t-kept", "")); err == nil {
+		t.Error("bob's token (not revoked, never cached here) with the store down: no error; want the outage behaviour")
+	}
+
+	// Past the hold, counted from the revocation, a replay denies nothing.
+	clk.Add(suitePolicy.RevokeHold + time.Second)
+	ds.down.Store(false)
+	if err := mem.Publish(ctx, store.Invalidation{Realm: "probe"}); err != nil {
+		t.Fatal(err)
+	}
+	// A tracker replays the log before it reads news: once a subscriber
+	// started after it has heard the probe, so has it, or nearly; wait
+	// for the fact on the tracker's own reader through its cache drop.
+	third := newTestTracker(t, mem, withClock(clk))
+	var heard atomic.Bool
+	stop := mem.Subscribe(func(inv store.Invalidation) { heard.Store(heard.Load() || inv.Realm == "probe") }, nil)
+	defer stop()
+	waitFor(t, "the log read to its end", heard.Load)
+	if n := third.DeniedTokens(); n != 0 {
+		t.Errorf("an instance started after the hold denies %d tokens, want 0", n)
+	}
+}

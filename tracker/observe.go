@@ -77,10 +77,15 @@ func (t *Tracker) observe(ctx context.Context, r Request) (Result, error) {
 		return Result{}, nil
 	}
 	if r.DeviceID == "" {
-		t.resolveDevice(e, &r)
+		t.resolveDevice(key, e, &r)
 	}
 	if e != nil {
 		if res, ok := t.fromCache(e, &r, now); ok {
+			if r.DeviceMinted && !res.Refused && res.DeviceID == r.DeviceID {
+				// The same client without its cookie (or with a forged
+				// one): its device's cookie again.
+				res.SetDeviceCookie = t.cfg.Keys.DeviceCookie(res.DeviceID)
+			}
 			return res, nil
 		}
 	}
@@ -100,15 +105,21 @@ func (t *Tracker) observe(ctx context.Context, r Request) (Result, error) {
 	return res, err
 }
 
-// resolveDevice reads Request.DeviceCookie of a token's request: the cookie
-// this token's cached entry was last seen with needs no second HMAC on the
-// request path; else DeviceFor decides.
-func (t *Tracker) resolveDevice(e *entry, r *Request) {
+// resolveDevice decides the device of a token's request: the one its valid
+// device cookie names (the cookie this token's cached entry was last seen
+// with needs no second HMAC on the request path); without one, the device
+// derived from the token, user agent and IP (TokenDevice), whose cookie
+// the answer sets.
+func (t *Tracker) resolveDevice(key TokenKey, e *entry, r *Request) {
 	if e != nil && e.hasDevCookie && r.DeviceCookie == string(e.devCookie[:]) {
 		r.DeviceID = e.deviceID()
 		return
 	}
-	r.DeviceID, _, r.DeviceMinted = t.DeviceFor(r.DeviceCookie, false, "", "", "", "")
+	if id, ok := t.cfg.Keys.VerifyDevice(r.DeviceCookie); ok {
+		r.DeviceID = id
+		return
+	}
+	r.DeviceID, r.DeviceMinted = t.cfg.Keys.TokenDevice(key, r.UserAgent, r.IP), true
 }
 
 // fromCache answers from a cached entry when nothing has changed.
@@ -122,9 +133,10 @@ func (t *Tracker) fromCache(e *entry, r *Request, now time.Time) (Result, bool) 
 		}
 		return Result{}, true
 	}
-	// A request without a valid device cookie is never the entry's
-	// device: the store decides (a copied session cookie).
-	sameDevice := !r.DeviceMinted && e.deviceID() == r.DeviceID
+	// Without a valid device cookie, the device is derived from the token,
+	// user agent and IP: the same client is the same device, a copy
+	// elsewhere is not.
+	sameDevice := e.deviceID() == r.DeviceID
 	if e.revoked && e.limited && (e.ip() != r.IP || !sameDevice) {
 		return Result{}, false
 	}
@@ -216,9 +228,8 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 			// Another browser's session was evicted: no instance may
 			// keep serving it from its cache, nor admit it while the
 			// store is unreachable.
-			inv := store.Invalidation{Realm: r.Realm, User: user, TokenHash: res.ClosedTokens[i], Deny: store.EndEvicted, Sessions: []string{c.ID}, Origin: t.id}
-			t.invalidate(inv)
-			_ = t.cfg.Store.Publish(ctx, inv)
+			_ = t.announce(ctx, store.Invalidation{Realm: r.Realm, UserTag: t.cfg.Keys.UserTag(r.Realm, user), TokenHash: res.ClosedTokens[i],
+				Deny: store.EndEvicted, Sessions: []string{c.ID}})
 		}
 		t.closed(c)
 	}

@@ -85,6 +85,15 @@ func (k *Keyring) TokenHash(realm, token string) string {
 	return k.TokenKey(realm, token).String()
 }
 
+// UserTag names a user of a realm in what instances tell each other
+// through the store (the invalidation log): the instances share the
+// secret, the log never holds a user id, so an erased user leaves no
+// trace there.
+func (k *Keyring) UserTag(realm, user string) string {
+	sum := k.mac("user", realm, user)
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
 var sidEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // SessionID derives a session's public id from its token hash and start, so
@@ -146,6 +155,16 @@ func (k *Keyring) NewDevice() (id, cookie string) {
 func deviceID(b [12]byte) string {
 	b[0] &= 0x7f
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// TokenDevice is the device of a session token's request that brings no
+// valid device cookie: derived from the token, the user agent and the IP,
+// so a client that keeps no cookies stays one device, while the same
+// cookie copied into another browser, or used from elsewhere, is another
+// device and never the one whose cookie the session's browser holds.
+func (k *Keyring) TokenDevice(key TokenKey, userAgent, ip string) string {
+	sum := k.mac("tokdev", string(key[:]), userAgent, ip)
+	return deviceID([12]byte(sum[:12]))
 }
 
 // DerivedDevice is the device id of a client seen without a device cookie,

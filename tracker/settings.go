@@ -65,9 +65,7 @@ func (t *Tracker) SetSettings(ctx context.Context, realm string, s store.Setting
 	if err := t.cfg.Store.SetSettings(ctx, realm, s); err != nil {
 		return err
 	}
-	inv := store.Invalidation{Realm: realm, Settings: true, Origin: t.id}
-	t.invalidate(inv)
-	return t.cfg.Store.Publish(ctx, inv)
+	return t.announce(ctx, store.Invalidation{Realm: realm, Settings: true})
 }
 
 // truncateIP applies the IP precision: full, truncated to /24 (IPv4) or

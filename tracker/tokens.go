@@ -52,7 +52,7 @@ func (t *Tracker) Login(ctx context.Context, r Request) (Result, error) {
 	res, err := t.observeStore(ctx, key, r, t.now(), true)
 	if err == nil {
 		// Other instances may remember this token as anonymous.
-		_ = t.cfg.Store.Publish(ctx, store.Invalidation{Realm: r.Realm, TokenHash: th, Origin: t.id})
+		_ = t.tellOthers(ctx, store.Invalidation{Realm: r.Realm, TokenHash: th})
 	}
 	return res, err
 }
@@ -87,15 +87,15 @@ func (t *Tracker) End(ctx context.Context, realm, token, user, reason string, fo
 	// Every cached token of the user goes: the session may have had
 	// other tokens (rotated, or a second cookie of the login). A held
 	// token goes on every instance's deny list.
-	inv := store.Invalidation{Realm: realm, User: user, TokenHash: th, Origin: t.id}
+	inv := store.Invalidation{Realm: realm, UserTag: t.cfg.Keys.UserTag(realm, user), TokenHash: th}
 	if !forget && store.HoldsToken(reason) {
 		inv.Deny = reason
 		if s != nil {
 			inv.Sessions = []string{s.ID}
+			inv.Tokens, _ = t.cfg.Store.SessionTokens(ctx, realm, user, inv.Sessions)
 		}
 	}
-	t.invalidate(inv)
-	_ = t.cfg.Store.Publish(ctx, inv)
+	_ = t.announce(ctx, inv)
 	if s != nil {
 		t.closed(s)
 	}
@@ -143,6 +143,6 @@ func (t *Tracker) Alias(ctx context.Context, realm, user, sessionID, token strin
 	}
 	t.cache.remove(key)
 	// Other instances may remember this token as anonymous.
-	_ = t.cfg.Store.Publish(ctx, store.Invalidation{Realm: realm, TokenHash: th, Origin: t.id})
+	_ = t.tellOthers(ctx, store.Invalidation{Realm: realm, TokenHash: th})
 	return ok, nil
 }

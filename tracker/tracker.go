@@ -114,12 +114,14 @@ type Request struct {
 	UserAgent string
 	DeviceID  string
 	// DeviceMinted says DeviceID was made for this request because it
-	// carried no valid device cookie: a known session keeps its device,
-	// and Result.DeviceID says which one to issue the cookie for.
+	// carried no valid device cookie: it is a device of its own, never a
+	// known session's (whose cookie its browser holds), and the answer
+	// sets its cookie.
 	DeviceMinted bool
 	// DeviceCookie, with DeviceID empty, is the raw device cookie for the
-	// tracker to resolve (DeviceFor); Result.SetDeviceCookie then says
-	// what to issue.
+	// tracker to resolve (resolveDevice, or DeviceFor for a client
+	// identified by its user alone); Result.SetDeviceCookie then says what
+	// to issue.
 	DeviceCookie string
 	// Path and Consent feed the extended activity trail: the path is
 	// kept only when the trail is on and Consent is set.
@@ -190,7 +192,9 @@ func New(cfg Config) (*Tracker, error) {
 		cfg.Settings = store.DefaultSettings()
 	}
 	id, _ := cfg.Keys.NewDevice() // any random id will do
-	return &Tracker{cfg: cfg, cache: newCache(cfg.CacheSize), denied: newDenyList(), now: cfg.Now, touches: make(chan pendingTouch, touchQueue), id: id}, nil
+	t := &Tracker{cfg: cfg, cache: newCache(cfg.CacheSize), denied: newDenyList(), now: cfg.Now, touches: make(chan pendingTouch, touchQueue), id: id}
+	t.cache.tagOf = cfg.Keys.UserTag
+	return t, nil
 }
 
 // Policy is the tracker's policy.
@@ -234,30 +238,69 @@ func (t *Tracker) CacheLen() int { return t.cache.len() }
 // DroppedRefreshes counts refreshes dropped because the queue was full.
 func (t *Tracker) DroppedRefreshes() int64 { return t.dropped.Load() }
 
+// announce applies inv here and publishes it to every instance, stamped
+// with this tracker and the time. Publishing is best effort: an instance
+// that misses it catches up from the store's log, or forgets its cache.
+func (t *Tracker) announce(ctx context.Context, inv store.Invalidation) error {
+	inv.Origin, inv.At = t.id, t.now().UnixMilli()
+	t.invalidate(inv)
+	return t.cfg.Store.Publish(ctx, inv)
+}
+
+// tellOthers publishes inv to the other instances only.
+func (t *Tracker) tellOthers(ctx context.Context, inv store.Invalidation) error {
+	inv.Origin, inv.At = t.id, t.now().UnixMilli()
+	return t.cfg.Store.Publish(ctx, inv)
+}
+
 func (t *Tracker) invalidate(inv store.Invalidation) {
+	at := t.now()
+	if inv.At != 0 {
+		at = time.UnixMilli(inv.At)
+	}
+	// The tokens of ended sessions, by hash: refused even by an instance
+	// that never cached them.
+	for _, th := range inv.Tokens {
+		key, ok := parseTokenKey(th)
+		if !ok {
+			continue
+		}
+		if inv.Device != "" && inv.Blocked {
+			t.denied.add(key, denial{reason: store.EndDeviceBlocked, until: at.Add(t.cfg.Policy.RevokeHold).UnixNano(),
+				realm: inv.Realm, userTag: inv.UserTag, device: inv.Device}, t.now().UnixNano())
+		} else if inv.Deny != "" {
+			t.deny(key, inv.Deny, at)
+		}
+		t.cache.remove(key)
+	}
 	if inv.Settings {
 		t.settingsGen.Add(1)
 		t.settings.Delete(inv.Realm)
 	}
+	if inv.UserTag != "" && inv.Device != "" && !inv.Blocked {
+		t.denied.unblock(inv.Realm, inv.UserTag, inv.Device)
+	}
+	// The user, if this instance caches any of their sessions.
+	realm, user, cached := t.cache.userByTag(inv.UserTag)
+	cached = cached && inv.UserTag != "" && realm == inv.Realm
 	// What is refused goes on the deny list before the cache forgets it.
 	switch {
-	case inv.User != "" && inv.Device != "" && inv.Blocked:
-		t.denyCached(inv.Realm, inv.User, nil, inv.Device, store.EndDeviceBlocked)
-	case inv.User != "" && inv.Device != "":
-		t.denied.unblock(inv.Realm, inv.User, inv.Device)
-	case inv.User != "" && inv.Deny == store.EndErased:
-		t.denyCached(inv.Realm, inv.User, nil, "", inv.Deny) // all of them
-	case inv.User != "" && inv.Deny != "" && len(inv.Sessions) > 0:
-		t.denyCached(inv.Realm, inv.User, inv.Sessions, "", inv.Deny)
+	case !cached:
+	case inv.Device != "" && inv.Blocked:
+		t.denyCached(realm, user, nil, inv.Device, store.EndDeviceBlocked)
+	case inv.Deny == store.EndErased:
+		t.denyCached(realm, user, nil, "", inv.Deny) // all of them
+	case inv.Deny != "" && len(inv.Sessions) > 0:
+		t.denyCached(realm, user, inv.Sessions, "", inv.Deny)
 	}
 	if key, ok := parseTokenKey(inv.TokenHash); ok {
 		if inv.Deny != "" {
-			t.deny(key, inv.Deny, t.now())
+			t.deny(key, inv.Deny, at)
 		}
 		t.cache.remove(key)
 	}
-	if inv.User != "" {
-		t.cache.removeUser(inv.Realm, inv.User)
+	if cached {
+		t.cache.removeUser(realm, user)
 	}
 }
 

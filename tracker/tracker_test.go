@@ -418,24 +418,11 @@ func TestTrackerRevokeAcrossRedis(t *testing.T) {
 			})
 			tr1 := newTestTracker(t, st1)
 			tr2 := newTestTracker(t, st2)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
 			// The instances must be listening before the revoke is
 			// published.
-			admin := srv.Client(t)
-			for {
-				n, err := admin.PubSubNumSub(ctx, redisstore.InvalidationChannel).Result()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if n[redisstore.InvalidationChannel] >= subs {
-					break
-				}
-				if ctx.Err() != nil {
-					t.Fatalf("subscriptions not live: %v", n)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			redistest.WaitBlocked(t, srv.Client(t), "xread", int(subs))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
 			opened := observe(t, tr1, userReq("tok", "alice"))
 			if res := observe(t, tr2, userReq("tok", "alice")); res.SessionID != opened.SessionID || res.Refused || res.New {
 				t.Fatalf("second tracker = %+v, want session %s", res, opened.SessionID)
@@ -578,8 +565,8 @@ func TestTrackerInvalidation(t *testing.T) {
 	}
 	// Another realm's bob: nothing goes. Then this realm's: his entry
 	// goes, and since delivery is ordered, the first was applied before.
-	_ = mem.Publish(ctx, store.Invalidation{Realm: "other", User: "bob"})
-	_ = mem.Publish(ctx, store.Invalidation{Realm: "shop", User: "bob"})
+	_ = mem.Publish(ctx, store.Invalidation{Realm: "other", UserTag: tr.cfg.Keys.UserTag("other", "bob")})
+	_ = mem.Publish(ctx, store.Invalidation{Realm: "shop", UserTag: tr.cfg.Keys.UserTag("shop", "bob")})
 	waitCache(1, "after bob's invalidation")
 	if _, err := tr.Observe(ctx, userReq("tok", "")); err != nil {
 		t.Fatal(err)
@@ -667,9 +654,10 @@ func TestDeviceFor(t *testing.T) {
 	}
 }
 
-// A session's cookie presented without its device cookie (copied into
-// another browser) is another device: answered by the store, never from
-// the cache, and never handed the session's device cookie.
+// A session's cookie presented without its device cookie, from another
+// browser or place (copied), is another device: never answered from the
+// cache as the session's device, never handed the session's device cookie.
+// The same cookie-less client stays one device.
 func TestTrackerCopiedCookieIsAnotherDevice(t *testing.T) {
 	mem := redisstore.NewMemory()
 	cs := &countingStore{Store: mem}
@@ -685,9 +673,10 @@ func TestTrackerCopiedCookieIsAnotherDevice(t *testing.T) {
 		t.Fatalf("the first browser with its cookie: %+v", r)
 	}
 	seen := cs.seen.Load()
+	var copies []string
 	for i, copied := range []Request{
-		{Realm: "shop", Token: "tok", User: "alice", IP: ip2, UserAgent: "curl/8.0"},                             // no device cookie
-		{Realm: "shop", Token: "tok", User: "alice", IP: ip2, UserAgent: "curl/8.0", DeviceCookie: "forged.sig"}, // an invalid one
+		{Realm: "shop", Token: "tok", User: "alice", IP: ip2, UserAgent: testUA},                                 // elsewhere, no device cookie
+		{Realm: "shop", Token: "tok", User: "alice", IP: ip1, UserAgent: "curl/8.0", DeviceCookie: "forged.sig"}, // another client, a forged one
 	} {
 		r := observe(t, tr, copied)
 		if r.Refused || r.SessionID != res.SessionID {
@@ -699,9 +688,14 @@ func TestTrackerCopiedCookieIsAnotherDevice(t *testing.T) {
 		if n := cs.seen.Load(); n != seen+int64(i)+1 {
 			t.Errorf("copy %d answered without the store (Seen %d, want %d)", i, n, seen+int64(i)+1)
 		}
+		copies = append(copies, r.DeviceID)
+		// The same cookie-less client again: the same device.
+		if again := observe(t, tr, copied); again.DeviceID != r.DeviceID {
+			t.Errorf("copy %d again: device %q, then %q", i, r.DeviceID, again.DeviceID)
+		}
 	}
 	devs, err := mem.Devices(context.Background(), "shop", "alice")
 	if err != nil || len(devs) != 3 {
-		t.Errorf("devices = %d (%v), want 3: the session's and one per copy", len(devs), err)
+		t.Errorf("devices = %d (%v), want 3: the session's and one per copy (%v)", len(devs), err, copies)
 	}
 }

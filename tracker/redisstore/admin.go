@@ -532,3 +532,26 @@ func pageUsers(all []*store.UserSummary, req store.UsersRequest) ([]*store.UserS
 	}
 	return all, total, nil
 }
+
+// SessionTokens implements Store: the user's token index, filtered.
+func (s *Store) SessionTokens(ctx context.Context, realm, user string, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	all, err := s.rdb.HGetAll(ctx, keysFor(realm, user).tok).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis session tokens: %w", err)
+	}
+	var out []string
+	for th, id := range all {
+		if want[id] {
+			out = append(out, th)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}

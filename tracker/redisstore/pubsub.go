@@ -1,109 +1,160 @@
 package redisstore
 
-// Invalidations between instances, over Redis pub/sub.
+// Invalidations between instances, over a capped Redis Stream (the
+// invalidation log): every instance reads it from the last entry it saw,
+// so one that was cut off (a broken connection, Redis paused) gets what
+// it missed when it reads again, and one that starts replays the recent
+// entries (the deny list of revocations still held). Only when the log no
+// longer holds what an instance missed (it was trimmed past the cap, or
+// Redis came back empty) do subscribers resync: they forget their caches.
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/caddy-sessions/caddy-sessions/tracker/store"
-
 	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+)
+
+const (
+	// logCap bounds the invalidation log (approximately: MAXLEN ~).
+	// Revocations older than the newest logCap entries are not replayed
+	// to an instance that starts; its store check still refuses them.
+	logCap = 10000
+	// logTTL: a log nobody wrote to for this long goes (an instance that
+	// reconnects after that resyncs).
+	logTTL = 7 * 24 * time.Hour
+	// readBlock is how long one read of the log waits for news; a
+	// reader that was unsubscribed ends within it.
+	readBlock = time.Second
+	// retryPause separates reads after an error.
+	retryPause = 200 * time.Millisecond
 )
 
 type subscriber struct {
 	fn     func(store.Invalidation)
 	resync func()
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
-// Publish implements Store.
+// Publish implements Store: one entry appended to the invalidation log.
 func (s *Store) Publish(ctx context.Context, inv store.Invalidation) error {
 	b, _ := json.Marshal(inv)
-	if err := s.rdb.Publish(ctx, InvalidationChannel, b).Err(); err != nil {
+	pipe := s.rdb.Pipeline()
+	add := pipe.XAdd(ctx, &redis.XAddArgs{
+		Stream: InvalidationChannel, MaxLen: s.logCap(), Approx: s.capForTest == 0, Values: []any{"m", b},
+	})
+	pipe.PExpire(ctx, InvalidationChannel, logTTL)
+	_, _ = pipe.Exec(ctx)
+	if err := add.Err(); err != nil {
 		return fmt.Errorf("redis publish: %w", err)
 	}
 	return nil
 }
 
-// Subscribe implements Store. The first subscriber starts one Redis
-// subscription shared by all.
+func (s *Store) logCap() int64 {
+	if s.capForTest > 0 {
+		return s.capForTest
+	}
+	return logCap
+}
+
+// Subscribe implements Store: a reader of the log of its own, which
+// replays the log first, so a tracker that starts (or a new config's, on
+// a reload) learns the recent denials.
 func (s *Store) Subscribe(fn func(store.Invalidation), resync func()) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	sub := &subscriber{fn: fn, resync: resync, cancel: cancel, done: make(chan struct{})}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	id := s.nextID
 	s.nextID++
-	s.subs[id] = subscriber{fn, resync}
-	if s.cancel == nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		s.cancel, s.done = cancel, make(chan struct{})
-		go s.listen(ctx, s.done)
-	}
+	s.subs[id] = sub
+	s.mu.Unlock()
+	go s.listen(ctx, sub)
 	return func() {
 		s.mu.Lock()
 		delete(s.subs, id)
 		s.mu.Unlock()
+		// The reader ends when its read returns (within readBlock); it
+		// delivers nothing more.
+		cancel()
 	}
 }
 
-func (s *Store) each(f func(subscriber)) {
-	s.mu.Lock()
-	subs := make([]subscriber, 0, len(s.subs))
-	for _, sub := range s.subs {
-		subs = append(subs, sub)
-	}
-	s.mu.Unlock()
-	for _, sub := range subs {
-		f(sub)
-	}
-}
-
-// listen follows the invalidation channel. go-redis reconnects a broken
-// subscription by itself; every (re)subscription confirmation after the
-// first means messages may have been lost, so subscribers resync.
-func (s *Store) listen(ctx context.Context, done chan struct{}) {
-	defer close(done)
-	ps := s.rdb.Subscribe(ctx, InvalidationChannel)
-	// Receive does not watch ctx: closing the subscription is what ends it.
-	go func() {
-		<-ctx.Done()
-		ps.Close()
-	}()
-	first := true
-	for {
-		msg, err := ps.Receive(ctx)
+func (s *Store) deliver(ctx context.Context, sub *subscriber, msgs []redis.XMessage) {
+	for _, m := range msgs {
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			// The connection is gone. Caches keep serving (known
-			// sessions keep working, refusals keep refusing) until the
-			// subscription is back; then they resync, since messages
-			// may have been lost meanwhile.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(200 * time.Millisecond):
+		raw, _ := m.Values["m"].(string)
+		var inv store.Invalidation
+		if json.Unmarshal([]byte(raw), &inv) != nil {
+			continue
+		}
+		sub.fn(inv)
+	}
+	s.delivered.Add(int64(len(msgs)))
+}
+
+// listen reads the log from where it left off: the whole log first
+// (replay), then it blocks for news. Each read goes in one round trip with
+// a check that the last entry read is still in the log: if it is not, the
+// log lost entries this reader had not read (trimmed past the cap while it
+// was cut off, or Redis came back empty), and the subscriber resyncs. The
+// client retries a read whose connection broke, check included, so a cut
+// needs no handling of its own.
+func (s *Store) listen(ctx context.Context, sub *subscriber) {
+	defer close(sub.done)
+	last := "0-0" // nothing read yet
+	for ctx.Err() == nil {
+		block := readBlock
+		if last == "0-0" {
+			block = -1 // the replay: no waiting
+		}
+		pipe := s.rdb.Pipeline()
+		var still *redis.XMessageSliceCmd
+		if last != "0-0" && last != "0-1" {
+			still = pipe.XRangeN(ctx, InvalidationChannel, last, last, 1)
+		}
+		read := pipe.XRead(ctx, &redis.XReadArgs{Streams: []string{InvalidationChannel, last}, Count: 512, Block: block})
+		_, _ = pipe.Exec(ctx)
+		res, err := read.Result()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !errors.Is(err, redis.Nil):
+			s.pause(ctx)
+			continue
+		}
+		if still != nil && still.Err() == nil && len(still.Val()) == 0 {
+			s.resyncs.Add(1)
+			if sub.resync != nil {
+				sub.resync()
+			}
+		}
+		if errors.Is(err, redis.Nil) {
+			if last == "0-0" {
+				last = "0-1" // nothing to replay; from now on, block
 			}
 			continue
 		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if !first {
-				s.each(func(sub subscriber) {
-					if sub.resync != nil {
-						sub.resync()
-					}
-				})
+		for _, st := range res {
+			if n := len(st.Messages); n > 0 {
+				s.deliver(ctx, sub, st.Messages)
+				last = st.Messages[n-1].ID
 			}
-			first = false
-		case *redis.Message:
-			var inv store.Invalidation
-			if json.Unmarshal([]byte(m.Payload), &inv) != nil {
-				continue
-			}
-			s.each(func(sub subscriber) { sub.fn(inv) })
 		}
+	}
+}
+
+func (s *Store) pause(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(retryPause):
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-sessions/caddy-sessions/tracker/store"
@@ -49,16 +50,19 @@ type Store struct {
 	desc descCache
 
 	mu     sync.Mutex
-	subs   map[int]subscriber
+	subs   map[int]*subscriber
 	nextID int
-	cancel context.CancelFunc
-	done   chan struct{}
+
+	// delivered and resyncs count log entries handed to subscribers and
+	// resyncs (entries lost); capForTest overrides logCap.
+	delivered, resyncs atomic.Int64
+	capForTest         int64
 }
 
 // New wraps a client; the store owns it from now on and closes it
 // in Close.
 func New(rdb redis.UniversalClient) *Store {
-	return &Store{rdb: rdb, subs: map[int]subscriber{}}
+	return &Store{rdb: rdb, subs: map[int]*subscriber{}}
 }
 
 // LoadScripts loads the Lua scripts into Redis (every master of a
@@ -329,13 +333,18 @@ func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 // Close implements Store.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
+	subs := make([]*subscriber, 0, len(s.subs))
+	for _, sub := range s.subs {
+		subs = append(subs, sub)
+		sub.cancel()
 	}
-	return s.rdb.Close()
+	s.mu.Unlock()
+	// Closing the client ends a read of the log blocked in Redis.
+	err := s.rdb.Close()
+	for _, sub := range subs {
+		<-sub.done
+	}
+	return err
 }
 
 func str(v any) string {

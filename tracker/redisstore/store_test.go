@@ -1024,7 +1024,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) store.Store) {
 		cancel2 := f.s.Subscribe(func(inv store.Invalidation) { ch2 <- inv }, nil)
 		defer cancel2()
 
-		want := store.Invalidation{Realm: f.realm, User: f.user, TokenHash: f.th("a")}
+		want := store.Invalidation{Realm: f.realm, UserTag: "tag-" + f.user, TokenHash: f.th("a")}
 		// A Redis subscription starts asynchronously: publish until it is
 		// heard, for up to 2 s.
 		deliver := func(inv store.Invalidation, chs ...chan store.Invalidation) {
@@ -1077,7 +1077,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 		}
 		drain(ch1)
-		second := store.Invalidation{Realm: f.realm, User: "second@" + t.Name()}
+		second := store.Invalidation{Realm: f.realm, UserTag: "second@" + t.Name()}
 		deliver(second, ch2)
 		time.Sleep(50 * time.Millisecond)
 		select {
@@ -1254,7 +1254,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) store.Store) {
 					t.Errorf("key %q contains raw user id %q", k, u)
 				}
 			}
-			val, err := redisValueText(ctx, rs.Client(), k)
+			val, err := redistest.ValueText(ctx, rs.Client(), k)
 			if err != nil {
 				t.Fatalf("reading %q: %v", k, err)
 			}
@@ -1280,57 +1280,6 @@ func hashTag(key string) string {
 		return ""
 	}
 	return key[i+1 : i+1+j]
-}
-
-// redisValueText renders everything stored under key (fields, members,
-// values) as one string, to search it.
-func redisValueText(ctx context.Context, rdb redis.UniversalClient, key string) (string, error) {
-	typ, err := rdb.Type(ctx, key).Result()
-	if err != nil {
-		return "", err
-	}
-	var parts []string
-	switch typ {
-	case "none":
-		return "", nil
-	case "string":
-		v, err := rdb.Get(ctx, key).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return "", err
-		}
-		parts = append(parts, v)
-	case "hash":
-		m, err := rdb.HGetAll(ctx, key).Result()
-		if err != nil {
-			return "", err
-		}
-		for f, v := range m {
-			parts = append(parts, f, v)
-		}
-	case "zset":
-		zs, err := rdb.ZRangeWithScores(ctx, key, 0, -1).Result()
-		if err != nil {
-			return "", err
-		}
-		for _, z := range zs {
-			parts = append(parts, fmt.Sprint(z.Member))
-		}
-	case "set":
-		m, err := rdb.SMembers(ctx, key).Result()
-		if err != nil {
-			return "", err
-		}
-		parts = append(parts, m...)
-	case "list":
-		m, err := rdb.LRange(ctx, key, 0, -1).Result()
-		if err != nil {
-			return "", err
-		}
-		parts = append(parts, m...)
-	default:
-		return "", fmt.Errorf("unexpected type %q", typ)
-	}
-	return strings.Join(parts, "\n"), nil
 }
 
 // TestRedisTTLs checks that every key the store writes expires, within
@@ -1396,19 +1345,8 @@ func TestRedisStoreCloseAfterSubscribe(t *testing.T) {
 	got := make(chan store.Invalidation, 10)
 	cancel := st.Subscribe(func(inv store.Invalidation) { got <- inv }, nil)
 	defer cancel()
-	// Wait until the subscription is live, so Close has one to end.
-	ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-	defer stop()
-	for {
-		n, err := srv.Client(t).PubSubNumSub(ctx, InvalidationChannel).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n[InvalidationChannel] > 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Wait until the reader blocks in Redis, so Close has one to end.
+	redistest.WaitBlocked(t, srv.Client(t), "xread", 1)
 	closed := make(chan error, 1)
 	go func() { closed <- st.Close() }()
 	select {

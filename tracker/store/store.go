@@ -36,9 +36,9 @@ type SeenRequest struct {
 	// Device is the device record to create or refresh.
 	Device *Device
 	// DeviceMinted says Device.ID was made for this request (no valid
-	// device cookie). It is a device of its own even on a known session's
-	// token: a session cookie without its device cookie is another
-	// browser (a copied cookie) until proven otherwise.
+	// device cookie; derived from the token, user agent and IP). It is
+	// used as it is, also on a known session's token: a session cookie
+	// without its device cookie is another browser until proven otherwise.
 	DeviceMinted bool
 	// Limits are the realm's limits; the user's overrides and exemption,
 	// kept in the store, apply on top.
@@ -129,8 +129,10 @@ type ListRequest struct {
 // Invalidation tells every instance to forget cached state.
 type Invalidation struct {
 	Realm string `json:"r"`
-	// User, when set, drops every cached session of that user.
-	User string `json:"u,omitempty"`
+	// UserTag (a keyed hash of realm and user, never the user id: the
+	// store keeps a log of these), when set, drops every cached session
+	// of that user.
+	UserTag string `json:"u,omitempty"`
 	// TokenHash, when set, drops one cached token.
 	TokenHash string `json:"t,omitempty"`
 	// Settings drops the cached switches of the realm.
@@ -140,17 +142,25 @@ type Invalidation struct {
 	// on: instances keep them on their deny list (deny.go).
 	Deny     string   `json:"d,omitempty"`
 	Sessions []string `json:"ss,omitempty"`
-	// Device, with User, is a device blocked (Blocked) or unblocked.
+	// Device, with UserTag, is a device blocked (Blocked) or unblocked.
 	Device  string `json:"dv,omitempty"`
 	Blocked bool   `json:"b,omitempty"`
+	// Tokens are token hashes refused for Deny (with Device and Blocked:
+	// as sessions on that device): every token of the sessions ended, so
+	// an instance that never cached them, or starts later and replays the
+	// log, refuses them while the store is unreachable.
+	Tokens []string `json:"ts,omitempty"`
+	// At is when it happened (Unix milliseconds): a deny entry lasts the
+	// revoke hold from then, also when replayed later.
+	At int64 `json:"at,omitempty"`
 	// Origin is the publishing tracker, which applied it already.
 	Origin string `json:"o,omitempty"`
 }
 
 // Store keeps sessions and devices. Every method that changes a user's data
-// is atomic for that user. Implementations: RedisStore, and MemoryStore,
-// which is RedisStore over an in-process Redis; one conformance suite
-// (store_test.go) runs against both. It is two interfaces by who uses
+// is atomic for that user. Implementations: redisstore.Store, and
+// redisstore.Memory, which is that store over an in-process Redis; one
+// conformance suite (redisstore/store_test.go) runs against both. It is two interfaces by who uses
 // them: the request path and the idle sweep (SessionStore), and the
 // queries and actions of admins and of users on their own sessions
 // (AdminStore).
@@ -234,6 +244,9 @@ type AdminStore interface {
 	// Erase deletes everything held about a user and returns the token
 	// hashes the user had, so callers can keep refusing them.
 	Erase(ctx context.Context, realm, user string) ([]string, error)
+	// SessionTokens returns the token hashes (rotated ones included) that
+	// name the given sessions of a user.
+	SessionTokens(ctx context.Context, realm, user string, ids []string) ([]string, error)
 	// SetSettings stores a realm's runtime switches.
 	SetSettings(ctx context.Context, realm string, s Settings) error
 }
