@@ -24,6 +24,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/caddy-sessions/caddy-sessions/internal/browsertest"
+	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
 )
 
 // The pages in a real browser (issue 12): the "your sessions" page and
@@ -248,7 +249,8 @@ func screenshot(t testing.TB, tab *browsertest.Tab, name string, width int) {
 // with one Redis: the subtests are steps of one story and share them.
 func TestBrowserPages(t *testing.T) {
 	t.Parallel()
-	env := redisStore(t)
+	srv := redistest.Start(t)
+	env := storeEnv{name: "redis", fragment: "store " + srv.URL() + "\nsecret " + e2eSecret}
 	_, up := startShop(t, true)
 	const realm = "shop-browser"
 	c := startCaddy(t, caddyfile("", browserSite(t, env, up, realm)))
@@ -675,5 +677,16 @@ func TestBrowserPages(t *testing.T) {
 		expectClean(t, "admin on a phone", adminPhone)
 		expectClean(t, "admin", admin, adminRefused...)
 		expectClean(t, "laptop", laptop, laptopRefused...)
+	})
+
+	// Last, as it stops Redis: the store down is a clear banner on both
+	// pages, not a blank page.
+	t.Run("store down: a banner, not a blank page", func(t *testing.T) {
+		srv.Stop()
+		open(t, admin, site+"/admin/sessions/?down#/realm/"+realm)
+		admin.WaitJS(t, `(document.querySelector('#banner')?.textContent || '').includes('session store is unreachable')`)
+		if evalJS[bool](t, admin, `document.querySelector('#banner').offsetParent === null`) {
+			t.Error("the store-down banner is not visible")
+		}
 	})
 }

@@ -39,7 +39,6 @@ type subscriber struct {
 	fn     func(store.Invalidation)
 	resync func()
 	cancel context.CancelFunc
-	done   chan struct{}
 }
 
 // Publish implements Store: one entry appended to the invalidation log.
@@ -69,12 +68,13 @@ func (s *Store) logCap() int64 {
 // a reload) learns the recent denials.
 func (s *Store) Subscribe(fn func(store.Invalidation), resync func()) func() {
 	ctx, cancel := context.WithCancel(context.Background())
-	sub := &subscriber{fn: fn, resync: resync, cancel: cancel, done: make(chan struct{})}
+	sub := &subscriber{fn: fn, resync: resync, cancel: cancel}
 	s.mu.Lock()
 	id := s.nextID
 	s.nextID++
 	s.subs[id] = sub
 	s.mu.Unlock()
+	s.readers.Add(1)
 	go s.listen(ctx, sub)
 	return func() {
 		s.mu.Lock()
@@ -109,7 +109,7 @@ func (s *Store) deliver(ctx context.Context, sub *subscriber, msgs []redis.XMess
 // client retries a read whose connection broke, check included, so a cut
 // needs no handling of its own.
 func (s *Store) listen(ctx context.Context, sub *subscriber) {
-	defer close(sub.done)
+	defer s.readers.Done()
 	last := "0-0" // nothing read yet
 	for ctx.Err() == nil {
 		block := readBlock

@@ -52,6 +52,9 @@ type Store struct {
 	mu     sync.Mutex
 	subs   map[int]*subscriber
 	nextID int
+	// readers counts the log readers still running, unsubscribed ones
+	// included (they end within readBlock): Close waits for them all.
+	readers sync.WaitGroup
 
 	// delivered and resyncs count log entries handed to subscribers and
 	// resyncs (entries lost); capForTest overrides logCap.
@@ -333,17 +336,13 @@ func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 // Close implements Store.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	subs := make([]*subscriber, 0, len(s.subs))
 	for _, sub := range s.subs {
-		subs = append(subs, sub)
 		sub.cancel()
 	}
 	s.mu.Unlock()
 	// Closing the client ends a read of the log blocked in Redis.
 	err := s.rdb.Close()
-	for _, sub := range subs {
-		<-sub.done
-	}
+	s.readers.Wait()
 	return err
 }
 
