@@ -184,7 +184,7 @@ func redisOptions(cfg *StoreConfig) (*redis.UniversalOptions, error) {
 		}
 		o, err := redis.ParseURL(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%q: %v", redactURL(cfg.URL), redactErr(err))
+			return nil, fmt.Errorf("%q: %v", redactURL(cfg.URL), redactErr(err, raw))
 		}
 		opts.Addrs = append([]string{o.Addr}, cfg.Addrs...)
 		opts.DB, opts.Username, opts.Password = o.DB, o.Username, o.Password
@@ -201,19 +201,49 @@ func redisOptions(cfg *StoreConfig) (*redis.UniversalOptions, error) {
 	return opts, nil
 }
 
+// redactURL hides the user information of a URL (everything between
+// "://" and the last "@" before the path), whether or not the URL parses:
+// a URL with a bad port still holds a good password.
 func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		scheme, rest = "", s
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	hostEnd := strings.IndexAny(rest, "/?#")
+	if hostEnd < 0 {
+		hostEnd = len(rest)
 	}
-	return u.String()
+	if at := strings.LastIndexByte(rest[:hostEnd], '@'); at >= 0 {
+		rest = "xxxxx" + rest[at:]
+	}
+	if !ok {
+		return rest
+	}
+	return scheme + "://" + rest
 }
 
-func redactErr(err error) string {
-	return strings.ReplaceAll(err.Error(), "\n", " ")
+// redactErr is err's message without raw's user information, in any
+// spelling the parser may have quoted it in.
+func redactErr(err error, raw string) string {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	_, rest, _ := strings.Cut(raw, "://")
+	hostEnd := strings.IndexAny(rest, "/?#")
+	if hostEnd < 0 {
+		hostEnd = len(rest)
+	}
+	if at := strings.LastIndexByte(rest[:hostEnd], '@'); at > 0 {
+		info := rest[:at]
+		for _, s := range []string{info, url.PathEscape(info), url.QueryEscape(info)} {
+			msg = strings.ReplaceAll(msg, s, "xxxxx")
+		}
+		if _, pw, ok := strings.Cut(info, ":"); ok && pw != "" {
+			if dec, err := url.PathUnescape(pw); err == nil {
+				msg = strings.ReplaceAll(msg, dec, "xxxxx")
+			}
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+	}
+	return msg
 }
 
 // secret returns the keyring secret: the configured one, expanded, or for

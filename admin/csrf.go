@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
 
@@ -59,7 +60,37 @@ func sameOrigin(r *http.Request) bool {
 		return true
 	}
 	u, err := url.Parse(origin)
-	return err == nil && strings.EqualFold(u.Host, r.Host)
+	if err != nil || u.Host == "" || u.Path != "" {
+		return false // "null", or not an origin
+	}
+	scheme := requestScheme(r)
+	return strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(hostPort(u.Host, scheme), hostPort(r.Host, scheme))
+}
+
+// requestScheme is the scheme the browser used: https when Caddy
+// terminated TLS, or when a trusted proxy in front says so.
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		if p := strings.ToLower(r.Header.Get("X-Forwarded-Proto")); p == "https" || p == "http" {
+			return p
+		}
+	}
+	return "http"
+}
+
+// hostPort spells host with its port, the scheme's default if none.
+func hostPort(host, scheme string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	port := "80"
+	if scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(strings.Trim(host, "[]"), port)
 }
 
 // auditLog records a state-changing admin request that succeeded: who

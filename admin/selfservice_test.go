@@ -175,6 +175,9 @@ func TestSelfServiceCrossSite(t *testing.T) {
 		{"null", ""},
 		{"https://" + shopHost + ".evil.example", ""},
 		{"https://evil.example/" + shopHost, ""},
+		{"http://" + shopHost, ""},            // another scheme
+		{"https://" + shopHost + ":8443", ""}, // another port
+		{"https://" + shopHost + "/path", ""}, // not an origin
 	} {
 		for _, r := range []*http.Request{
 			selfReq(http.MethodDelete, "/account/sessions/"+f.phone, c.origin, c.site),
