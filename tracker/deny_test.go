@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
 	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
 	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // downStore is a store that can be made unreachable.
@@ -179,5 +181,31 @@ func TestStartingInstanceReplaysDenials(t *testing.T) {
 	waitFor(t, "the log read to its end", heard.Load)
 	if n := third.DeniedTokens(); n != 0 {
 		t.Errorf("an instance started after the hold denies %d tokens, want 0", n)
+	}
+}
+
+// TestDenyListOutlivesAnEmptyStore: Redis comes back empty (a restart
+// without persistence): the store no longer knows the revocation and would
+// open a new session for the token; the instance that knows refuses it.
+func TestDenyListOutlivesAnEmptyStore(t *testing.T) {
+	srv := redistest.Start(t)
+	st := redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+	t.Cleanup(func() { _ = st.Close() })
+	ctx := context.Background()
+	tr := newTestTracker(t, st)
+	res, err := tr.Login(ctx, userReq("t-revoked", "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Revoke(ctx, "shop", "alice", res.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Client(t).FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []Request{userReq("t-revoked", ""), userReq("t-revoked", "alice")} {
+		if got := observe(t, tr, r); !got.Refused || got.Reason != store.EndRevoked {
+			t.Errorf("the revoked token (user %q) after Redis came back empty = %+v, want refused as revoked", r.User, got)
+		}
 	}
 }

@@ -90,12 +90,18 @@ func (t *Tracker) observe(ctx context.Context, r Request) (Result, error) {
 		}
 	}
 	res, err := t.observeStore(ctx, key, r, now, false)
-	if err != nil {
-		// The store is unreachable: what this instance knows to be
-		// refused stays refused.
+	if !res.Refused {
+		// What this instance knows to be refused stays refused, whatever
+		// the store says or fails to say: it may be unreachable, or have
+		// come back empty (then it would open a new session).
 		if reason := t.denied.check(key, now.UnixNano()); reason != "" {
+			if err == nil && res.Tracked && res.SessionID != "" {
+				t.cache.remove(key)
+			}
 			return Result{Tracked: true, Realm: r.Realm, Refused: true, Reason: reason}, nil
 		}
+	}
+	if err != nil {
 		return res, err
 	}
 	if r.DeviceMinted && res.DeviceID == r.DeviceID {
