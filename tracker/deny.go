@@ -7,6 +7,7 @@ package tracker
 // Bounded; each entry expires when the store's own hold would.
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -131,3 +132,50 @@ func (t *Tracker) denyCached(realm, user string, ids []string, device, reason st
 
 // DeniedTokens is how many tokens this instance refuses from memory.
 func (t *Tracker) DeniedTokens() int { return t.denied.len() }
+
+// maxReseed bounds the deny entries one instance writes back to a log that
+// lost entries: about what the log keeps.
+const maxReseed = 10000
+
+// reseed writes the deny list back to the invalidation log after the log
+// lost entries (Redis came back empty, or the log was trimmed past what
+// this instance had read): the instances that start from now on replay
+// them, so a revocation is not forgotten while one instance still holds
+// it. Entries are grouped by what they deny and the minute their hold
+// ends (a replayed entry may end up to a minute early), so a deny list is
+// a few log entries, not one per token; an instance reseeds at most once a
+// minute.
+func (t *Tracker) reseed(ctx context.Context) {
+	type group struct {
+		reason, realm, userTag, device string
+		until                          int64 // minutes
+	}
+	now := t.now().UnixNano()
+	if last := t.lastReseed.Load(); now-last < int64(time.Minute) || !t.lastReseed.CompareAndSwap(last, now) {
+		return
+	}
+	groups := map[group][]string{}
+	n := 0
+	t.denied.mu.RLock()
+	for k, x := range t.denied.m {
+		if x.until <= now || n >= maxReseed {
+			continue
+		}
+		g := group{x.reason, x.realm, x.userTag, x.device, x.until / int64(time.Minute)}
+		groups[g] = append(groups[g], k.String())
+		n++
+	}
+	t.denied.mu.RUnlock()
+	hold := t.cfg.Policy.RevokeHold.Milliseconds()
+	for g, toks := range groups {
+		inv := store.Invalidation{Realm: g.realm, Tokens: toks, At: g.until*time.Minute.Milliseconds() - hold, Origin: t.id}
+		if g.device != "" {
+			inv.UserTag, inv.Device, inv.Blocked = g.userTag, g.device, true
+		} else {
+			inv.Deny = g.reason
+		}
+		if err := t.cfg.Store.Publish(ctx, inv); err != nil {
+			return // the store is gone again: the next loss retries
+		}
+	}
+}

@@ -208,4 +208,17 @@ func TestDenyListOutlivesAnEmptyStore(t *testing.T) {
 			t.Errorf("the revoked token (user %q) after Redis came back empty = %+v, want refused as revoked", r.User, got)
 		}
 	}
+	// The instance noticed the log lost its entries and wrote its deny
+	// list back: an instance that starts now learns the revocation too.
+	st2 := redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr}))
+	t.Cleanup(func() { _ = st2.Close() })
+	waitFor(t, "the deny list written back to the log", func() bool {
+		n, err := srv.Client(t).XLen(ctx, redisstore.InvalidationChannel).Result()
+		return err == nil && n > 0
+	})
+	later := newTestTracker(t, st2)
+	waitFor(t, "a new instance replaying the written-back deny list", func() bool { return later.DeniedTokens() == 1 })
+	if got := observe(t, later, userReq("t-revoked", "")); !got.Refused || got.Reason != store.EndRevoked {
+		t.Errorf("the revoked token on an instance started after Redis came back empty = %+v", got)
+	}
 }

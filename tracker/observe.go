@@ -74,6 +74,11 @@ func (t *Tracker) observe(ctx context.Context, r Request) (Result, error) {
 		e = nil
 	}
 	if e != nil && e.anonymous && r.User == "" {
+		if reason := t.denied.check(key, now.UnixNano()); reason != "" {
+			// Known to be refused although the store no longer knows
+			// the token (it came back empty).
+			return Result{Tracked: true, Realm: r.Realm, Refused: true, Reason: reason}, nil
+		}
 		return Result{}, nil
 	}
 	if r.DeviceID == "" {

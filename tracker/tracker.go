@@ -81,6 +81,9 @@ type Tracker struct {
 
 	touches chan pendingTouch
 	dropped atomic.Int64
+	// lastReseed is when the deny list was last written back to the
+	// invalidation log (reseed).
+	lastReseed atomic.Int64
 
 	// settings caches each realm's switches (*cachedSettings).
 	settings sync.Map
@@ -304,8 +307,17 @@ func (t *Tracker) invalidate(inv store.Invalidation) {
 	}
 }
 
-// resync forgets everything cached: invalidations may have been missed.
-func (t *Tracker) resync() { t.cache.removeIf(func(*entry) bool { return true }) }
+// resync forgets everything cached, since invalidations may have been
+// missed, and writes this instance's deny list back to the log, which lost
+// entries (reseed).
+func (t *Tracker) resync() {
+	t.cache.removeIf(func(*entry) bool { return true })
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		t.reseed(ctx)
+	}()
+}
 
 // AddRealm makes the idle sweep cover realm from now on.
 func (t *Tracker) AddRealm(realm string) {

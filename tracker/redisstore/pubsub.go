@@ -102,12 +102,13 @@ func (s *Store) deliver(ctx context.Context, sub *subscriber, msgs []redis.XMess
 }
 
 // listen reads the log from where it left off: the whole log first
-// (replay), then it blocks for news. Each read goes in one round trip with
-// a check that the last entry read is still in the log: if it is not, the
-// log lost entries this reader had not read (trimmed past the cap while it
-// was cut off, or Redis came back empty), and the subscriber resyncs. The
-// client retries a read whose connection broke, check included, so a cut
-// needs no handling of its own.
+// (replay), then it blocks for news. After each read it checks that the
+// entry it read from is still in the log: if not, the log lost entries
+// this reader had not read (trimmed past the cap while it was cut off, or
+// Redis came back empty), and the subscriber resyncs. The check follows
+// the read because the client retries a read whose connection broke,
+// unseen; and it is a command of its own, since in a pipeline the
+// blocking read would be cut short by the client's read timeout.
 func (s *Store) listen(ctx context.Context, sub *subscriber) {
 	defer s.readers.Done()
 	last := "0-0" // nothing read yet
@@ -116,14 +117,7 @@ func (s *Store) listen(ctx context.Context, sub *subscriber) {
 		if last == "0-0" {
 			block = -1 // the replay: no waiting
 		}
-		pipe := s.rdb.Pipeline()
-		var still *redis.XMessageSliceCmd
-		if last != "0-0" && last != "0-1" {
-			still = pipe.XRangeN(ctx, InvalidationChannel, last, last, 1)
-		}
-		read := pipe.XRead(ctx, &redis.XReadArgs{Streams: []string{InvalidationChannel, last}, Count: 512, Block: block})
-		_, _ = pipe.Exec(ctx)
-		res, err := read.Result()
+		res, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{InvalidationChannel, last}, Count: 512, Block: block}).Result()
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -131,10 +125,23 @@ func (s *Store) listen(ctx context.Context, sub *subscriber) {
 			s.pause(ctx)
 			continue
 		}
-		if still != nil && still.Err() == nil && len(still.Val()) == 0 {
-			s.resyncs.Add(1)
-			if sub.resync != nil {
-				sub.resync()
+		if last != "0-0" && last != "0-1" {
+			got, err := s.rdb.XRangeN(ctx, InvalidationChannel, last, last, 1).Result()
+			if err != nil {
+				s.pause(ctx)
+				continue // read again from last: nothing delivered yet
+			}
+			if len(got) == 0 {
+				s.resyncs.Add(1)
+				if sub.resync != nil {
+					sub.resync()
+				}
+				if errors.Is(err, redis.Nil) {
+					// What the log holds now is all newer than last:
+					// read it from its start (and resync once only).
+					last = "0-1"
+					continue
+				}
 			}
 		}
 		if errors.Is(err, redis.Nil) {

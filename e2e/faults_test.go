@@ -1,0 +1,315 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
+)
+
+// The fault suite: mixed traffic through two Caddy instances sharing one
+// Redis while faults are injected for real, then invariants checked. A
+// short form runs in CI (TestFaultSuite); for a soak, lengthen the phases:
+//
+//	go test ./e2e -run TestFaultSuite -faults.phase 10m -v
+var faultPhase = flag.Duration("faults.phase", 2500*time.Millisecond, "how long each fault phase of TestFaultSuite lasts")
+
+// revokeBound is how long after a revocation (answered by one instance's
+// admin API) any instance may still admit the token: the time the other
+// instance takes to read the invalidation log.
+const revokeBound = time.Second
+
+// faultBrowser is one logged-in browser of the traffic.
+type faultBrowser struct {
+	user   string
+	cl     *client
+	cookie string // the Cookie header it sends: app cookie and device cookie
+	device string // the device id its device cookie names
+	// refusedAt is when a revocation or a device block of its session was
+	// answered (Unix nanoseconds), 0 while it may be served.
+	refusedAt atomic.Int64
+}
+
+// faultStats counts what one phase's traffic saw.
+type faultStats struct {
+	requests, transportErrors, serverErrors, revokedAdmitted, revocations atomic.Int64
+	examples                                                              sync.Map // first example per kind
+}
+
+func (s *faultStats) example(kind, what string) { s.examples.LoadOrStore(kind, what) }
+
+func TestFaultSuite(t *testing.T) {
+	srv := redistest.Start(t)
+	_, up := startShop(t, true)
+	const realm = "faults"
+	site := func(extra string) string {
+		return caddyfile("", shopSite(up, "store "+srv.URL()+"\nsecret "+e2eSecret+"\nrealm "+realm+
+			"\nlogin @login\nlogout @logout\nrestrict {\n\tmax_devices 1000 30d log\n}", extra))
+	}
+	a := startCaddy(t, site(""))
+	b := startCaddy(t, site(""))
+	instances := []*Caddy{a, b}
+	admin := srv.Client(t)
+
+	// Browsers: three users, two browsers each, logged in through either
+	// instance.
+	var mu sync.Mutex
+	var browsers []*faultBrowser
+	login := func(user string, i int) *faultBrowser {
+		cl := newClient(t, []string{uaChromeWindows, uaIPhone, uaFirefoxLinux}[i%3], []string{ipLondon, ipMilton, ipOther}[i%3])
+		inst := instances[i%2]
+		cl.login(inst.Site, user, user)
+		u, _ := url.Parse(inst.Site)
+		var parts []string
+		device := ""
+		for _, ck := range cl.jar.Cookies(u) {
+			parts = append(parts, ck.Name+"="+ck.Value)
+			if ck.Name == "sessions_device" {
+				device, _, _ = strings.Cut(ck.Value, ".")
+			}
+		}
+		if device == "" {
+			t.Fatalf("%s logged in without a device cookie", user)
+		}
+		fb := &faultBrowser{user: user, cl: cl, cookie: strings.Join(parts, "; "), device: device}
+		mu.Lock()
+		browsers = append(browsers, fb)
+		mu.Unlock()
+		return fb
+	}
+	users := []string{"alice", "bob", "carol"}
+	for i, u := range users {
+		login(u, i)
+		login(u, i+1)
+	}
+	baseGoroutines := goroutines(t, b)
+
+	// Traffic: workers send page views with each browser's cookies to a
+	// random instance and judge each answer against the browser's state.
+	var stats *faultStats
+	var statsMu sync.RWMutex
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				fb := browsers[rng.IntN(len(browsers))]
+				mu.Unlock()
+				inst := instances[rng.IntN(2)]
+				statsMu.RLock()
+				st := stats
+				statsMu.RUnlock()
+				sent := time.Now()
+				get := func() (*reply, error) {
+					return fb.cl.send(false, http.MethodGet, inst.Site+"/account", nil, func(q *http.Request) { q.Header.Set("Cookie", fb.cookie) })
+				}
+				r, err := get()
+				if err != nil {
+					// As a browser does when a kept-alive connection is
+					// reset under it (a reload's old server closing it):
+					// send the GET again, once.
+					r, err = get()
+				}
+				st.requests.Add(1)
+				switch {
+				case err != nil:
+					st.transportErrors.Add(1)
+					st.example("transport", err.Error())
+				case r.Status >= 500:
+					st.serverErrors.Add(1)
+					st.example("5xx", r.String())
+				case r.Status == http.StatusOK:
+					if at := fb.refusedAt.Load(); at != 0 && sent.UnixNano() > at+int64(revokeBound) {
+						st.revokedAdmitted.Add(1)
+						st.example("admitted", fmt.Sprintf("%s on %s, %v after its revocation", fb.user, inst.Site, sent.Sub(time.Unix(0, at))))
+					}
+				}
+			}
+		}()
+	}
+
+	// The controller: during every phase, revoke a random browser's
+	// session or block its device through a random instance's admin API,
+	// and log a replacement in.
+	act := func(st *faultStats, rng *rand.Rand) {
+		mu.Lock()
+		fb := browsers[rng.IntN(len(browsers))]
+		mu.Unlock()
+		if fb.refusedAt.Load() != 0 {
+			return
+		}
+		inst := instances[rng.IntN(2)]
+		list := inst.SessionsMaybe(t, realm, fb.user)
+		var target *apiSession
+		for i := range list {
+			if list[i].DeviceID == fb.device && list[i].EndedAt == nil {
+				target = &list[i]
+			}
+		}
+		if target == nil {
+			// The store does not know it (Redis restarted empty): a
+			// fresh login gives the next phases sessions to revoke.
+			login(fb.user, rng.IntN(6))
+			return
+		}
+		var status int
+		if rng.IntN(3) == 0 {
+			status, _ = inst.adminSend(t, http.MethodPut, userPath(realm, fb.user)+"/devices/"+url.PathEscape(target.DeviceID), `{"blocked":true}`)
+		} else {
+			status, _ = inst.adminDo(t, http.MethodDelete, userPath(realm, fb.user)+"/sessions/"+url.PathEscape(target.ID))
+		}
+		if status == http.StatusOK {
+			fb.refusedAt.Store(time.Now().UnixNano())
+			st.revocations.Add(1)
+			login(fb.user, rng.IntN(6))
+		}
+	}
+
+	type phase struct {
+		name   string
+		inject func()
+	}
+	reloadN := 0
+	phases := []phase{
+		{"none", func() {}},
+		{"Redis paused (SIGSTOP) 1.5 s", func() {
+			srv.Pause(t)
+			time.Sleep(1500 * time.Millisecond) // the fault's length
+			srv.Resume(t)
+		}},
+		{"every Redis connection cut", func() {
+			if err := admin.Do(context.Background(), "CLIENT", "KILL", "TYPE", "normal").Err(); err != nil {
+				t.Errorf("CLIENT KILL: %v", err)
+			}
+		}},
+		{"Redis restarted empty", func() { srv.Restart(t) }},
+		{"caddy reload (changed config) x3", func() {
+			for range 3 {
+				reloadN++
+				b.Reload(t, site(fmt.Sprintf("header_up X-Reload %d", reloadN)))
+			}
+		}},
+	}
+	var rows []string
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, ph := range phases {
+		st := &faultStats{}
+		statsMu.Lock()
+		stats = st
+		statsMu.Unlock()
+		end := time.Now().Add(*faultPhase)
+		injected := false
+		for time.Now().Before(end) || !injected {
+			if !injected && time.Until(end) < *faultPhase/2 {
+				ph.inject()
+				injected = true
+				continue
+			}
+			act(st, rng)
+			time.Sleep(100 * time.Millisecond) // pacing of the controller, not a wait for a fact
+		}
+		for _, inst := range instances {
+			_, body := inst.adminDo(t, http.MethodGet, "/sessions/")
+			t.Logf("after %s: %s %s", ph.name, inst.Site, body)
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %d | %d | %d | %d | %d |", ph.name, st.requests.Load(), st.revocations.Load(),
+			st.transportErrors.Load(), st.serverErrors.Load(), st.revokedAdmitted.Load()))
+		st.examples.Range(func(k, v any) bool {
+			t.Errorf("%s: %s, e.g. %v", ph.name, k, v)
+			return true
+		})
+	}
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	for _, fb := range browsers {
+		fb.cl.raw.Transport.(*http.Transport).CloseIdleConnections()
+	}
+	mu.Unlock()
+	t.Logf("fault suite, %v per phase:\n| fault | requests | revocations and blocks | transport errors | 5xx | revoked admitted after %v |\n| --- | --- | --- | --- | --- | --- |\n%s",
+		*faultPhase, revokeBound, strings.Join(rows, "\n"))
+
+	// After the faults: no session both active and ended; every key of
+	// a user expires; instance B, reloaded, back to its goroutines.
+	for _, u := range users {
+		active := a.Sessions(t, realm, u, "active")
+		closed := a.Sessions(t, realm, u, "closed")
+		ids := map[string]bool{}
+		for _, s := range active.Sessions {
+			if s.EndedAt != nil {
+				t.Errorf("%s: an active session with an end: %s", u, dump(s))
+			}
+			ids[s.ID] = true
+		}
+		for _, s := range closed.Sessions {
+			if s.EndedAt == nil || ids[s.ID] {
+				t.Errorf("%s: a closed session listed as active, or without an end: %s", u, dump(s))
+			}
+		}
+	}
+	keys, err := srv.ScanAll(context.Background(), "cs:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if strings.HasSuffix(k, ":settings") {
+			continue // the realm's switches: no TTL by design
+		}
+		if ttl, err := admin.PTTL(context.Background(), k).Result(); err != nil || ttl <= 0 {
+			t.Errorf("key %s without a TTL (%v, %v)", k, ttl, err)
+		}
+	}
+	eventually(t, 15*time.Second, 100*time.Millisecond, func() (bool, string) {
+		n := goroutines(t, b)
+		return n <= baseGoroutines+15, fmt.Sprintf("instance B runs %d goroutines after 3 reloads, %d before", n, baseGoroutines)
+	})
+}
+
+var goroutineTotal = regexp.MustCompile(`goroutine profile: total (\d+)`)
+
+// goroutines is the number of goroutines of a Caddy process.
+func goroutines(t testing.TB, c *Caddy) int {
+	t.Helper()
+	_, body := c.adminDo(t, http.MethodGet, "/debug/pprof/goroutine?debug=1")
+	m := goroutineTotal.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no goroutine count in %.200s", body)
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// SessionsMaybe lists user's sessions of any state, or none when the
+// admin API cannot answer (the store is down).
+func (c *Caddy) SessionsMaybe(t testing.TB, realm, user string) []apiSession {
+	status, body := c.adminDo(t, http.MethodGet, userPath(realm, user)+"/sessions?state=all&limit=500")
+	if status != http.StatusOK {
+		return nil
+	}
+	var l apiList
+	if err := json.Unmarshal(body, &l); err != nil {
+		return nil
+	}
+	return l.Sessions
+}
