@@ -42,6 +42,17 @@ func TestCopiedSessionCookieIsAnotherDevice(t *testing.T) {
 	if devs := c.Devices(t, realm, "alice"); len(devs) != 2 {
 		t.Errorf("devices = %s, want the victim's and the copy's", dump(devs))
 	}
+	// The session shows where it was last seen, IP and location alike,
+	// and keeps where it started.
+	l := c.Sessions(t, realm, "alice", "active")
+	if len(l.Sessions) != 1 {
+		t.Fatalf("sessions = %s, want the one", dump(l))
+	}
+	s := l.Sessions[0]
+	if s.IP != ipMilton || s.Location.City != "Milton" || s.LoginIP != ipLondon || s.LoginLocation.City != "London" {
+		t.Errorf("session after the copy's requests: ip %s in %q, started at %s in %q; want %s in Milton, started at %s in London",
+			s.IP, s.Location.City, s.LoginIP, s.LoginLocation.City, ipMilton, ipLondon)
+	}
 	// The victim's browser is untouched: its cookie stays its device's.
 	if r := victim.get(c.Site + "/account"); r.Status != http.StatusOK || r.setCookie("sessions_device") != nil {
 		t.Errorf("the victim's browser after the copy: %s", r)

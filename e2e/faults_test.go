@@ -45,7 +45,7 @@ type faultBrowser struct {
 // faultStats counts what one phase's traffic saw.
 type faultStats struct {
 	requests, retried, transportErrors, serverErrors, revokedAdmitted, revocations atomic.Int64
-	examples                                                              sync.Map // first example per kind
+	examples                                                                       sync.Map // first example per kind
 }
 
 func (s *faultStats) example(kind, what string) { s.examples.LoadOrStore(kind, what) }

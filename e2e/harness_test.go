@@ -554,6 +554,9 @@ type apiSession struct {
 	Agent     apiAgent    `json:"agent"`
 	Location  apiLocation `json:"location"`
 	Current   bool        `json:"current"`
+	// Where it started.
+	LoginIP       string      `json:"login_ip"`
+	LoginLocation apiLocation `json:"login_location"`
 }
 
 type apiList struct {

@@ -420,8 +420,9 @@ func TestActivityPrivacySwitches(t *testing.T) {
 	if l := device("dev-2").Location; l.Known() || l.Latitude != nil {
 		t.Errorf("geolocation off: device location %+v", l)
 	}
-	// Not retroactive: the earlier session and device keep theirs, also
-	// after a request that goes to the store (new IP).
+	// Not retroactive: the earlier session keeps where it started, and
+	// its device its location, also after a request from a new IP, whose
+	// own location is not recorded (geolocation is off now).
 	clock.Add(2 * time.Minute)
 	if res, err := tr.Observe(ctx, Request{Realm: realm, Token: "geo-on", User: user, IP: london2, DeviceID: "dev-1"}); err != nil || res.Refused || res.SessionID != sids["geo-on"] {
 		t.Fatalf("%+v %v", res, err)
@@ -429,7 +430,11 @@ func TestActivityPrivacySwitches(t *testing.T) {
 	if s := session("geo-on"); s.IP != london2 {
 		t.Fatalf("the request did not reach the store: session IP %q", s.IP)
 	}
-	wantLondon("earlier session after the switch", session("geo-on").Location, true)
+	moved := session("geo-on")
+	wantLondon("earlier session's login location after the switch", moved.LoginLocation, true)
+	if moved.LoginIP != london || moved.Location.Known() {
+		t.Errorf("earlier session after the switch: login IP %q, location now %+v; want %s and none", moved.LoginIP, moved.Location, london)
+	}
 	if l := device("dev-1").Location; l.City != "London" {
 		t.Errorf("earlier device after the switch: location %+v", l)
 	}

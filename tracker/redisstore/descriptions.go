@@ -188,6 +188,7 @@ func (s *Store) resolve(ctx context.Context, sessions []*sessionRecord, devices 
 	}
 	for _, x := range sessions {
 		want(x.agentRef, x.locRef)
+		want("", x.loginLocRef)
 	}
 	for _, d := range devices {
 		want(d.agentRef, d.locRef)
@@ -224,6 +225,12 @@ func (s *Store) resolve(ctx context.Context, sessions []*sessionRecord, devices 
 	}
 	for _, x := range sessions {
 		fill(x.agentRef, x.locRef, &x.Agent, &x.Location)
+		var none store.Agent
+		fill("", x.loginLocRef, &none, &x.LoginLocation)
+		if x.LoginIP == "" {
+			// It has not moved: it started where it is.
+			x.LoginIP, x.LoginLocation = x.IP, x.Location
+		}
 	}
 	for _, d := range devices {
 		fill(d.agentRef, d.locRef, &d.Agent, &d.Location)

@@ -72,8 +72,9 @@ type sessionRecord struct {
 	*store.Session
 	tokenHash, ipKey, day string
 	// agentRef and locRef name the shared descriptions the record refers
-	// to (descriptions.go); resolved into Agent and Location.
-	agentRef, locRef string
+	// to (descriptions.go); resolved into Agent and Location, and
+	// loginLocRef into LoginLocation.
+	agentRef, locRef, loginLocRef string
 }
 
 // deviceRecord is a device as the store keeps it.
@@ -273,8 +274,15 @@ const (
 	sStoredDay
 	sStoredAgent
 	sStoredLoc
+	// Where the session started, set once it moved (written by the
+	// scripts); records before have 12 fields.
+	sStoredLoginIP
+	sStoredLoginLoc
 	storedSessionFields
 )
+
+// firstLayoutMin is the fewest fields of a first-layout session record.
+const firstLayoutMin = sessionFieldsV1
 
 // sameIP in a stored session's IP key means "the IP itself", which is what
 // max_ips counts unless ip_prefix is set.
@@ -297,9 +305,13 @@ func encodeStoredSession(s *sessionRecord) string {
 	if ipKey != "" && ipKey == s.IP {
 		ipKey = sameIP
 	}
+	loginIP, loginLoc := "", ""
+	if s.LoginIP != "" && s.LoginIP != s.IP {
+		loginIP, loginLoc = s.LoginIP, s.loginLocRef
+	}
 	rec := [storedSessionFields]any{
 		"", ms(s.StartedAt), ms(s.LastSeen), ended, s.EndReason, s.IP, s.DeviceID, s.tokenHash,
-		ipKey, s.day, s.agentRef, s.locRef,
+		ipKey, s.day, s.agentRef, s.locRef, loginIP, loginLoc,
 	}
 	b, _ := json.Marshal(rec)
 	return string(b)
@@ -312,7 +324,7 @@ func decodeStoredSession(raw, id, realm, user string) (*sessionRecord, error) {
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return nil, fmt.Errorf("decoding session record: %w", err)
 	}
-	if len(rec) != storedSessionFields {
+	if len(rec) >= firstLayoutMin || len(rec) < sStoredLoginIP {
 		s, err := decodeSession(raw, realm, user)
 		if err != nil {
 			return nil, err
@@ -325,12 +337,16 @@ func decodeStoredSession(raw, id, realm, user string) (*sessionRecord, error) {
 		}
 		return s, nil
 	}
+	for len(rec) < storedSessionFields {
+		rec = append(rec, json.RawMessage(`""`)) // a record from before the login place
+	}
 	s := &sessionRecord{Session: &store.Session{Realm: realm, User: user}}
 	var started, last, ended float64
 	if err := unmarshalFields(rec, "session", []field{
 		{sID, &s.ID}, {sStarted, &started}, {sLastSeen, &last}, {sEnded, &ended}, {sReason, &s.EndReason},
 		{sIP, &s.IP}, {sDevice, &s.DeviceID}, {sToken, &s.tokenHash}, {sStoredIPKey, &s.ipKey},
 		{sStoredDay, &s.day}, {sStoredAgent, &s.agentRef}, {sStoredLoc, &s.locRef},
+		{sStoredLoginIP, &s.LoginIP}, {sStoredLoginLoc, &s.loginLocRef},
 	}); err != nil {
 		return nil, err
 	}

@@ -39,10 +39,14 @@ type Session struct {
 	// EndedAt is nil while the session is active.
 	EndedAt   *time.Time `json:"ended_at"`
 	EndReason string     `json:"end_reason,omitempty"`
-	IP        string     `json:"ip"`
-	DeviceID  string     `json:"device_id"`
-	Agent     Agent      `json:"agent"`
-	Location  Location   `json:"location"`
+	// IP and Location are where the session was last seen; LoginIP and
+	// LoginLocation where it started (the same until it moves).
+	IP            string   `json:"ip"`
+	LoginIP       string   `json:"login_ip"`
+	DeviceID      string   `json:"device_id"`
+	Agent         Agent    `json:"agent"`
+	Location      Location `json:"location"`
+	LoginLocation Location `json:"login_location"`
 	// Current is set only in self-service answers.
 	Current bool `json:"current,omitempty"`
 }

@@ -2,20 +2,22 @@
 -- KEYS (all of one user, one hash tag): 1 meta, 2 tok, 3 sess, 4 act, 5 hist,
 -- 6 devs, 7 devz, 8 ips, 9 violations, 10 violations by time, 11 days, 12 trail.
 -- Records are the positional arrays of record.go (1-based here): the
--- stored layout (12 fields for a session, 7 for a device), or the first
+-- stored layout (12 or 14 fields for a session, 7 for a device), or the first
 -- layout (21 or 23, 16) of records written before; 1-8 (sessions) and 1-5
 -- (devices) mean the same in both.
 local K_META, K_TOK, K_SESS, K_ACT, K_HIST, K_DEVS, K_DEVZ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local K_IPS, K_V, K_VZ, K_DAYS, K_TRAIL = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local S_ID, S_START, S_LAST, S_END, S_REASON, S_IP, S_DEV, S_TOK = 1, 2, 3, 4, 5, 6, 7, 8
 local S_AGENT, S_LOC = 11, 12
+-- where the session started, once it has moved (stored layout only)
+local S_LOGIN_IP, S_LOGIN_LOC = 13, 14
 local D_LAST, D_BLOCKED, D_IP, D_AGENT, D_LOC, D_FIELDS = 3, 4, 5, 6, 7, 7
 local V_VIEWED = 11
 local DAY_MS = 86400000
 
 -- first_layout: a session record written before the stored layout.
 local function first_layout(r)
-  return #r > 12
+  return #r > 14
 end
 
 local function s_ipkey_i(r)

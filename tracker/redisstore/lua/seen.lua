@@ -103,6 +103,14 @@ if sid then
           if not ip_ok(sid) then
             return reply('refused', sid, r[S_START], r[S_LAST], 'max_ips', 0)
           end
+          if not first_layout(r) then
+            -- The session keeps where it started; its location
+            -- follows its IP (this request's, in the new record).
+            if (r[S_LOGIN_IP] or '') == '' then
+              r[S_LOGIN_IP], r[S_LOGIN_LOC] = r[S_IP], r[S_LOC]
+            end
+            r[S_LOC] = cjson.decode(ARGV[7])[S_LOC]
+          end
           r[S_IP] = ip
           set_ipkey(r, ip, ipkey)
           changed = true
