@@ -8,9 +8,11 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -26,12 +28,29 @@ const maxLoginBody = 64 << 10
 // maxLoginName bounds a login name, in bytes.
 const maxLoginName = 256
 
+// loginBodyTimeout bounds the reading of a login body: a client that
+// trickles it (slowloris) is answered 408 instead of holding the request.
+const loginBodyTimeout = 10 * time.Second
+
 // errLogin is a login request the module cannot read unambiguously.
-type errLogin struct{ reason string }
+type errLogin struct {
+	reason string
+	status int // 400 unless set
+}
 
 func (e errLogin) Error() string { return e.reason }
 
-func loginErrorf(format string, a ...any) error { return errLogin{fmt.Sprintf(format, a...)} }
+// readLoginNameWithin is readLoginName with the body's reading bounded by
+// loginBodyTimeout (a read deadline on the connection, lifted after).
+func readLoginNameWithin(w http.ResponseWriter, r *http.Request, field string) (string, error) {
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(loginBodyTimeout)) == nil {
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
+	return readLoginName(r, field)
+}
+
+func loginErrorf(format string, a ...any) error { return errLogin{reason: fmt.Sprintf(format, a...)} }
 
 // readLoginName reads the login name from a login request's body and puts
 // the body back for the app, byte for byte. The content type decides the
@@ -56,6 +75,9 @@ func readLoginName(r *http.Request, field string) (string, error) {
 		return "", loginErrorf("login body over %d bytes", maxLoginBody)
 	}
 	r.Body = readCloser{bytes.NewReader(buf), r.Body}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return "", errLogin{reason: fmt.Sprintf("login body not received within %v", loginBodyTimeout), status: http.StatusRequestTimeout}
+	}
 	if err != nil {
 		return "", loginErrorf("login body could not be read")
 	}

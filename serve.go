@@ -91,7 +91,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			if res, name, refused := h.refusedToken(r, id); refused {
 				return h.refuse(w, r, repl, id, name, res.Reason)
 			}
-			name, err := readLoginName(r, h.UserField)
+			name, err := readLoginNameWithin(w, r, h.UserField)
 			switch {
 			case err == nil && h.successRule == successReplaced && id.user == "" && id.cookies.n == 0:
 				// The answer's new cookie could come from an anonymous
@@ -140,9 +140,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // badRequest answers a request the module cannot read unambiguously; it
 // never reaches the app.
 func (h *Handler) badRequest(w http.ResponseWriter, err error) error {
+	status := http.StatusBadRequest
+	var le errLogin
+	if errors.As(err, &le) && le.status != 0 {
+		status = le.status
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusBadRequest)
+	if status == http.StatusRequestTimeout {
+		w.Header().Set("Connection", "close")
+	}
+	w.WriteHeader(status)
 	b, _ := json.Marshal(map[string]string{"error": err.Error()})
 	_, _ = w.Write(append(b, '\n'))
 	return nil

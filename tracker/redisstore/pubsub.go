@@ -33,6 +33,8 @@ const (
 	readBlock = time.Second
 	// retryPause separates reads after an error.
 	retryPause = 200 * time.Millisecond
+	// replayTimeout bounds the replay a Subscribe waits for.
+	replayTimeout = 2 * time.Second
 )
 
 type subscriber struct {
@@ -74,8 +76,14 @@ func (s *Store) Subscribe(fn func(store.Invalidation), resync func()) func() {
 	s.nextID++
 	s.subs[id] = sub
 	s.mu.Unlock()
+	// The replay happens before Subscribe returns, so a tracker (a new
+	// config's, on a reload) knows the recent revocations before it
+	// answers its first request; bounded, since Redis may be down.
+	rctx, rcancel := context.WithTimeout(ctx, replayTimeout)
+	last := s.replay(rctx, sub)
+	rcancel()
 	s.readers.Add(1)
-	go s.listen(ctx, sub)
+	go s.listen(ctx, sub, last)
 	return func() {
 		s.mu.Lock()
 		delete(s.subs, id)
@@ -109,26 +117,33 @@ func (s *Store) deliver(ctx context.Context, sub *subscriber, msgs []redis.XMess
 // the read because the client retries a read whose connection broke,
 // unseen; and it is a command of its own, since in a pipeline the
 // blocking read would be cut short by the client's read timeout.
-func (s *Store) listen(ctx context.Context, sub *subscriber) {
+func (s *Store) listen(ctx context.Context, sub *subscriber, last string) {
 	defer s.readers.Done()
-	last := "0-0" // nothing read yet
+	rd, release := s.readerConn(ctx)
+	defer func() { release() }()
 	for ctx.Err() == nil {
 		block := readBlock
 		if last == "0-0" {
 			block = -1 // the replay: no waiting
 		}
-		res, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{InvalidationChannel, last}, Count: 512, Block: block}).Result()
+		res, err := rd.XRead(ctx, &redis.XReadArgs{Streams: []string{InvalidationChannel, last}, Count: 512, Block: block}).Result()
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil && !errors.Is(err, redis.Nil):
+			// The connection may be gone for good (killed, Redis
+			// restarted): take a new one.
+			release()
 			s.pause(ctx)
+			rd, release = s.readerConn(ctx)
 			continue
 		}
 		if last != "0-0" && last != "0-1" {
-			got, err := s.rdb.XRangeN(ctx, InvalidationChannel, last, last, 1).Result()
+			got, err := rd.XRangeN(ctx, InvalidationChannel, last, last, 1).Result()
 			if err != nil {
+				release()
 				s.pause(ctx)
+				rd, release = s.readerConn(ctx)
 				continue // read again from last: nothing delivered yet
 			}
 			if len(got) == 0 {
@@ -156,6 +171,70 @@ func (s *Store) listen(ctx context.Context, sub *subscriber) {
 				last = st.Messages[n-1].ID
 			}
 		}
+	}
+}
+
+// replay delivers the log's entries to sub and returns the id of the last
+// one ("0-1" for an empty log, "0-0" if it could not be read: the reader
+// replays then).
+func (s *Store) replay(ctx context.Context, sub *subscriber) string {
+	last := "0-0"
+	for {
+		res, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{InvalidationChannel, last}, Count: 512, Block: -1}).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			if last == "0-0" {
+				return "0-1"
+			}
+			return last
+		case err != nil:
+			return last
+		}
+		n := 0
+		for _, st := range res {
+			if k := len(st.Messages); k > 0 {
+				s.deliver(ctx, sub, st.Messages)
+				last = st.Messages[k-1].ID
+				n += k
+			}
+		}
+		if n == 0 {
+			return last
+		}
+	}
+}
+
+// logReader is what a reader reads the log with.
+type logReader interface {
+	XRead(ctx context.Context, a *redis.XReadArgs) *redis.XStreamSliceCmd
+	XRangeN(ctx context.Context, stream, start, stop string, count int64) *redis.XMessageSliceCmd
+}
+
+// readerConn gives a reader a connection of its own when the client can
+// (standalone or Sentinel, on a Redis that has CLIENT UNBLOCK): when the
+// reader is unsubscribed, its blocked read is woken at once and its
+// connection closed, instead of a pooled connection being held until the
+// read times out (a reload would grow the pool). Otherwise (a cluster,
+// the embedded store) it reads through the pool.
+func (s *Store) readerConn(ctx context.Context) (logReader, func()) {
+	c, ok := s.rdb.(*redis.Client)
+	if !ok {
+		return s.rdb, func() {}
+	}
+	conn := c.Conn()
+	id, err := conn.ClientID(ctx).Result()
+	if err != nil {
+		_ = conn.Close()
+		return s.rdb, func() {}
+	}
+	stop := context.AfterFunc(ctx, func() {
+		uctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.rdb.ClientUnblock(uctx, id).Err()
+	})
+	return conn, func() {
+		stop()
+		_ = conn.Close()
 	}
 }
 
