@@ -56,7 +56,7 @@ func TestFaultSuite(t *testing.T) {
 	const realm = "faults"
 	site := func(extra string) string {
 		return caddyfile("", shopSite(up, "store "+srv.URL()+"\nsecret "+e2eSecret+"\nrealm "+realm+
-			"\nlogin @login\nlogout @logout\nrestrict {\n\tmax_devices 1000 30d log\n}", extra))
+			"\nlogin @login\nlogout @logout\nrefresh_interval 1s\nrestrict {\n\tmax_devices 1000 30d log\n}", extra))
 	}
 	a := startCaddy(t, site(""))
 	b := startCaddy(t, site(""))
@@ -249,9 +249,29 @@ func TestFaultSuite(t *testing.T) {
 	t.Logf("fault suite, %v per phase:\n| fault | requests | revocations and blocks | GETs sent again | unanswered | 5xx | revoked admitted after %v |\n| --- | --- | --- | --- | --- | --- | --- |\n%s",
 		*faultPhase, revokeBound, strings.Join(rows, "\n"))
 
-	// After the faults: no session both active and ended; every key of
-	// a user expires; instance B, reloaded, back to its goroutines.
+	// After the faults: no session both active and ended; per-day totals
+	// equal the sessions' time; every key of a user expires; instance B,
+	// reloaded, back to its goroutines.
 	for _, u := range users {
+		var ex struct {
+			Sessions []apiSession `json:"sessions"`
+			Days     map[string]struct {
+				Active int64 `json:"active_seconds"`
+			} `json:"days"`
+		}
+		a.adminJSON(t, http.MethodGet, userPath(realm, u)+"/export", http.StatusOK, &ex)
+		var days, sessions time.Duration
+		for _, d := range ex.Days {
+			days += time.Duration(d.Active) * time.Second
+		}
+		for _, s := range ex.Sessions {
+			sessions += s.LastSeen.Sub(s.StartedAt)
+		}
+		// Each day's total is truncated to the second.
+		if diff := sessions - days; diff < 0 || diff > time.Duration(len(ex.Days)+1)*time.Second {
+			t.Errorf("%s: per-day totals %v, the sessions' time %v", u, days, sessions)
+		}
+		t.Logf("%s: per-day totals %v, the sessions' time %v, %d sessions", u, days, sessions, len(ex.Sessions))
 		active := a.Sessions(t, realm, u, "active")
 		closed := a.Sessions(t, realm, u, "closed")
 		ids := map[string]bool{}
