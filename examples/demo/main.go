@@ -64,13 +64,14 @@ func main() {
 caddy-sessions demo is running.
 
   Shop (log in as alice/alice, bob/bob or carol/carol):  http://%[1]s/
-  Your sessions (JSON, after logging in):              http://%[1]s/sessions/
+  Your sessions (after logging in):                    http://%[1]s/sessions/
+  Admin dashboard (admin / demo-admin):                http://%[1]s/admin/sessions/
   Admin API, e.g. alice's active sessions:             http://%[2]s/sessions/%[3]s/users/alice/sessions
   Revoke all of alice's sessions:                      curl -X DELETE http://%[2]s/sessions/%[3]s/users/alice/sessions
 
 Log in from two browsers (or a private window) to see two sessions.
 Stop with Ctrl-C.
-`, *addr, *adminAddr, hostOnly(*addr))
+`, *addr, *adminAddr, "default") // the Caddyfile names no realm
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -90,14 +91,6 @@ func defaultGeoIP() string {
 		return ""
 	}
 	return p
-}
-
-func hostOnly(addr string) string {
-	h, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return h
 }
 
 func removeLine(s, prefix string) string {
