@@ -88,8 +88,8 @@ func (s *Store) Subscribe(fn func(store.Invalidation), resync func()) func() {
 		s.mu.Lock()
 		delete(s.subs, id)
 		s.mu.Unlock()
-		// The reader ends when its read returns (within readBlock); it
-		// delivers nothing more.
+		// The reader is woken (readerConn) or ends when its read times
+		// out (within readBlock); it delivers nothing more.
 		cancel()
 	}
 }
