@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -232,8 +233,11 @@ func TestFaultSuite(t *testing.T) {
 			act(st, rng)
 			time.Sleep(100 * time.Millisecond) // pacing of the controller, not a wait for a fact
 		}
-		rows = append(rows, fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %d |", ph.name, st.requests.Load(), st.revocations.Load(),
-			st.retried.Load(), st.transportErrors.Load(), st.serverErrors.Load(), st.revokedAdmitted.Load()))
+		// Resources at the phase's end, for a soak's view over time.
+		mem, _ := srv.Info(context.Background(), "memory")
+		rows = append(rows, fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %d | %s / %s | %d / %d | %s |", ph.name, st.requests.Load(), st.revocations.Load(),
+			st.retried.Load(), st.transportErrors.Load(), st.serverErrors.Load(), st.revokedAdmitted.Load(),
+			rss(t, a), rss(t, b), goroutines(t, a), goroutines(t, b), mem["used_memory_human"]))
 		st.examples.Range(func(k, v any) bool {
 			t.Errorf("%s: %s, e.g. %v", ph.name, k, v)
 			return true
@@ -246,7 +250,7 @@ func TestFaultSuite(t *testing.T) {
 		fb.cl.raw.Transport.(*http.Transport).CloseIdleConnections()
 	}
 	mu.Unlock()
-	t.Logf("fault suite, %v per phase:\n| fault | requests | revocations and blocks | GETs sent again | unanswered | 5xx | revoked admitted after %v |\n| --- | --- | --- | --- | --- | --- | --- |\n%s",
+	t.Logf("fault suite, %v per phase:\n| fault | requests | revocations and blocks | GETs sent again | unanswered | 5xx | revoked admitted after %v | RSS A / B | goroutines A / B | Redis memory |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n%s",
 		*faultPhase, revokeBound, strings.Join(rows, "\n"))
 
 	// After the faults: no session both active and ended; per-day totals
@@ -303,6 +307,26 @@ func TestFaultSuite(t *testing.T) {
 		n := goroutines(t, b)
 		return n <= baseGoroutines+15, fmt.Sprintf("instance B runs %d goroutines after 3 reloads, %d before", n, baseGoroutines)
 	})
+}
+
+// rss is the resident memory of a Caddy process, as /proc says.
+func rss(t testing.TB, c *Caddy) string {
+	c.mu.Lock()
+	cmd := c.cmd
+	c.mu.Unlock()
+	if cmd == nil {
+		return "-"
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		return "-"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return "-"
 }
 
 var goroutineGroup = regexp.MustCompile(`(?m)^(\d+) @`)
