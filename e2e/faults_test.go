@@ -24,7 +24,7 @@ import (
 // Redis while faults are injected for real, then invariants checked. A
 // short form runs in CI (TestFaultSuite); for a soak, lengthen the phases:
 //
-//	go test ./e2e -run TestFaultSuite -faults.phase 10m -v
+//	go test ./e2e -run TestFaultSuite -v -timeout 2h -args -faults.phase=10m
 var faultPhase = flag.Duration("faults.phase", 2500*time.Millisecond, "how long each fault phase of TestFaultSuite lasts")
 
 // revokeBound is how long after a revocation (answered by one instance's
