@@ -106,7 +106,6 @@ func (s *Store) deliver(ctx context.Context, sub *subscriber, msgs []redis.XMess
 		}
 		sub.fn(inv)
 	}
-	s.delivered.Add(int64(len(msgs)))
 }
 
 // listen reads the log from where it left off: the whole log first
@@ -147,7 +146,6 @@ func (s *Store) listen(ctx context.Context, sub *subscriber, last string) {
 				continue // read again from last: nothing delivered yet
 			}
 			if len(got) == 0 {
-				s.resyncs.Add(1)
 				if sub.resync != nil {
 					sub.resync()
 				}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddy-sessions/caddy-sessions/tracker/store"
@@ -56,10 +55,8 @@ type Store struct {
 	// included (they end within readBlock): Close waits for them all.
 	readers sync.WaitGroup
 
-	// delivered and resyncs count log entries handed to subscribers and
-	// resyncs (entries lost); capForTest overrides logCap.
-	delivered, resyncs atomic.Int64
-	capForTest         int64
+	// capForTest overrides logCap.
+	capForTest int64
 }
 
 // New wraps a client; the store owns it from now on and closes it
