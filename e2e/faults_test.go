@@ -99,7 +99,9 @@ func TestFaultSuite(t *testing.T) {
 
 	// Traffic: workers send page views with each browser's cookies to a
 	// random instance and judge each answer against the browser's state.
-	var stats *faultStats
+	// stats is the current phase's; until the first phase starts, a
+	// warm-up's, not reported.
+	stats := &faultStats{}
 	var statsMu sync.RWMutex
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
