@@ -132,7 +132,7 @@ func loadStore(ctx caddy.Context, cfg *StoreConfig, logger *zap.Logger) (store.S
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%v|%s|%s|%s|%d|%t|%t|%s", opts.Addrs, opts.MasterName, opts.Username, opts.Password, opts.DB, opts.IsClusterMode, opts.TLSConfig != nil, opts.SentinelPassword)))
 	key := "redis|" + hex.EncodeToString(sum[:])
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
-		rdb := redis.NewUniversalClient(opts)
+		rdb := redisstore.NewClient(opts)
 		s := redisstore.New(rdb)
 		// Redis being down at start must not keep Caddy from starting:
 		// requests flow untracked until it answers (see README).

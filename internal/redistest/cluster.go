@@ -16,14 +16,16 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis Cluster: three masters on free ports, joined by redis-cli or by hand.
+// Redis Cluster: three masters on free ports, joined by redis-cli or by
+// hand, and optionally one replica per master (failover.go).
 
-// Cluster is a 3-master, no-replica Redis Cluster owned by a test or a
-// program.
+// Cluster is a 3-master Redis Cluster owned by a test or a program, with no
+// replicas (StartCluster) or one per master (StartClusterWithReplicas).
 type Cluster struct {
-	// Addrs are the host:port addresses of all masters.
+	// Addrs are the host:port addresses of all nodes, masters first.
 	Addrs []string
-	// Nodes are the underlying processes, e.g. to Stop/Restart one master.
+	// Nodes are the underlying processes, e.g. to Stop/Restart one master;
+	// the first three started as masters.
 	Nodes []*Server
 
 	admin *redis.ClusterClient // backs ScanAll
@@ -51,12 +53,12 @@ func clusterPort() (int, error) {
 // replicas), and waits until every node reports cluster_state:ok.
 func StartCluster(tb testing.TB) *Cluster {
 	tb.Helper()
-	return startCluster(tb, true)
+	return startCluster(tb, true, false)
 }
 
-func startCluster(tb testing.TB, preferCLI bool) *Cluster {
+func startCluster(tb testing.TB, preferCLI, replicas bool) *Cluster {
 	tb.Helper()
-	c, err := testLauncher(tb).cluster(preferCLI)
+	c, err := testLauncher(tb).cluster(preferCLI, replicas)
 	if err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
@@ -64,14 +66,19 @@ func startCluster(tb testing.TB, preferCLI bool) *Cluster {
 	return c
 }
 
-func (l launcher) cluster(preferCLI bool) (_ *Cluster, err error) {
+func (l launcher) cluster(preferCLI, replicas bool) (_ *Cluster, err error) {
 	c := &Cluster{}
 	defer func() {
 		if err != nil {
 			c.Close()
 		}
 	}()
-	for i := 0; i < 3; i++ {
+	nodes, perMaster := clusterMasters, "0"
+	if replicas {
+		// Only redis-cli assigns replicas; the manual path does not.
+		preferCLI, nodes, perMaster = true, 2*clusterMasters, "1"
+	}
+	for i := 0; i < nodes; i++ {
 		n, err := l.server(true)
 		if err != nil {
 			return nil, err
@@ -82,9 +89,13 @@ func (l launcher) cluster(preferCLI bool) (_ *Cluster, err error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), clusterReadyTimeout)
 	defer cancel()
-	if cli, err := exec.LookPath("redis-cli"); preferCLI && err == nil {
+	cli, err := exec.LookPath("redis-cli")
+	if replicas && err != nil {
+		return nil, fmt.Errorf("redis-cli not found (%v): a cluster with replicas needs it; %s", err, installHint)
+	}
+	if preferCLI && err == nil {
 		args := append([]string{"--cluster", "create"}, c.Addrs...)
-		args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+		args = append(args, "--cluster-replicas", perMaster, "--cluster-yes")
 		out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
 		if err != nil {
 			return nil, fmt.Errorf("redis-cli --cluster create failed: %v\n%s%s", err, out, c.logTails())
@@ -146,7 +157,7 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		"cluster_slots_assigned": strconv.Itoa(clusterSlots),
 		"cluster_slots_ok":       strconv.Itoa(clusterSlots),
 		"cluster_known_nodes":    strconv.Itoa(len(c.Nodes)),
-		"cluster_size":           strconv.Itoa(len(c.Nodes)),
+		"cluster_size":           strconv.Itoa(clusterMasters),
 	}
 	var lastErr error
 	for {
@@ -165,6 +176,17 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 				}
 			}
 			if lastErr != nil {
+				break
+			}
+			// A replica must hold its master's data before a test may
+			// fail the master over to it.
+			repl, err := n.admin.Info(ctx, "replication").Result()
+			if err != nil {
+				lastErr = fmt.Errorf("INFO replication on %s: %w", n.Addr, err)
+				break
+			}
+			if r := parseInfo(repl); r["role"] == "slave" && r["master_link_status"] != "up" {
+				lastErr = fmt.Errorf("%s: replica link %q", n.Addr, r["master_link_status"])
 				break
 			}
 		}

@@ -3,7 +3,8 @@
 //
 // Every server is bound to 127.0.0.1 on a free port, keeps no data on disk
 // (--save "" --appendonly no) and logs into a directory of its own: for a
-// test (Start, StartCluster) its own tb.TempDir(), and it is killed by
+// test (Start, StartCluster, StartClusterWithReplicas) its own
+// tb.TempDir(), and it is killed by
 // tb.Cleanup; for a program (Launch, LaunchCluster) one under Options.Dir,
 // and the program stops it (Close). The helpers only ever talk to servers
 // they started themselves, so they never touch a developer's or CI's own
@@ -40,6 +41,8 @@ const (
 	// between FreePort closing it and redis-server binding it.
 	startAttempts = 5
 	clusterSlots  = 16384
+	// clusterMasters is the number of masters of every test cluster.
+	clusterMasters = 3
 	// clusterBusOffset is the fixed distance between a node's client port and
 	// its cluster bus port (Redis default when cluster-port is not set).
 	clusterBusOffset = 10000
@@ -100,7 +103,7 @@ func Launch(o Options) (*Server, error) { return o.launcher().server(false) }
 
 // LaunchCluster starts a cluster as StartCluster does, for a program: the
 // caller stops it with Close.
-func LaunchCluster(o Options) (*Cluster, error) { return o.launcher().cluster(true) }
+func LaunchCluster(o Options) (*Cluster, error) { return o.launcher().cluster(true, false) }
 
 // launcher starts servers, each in a new directory from dir.
 type launcher struct {

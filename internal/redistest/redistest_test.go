@@ -140,7 +140,7 @@ func TestCluster(t *testing.T) {
 // The fallback path used when redis-cli is missing must build the same
 // cluster.
 func TestClusterManualCreate(t *testing.T) {
-	testCluster(t, startCluster(t, false))
+	testCluster(t, startCluster(t, false, false))
 }
 
 func testCluster(t *testing.T, c *Cluster) {
