@@ -32,6 +32,10 @@ var faultPhase = flag.Duration("faults.phase", 2500*time.Millisecond, "how long 
 // instance takes to read the invalidation log.
 const revokeBound = time.Second
 
+// keepBrowsers is how many browsers the traffic keeps before it retires
+// refused ones.
+const keepBrowsers = 60
+
 // faultBrowser is one logged-in browser of the traffic.
 type faultBrowser struct {
 	user   string
@@ -87,6 +91,19 @@ func TestFaultSuite(t *testing.T) {
 		fb := &faultBrowser{user: user, cl: cl, cookie: strings.Join(parts, "; "), device: device}
 		mu.Lock()
 		browsers = append(browsers, fb)
+		// A soak logs thousands of browsers in: retire one refused
+		// long enough ago (its refusal has been checked on both
+		// instances many times), so the traffic's own connections do
+		// not grow without bound and hide the instances' own growth.
+		if len(browsers) > keepBrowsers {
+			for i, old := range browsers {
+				if at := old.refusedAt.Load(); at != 0 && time.Since(time.Unix(0, at)) > 10*revokeBound {
+					browsers = append(browsers[:i], browsers[i+1:]...)
+					old.cl.raw.Transport.(*http.Transport).CloseIdleConnections()
+					break
+				}
+			}
+		}
 		mu.Unlock()
 		return fb
 	}
