@@ -196,6 +196,8 @@ func (m *Handler) unmarshal(d *caddyfile.Dispenser, matcher func(sub string) (ca
 			err = oneArg(d, &m.TimeZone)
 		case "restrict":
 			m.Restrict, err = parseRestrict(d)
+		case "risk":
+			m.Risk, err = parseRisk(d)
 		case "login_success":
 			if d.NextArg() {
 				if d.Val() != "new_cookie" || d.NextArg() {

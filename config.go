@@ -46,6 +46,9 @@ func (h *Handler) setDefaults() {
 // the value. What needs the outside world (the GeoIP file, the secret's
 // placeholders, the store) is checked by Provision alone.
 func (h *Handler) checkConfig() error {
+	if err := h.Risk.provision(); err != nil {
+		return err
+	}
 	if h.SelfService != "" && !strings.HasPrefix(h.SelfService, "/") {
 		return fmt.Errorf("self_service: %q must be a path starting with /", h.SelfService)
 	}

@@ -75,6 +75,7 @@ func (h *Handler) hooks() tracker.Hooks {
 		Refreshed: func(outcome string, n int) {
 			h.metrics.refreshes.WithLabelValues(realm, outcome).Add(float64(n))
 		},
+		Risk: h.riskHook(realm),
 	}
 }
 

@@ -201,6 +201,12 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, next caddyh
 			cw.refuseAnswer(http.StatusServiceUnavailable)
 			return
 		}
+		if ok && res.RiskSignal != "" && res.Refused {
+			// A risk signal blocked, revoked or challenged the
+			// login: the browser never gets its cookies.
+			h.refuseLogin(cw, repl, res)
+			return
+		}
 		for _, tok := range tokens[1:] {
 			if !ok {
 				break

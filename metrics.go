@@ -14,6 +14,7 @@ type metrics struct {
 	refused    *prometheus.CounterVec
 	violations *prometheus.CounterVec
 	refreshes  *prometheus.CounterVec
+	risk       *prometheus.CounterVec
 }
 
 func register[T prometheus.Collector](reg *prometheus.Registry, c T) T {
@@ -44,6 +45,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		violations: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "violations_total", Help: "Limit violations, by policy and action taken.",
 		}, []string{"realm", "policy", "action"})),
+		risk: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "risk_total", Help: "Risk findings recorded, by signal and action.",
+		}, []string{"realm", "signal", "action"})),
 		refreshes: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "refreshes_total", Help: "Refreshes of last activity, by outcome (written, ended, failed, dropped).",
 		}, []string{"realm", "outcome"})),

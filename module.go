@@ -145,6 +145,10 @@ type Handler struct {
 	// Restrict sets the account-sharing limits of the realm.
 	Restrict *RestrictConfig `json:"restrict,omitempty"`
 
+	// Risk turns risk signals on (stolen cookies, new devices and
+	// countries, impossible travel, distant concurrent sessions).
+	Risk *RiskConfig `json:"risk,omitempty"`
+
 	// Tracking off records nothing new and enforces nothing (requests
 	// pass untouched). Default: on. Changeable at runtime (admin API).
 	Tracking *bool `json:"tracking,omitempty"`
@@ -281,7 +285,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Limits: h.Restrict.limits(), Prefix: h.Restrict.prefix(),
 		Settings: h.defaultSettings(), TimeZone: tz, TrailLen: h.ActivityTrail.paths(),
 		Store: tracker.Guard(st, time.Second), Keys: h.keys, Geo: geo, CacheSize: h.CacheSize,
-		Hooks: h.hooks(),
+		Hooks: h.hooks(), Risk: h.Risk.policy(),
 	})
 	if err != nil {
 		return err

@@ -14,18 +14,19 @@ const (
 	phID     = "http.sessions.id"
 	phDevice = "http.sessions.device"
 	phNew    = "http.sessions.new"
+	phRisk   = "http.sessions.risk"
 )
 
 // clearPlaceholders makes {http.sessions.*} known and empty on requests
 // the handler does not track, so header_up or logs never send the
 // placeholder's literal text to the app.
 func clearPlaceholders(repl *caddy.Replacer) {
-	publishPlaceholders(repl, noSession, "", "", "", false)
+	publishPlaceholders(repl, noSession, "", "", "", "", false)
 }
 
 func noSession(key string) (any, bool) {
 	switch key {
-	case phUser, phID, phDevice:
+	case phUser, phID, phDevice, phRisk:
 		return "", true
 	case phNew:
 		return false, true
@@ -45,6 +46,8 @@ func sessionLookup(v tracker.Vars) caddy.ReplacerFunc {
 			return v.Session, true
 		case phDevice:
 			return v.Device, true
+		case phRisk:
+			return v.Risk, true
 		case phNew:
 			return false, true
 		}
@@ -58,7 +61,7 @@ func sessionLookup(v tracker.Vars) caddy.ReplacerFunc {
 // lookup is asked after the Set values and after lookups mapped before
 // it, so if something answers already (the handler ran earlier in this
 // request), the values are Set: the last one wins, as with Set alone.
-func publishPlaceholders(repl *caddy.Replacer, lookup caddy.ReplacerFunc, user, id, dev any, isNew bool) {
+func publishPlaceholders(repl *caddy.Replacer, lookup caddy.ReplacerFunc, user, id, dev, risk any, isNew bool) {
 	if _, known := repl.Get(phUser); !known {
 		repl.Map(lookup)
 		return
@@ -66,6 +69,7 @@ func publishPlaceholders(repl *caddy.Replacer, lookup caddy.ReplacerFunc, user, 
 	repl.Set(phUser, user)
 	repl.Set(phID, id)
 	repl.Set(phDevice, dev)
+	repl.Set(phRisk, risk)
 	repl.Set(phNew, isNew)
 }
 
@@ -73,5 +77,14 @@ func (h *Handler) setPlaceholders(repl *caddy.Replacer, res tracker.Result) {
 	repl.Set(phUser, res.Vars.User)
 	repl.Set(phID, res.Vars.Session)
 	repl.Set(phDevice, res.Vars.Device)
+	repl.Set(phRisk, orEmpty(res.Vars.Risk))
 	repl.Set(phNew, res.New)
+}
+
+// orEmpty is v, or "" for a nil one (a Result made without Vars).
+func orEmpty(v any) any {
+	if v == nil {
+		return ""
+	}
+	return v
 }

@@ -20,8 +20,9 @@ type cookieWatch struct {
 	wrote  bool
 	status int
 	// override, when set by what judges the answer, replaces its status
-	// (refuseAnswer).
+	// (refuseAnswer); discard drops the app's body (replaceAnswer).
 	override int
+	discard  bool
 	// set[i] is what the answer did to the cookie of pattern i.
 	changes [maxCookiePatterns]cookieChange
 	changed bool
@@ -94,6 +95,23 @@ func (c *cookieWatch) refuseAnswer(status int) {
 	h.Del("Location")
 }
 
+// replaceAnswer refuses the answer being judged (refuseAnswer) and drops
+// its body too: the client gets status, location (if any) and a short
+// text, nothing of the app's answer to a login the module refused.
+func (c *cookieWatch) replaceAnswer(status int, location string) {
+	c.refuseAnswer(status)
+	c.discard = true
+	h := c.Header()
+	for _, k := range []string{"Content-Length", "Content-Encoding", "Etag", "Last-Modified", "Content-Range"} {
+		h.Del(k)
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	if location != "" {
+		h.Set("Location", location)
+	}
+}
+
 // judge records the answer's status and what it does to the session
 // cookies, and runs what waits for them.
 func (c *cookieWatch) judge(status int) {
@@ -125,6 +143,9 @@ func (c *cookieWatch) Write(b []byte) (int, error) {
 	if !c.wrote {
 		c.WriteHeader(http.StatusOK)
 	}
+	if c.discard {
+		return len(b), nil
+	}
 	return c.ResponseWriterWrapper.Write(b)
 }
 
@@ -132,6 +153,9 @@ func (c *cookieWatch) Write(b []byte) (int, error) {
 func (c *cookieWatch) ReadFrom(r io.Reader) (int64, error) {
 	if !c.wrote {
 		c.WriteHeader(http.StatusOK)
+	}
+	if c.discard {
+		return io.Copy(io.Discard, r)
 	}
 	return c.ResponseWriterWrapper.ReadFrom(r)
 }

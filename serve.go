@@ -192,9 +192,12 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 		h.setDeviceCookie(w, r, res.SetDeviceCookie)
 	}
 	if !res.New {
-		publishPlaceholders(repl, sessionLookup(res.Vars), res.Vars.User, res.Vars.Session, res.Vars.Device, false)
+		publishPlaceholders(repl, sessionLookup(res.Vars), res.Vars.User, res.Vars.Session, res.Vars.Device, orEmpty(res.Vars.Risk), false)
 	} else {
 		h.setPlaceholders(repl, res)
+	}
+	if res.Challenge {
+		return h.challenge(w, r, repl, id, res.RiskSignal)
 	}
 	if res.Refused {
 		return h.refuse(w, r, repl, id, refusedName, res.Reason)

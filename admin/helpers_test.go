@@ -24,6 +24,7 @@ import (
 	"github.com/caddy-sessions/caddy-sessions/tracker"
 	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
 	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
+	"github.com/caddy-sessions/caddy-sessions/tracker/risk"
 	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
@@ -92,6 +93,8 @@ type envConfig struct {
 	redis  bool
 	geo    bool
 	limits restrict.Limits
+	// risk turns every risk signal on, action log.
+	risk bool
 }
 
 // env is one tracker registered as a fresh realm of the admin API.
@@ -140,9 +143,16 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		}
 		t.Cleanup(func() { _ = geo.Close() })
 	}
+	var rp *tracker.RiskPolicy
+	if cfg.risk {
+		rp = &tracker.RiskPolicy{Actions: map[risk.Signal]string{}, Thresholds: risk.DefaultThresholds()}
+		for _, s := range risk.Signals {
+			rp.Actions[s] = tracker.RiskLog
+		}
+	}
 	tr, err := tracker.New(tracker.Config{
 		Store: store, Keys: keys, Policy: testPolicy, Limits: cfg.limits, Geo: geo,
-		TimeZone: time.UTC, Now: clk.Now,
+		TimeZone: time.UTC, Now: clk.Now, Risk: rp,
 	})
 	if err != nil {
 		t.Fatal(err)

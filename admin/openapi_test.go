@@ -532,7 +532,7 @@ func (x *oaAPI) example(method, tmpl string) string {
 // TestOpenAPIAnswers runs every route with realistic data and validates
 // every answer, errors included, against the document.
 func TestOpenAPIAnswers(t *testing.T) {
-	cfg := envConfig{geo: true, limits: restrict.Limits{IPs: &restrict.Limit{Max: 2, Window: restrict.Duration(24 * time.Hour), Action: restrict.ActionLog}}}
+	cfg := envConfig{geo: true, risk: true, limits: restrict.Limits{IPs: &restrict.Limit{Max: 2, Window: restrict.Duration(24 * time.Hour), Action: restrict.ActionLog}}}
 	forStores(t, cfg, func(t *testing.T, e *env) {
 		s := oaLoad(t)
 		x := &oaAPI{t: t, e: e, s: s, params: map[string]string{"realm": e.realm, "user": "alice"}}
@@ -550,6 +550,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 			device   = "/{realm}/users/{user}/devices/{device}"
 			viols    = "/{realm}/users/{user}/violations"
 			viol     = "/{realm}/users/{user}/violations/{id}"
+			risks    = "/{realm}/users/{user}/risk"
 			exempt   = "/{realm}/users/{user}/exempt"
 			limits   = "/{realm}/users/{user}/limits"
 			activity = "/{realm}/users/{user}/activity"
@@ -625,6 +626,15 @@ func TestOpenAPIAnswers(t *testing.T) {
 			t.Fatalf("alice has %d violations, want 2", len(vp.Violations))
 		}
 		x.do(oaCall{method: get, tmpl: viols, query: "limit=1&offset=0", want: ok})
+		// London, then Milton (US) a minute later: risk findings, each
+		// signal's evidence checked against the schema.
+		rr := x.do(oaCall{method: get, tmpl: risks, want: ok})
+		for _, sig := range []string{`"signal":"impossible_travel"`, `"signal":"new_device"`, `"distance_km":`} {
+			if !strings.Contains(string(rr.Body), sig) {
+				t.Errorf("alice's risk findings lack %s: %s", sig, rr.Body)
+			}
+		}
+		x.do(oaCall{method: get, tmpl: risks, query: "limit=1&offset=1", want: ok})
 
 		// Activity: frank's days seen from New York, alice's trail.
 		x.do(oaCall{method: get, tmpl: activity, params: map[string]string{"user": "frank"}, query: "days=14&tz=America/New_York", want: ok})
@@ -681,6 +691,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 		x.bad(oaCall{method: put, tmpl: device, body: `{"blocked": "yes"}`}, true)
 		x.bad(oaCall{method: put, tmpl: device, body: `{"blocked": true, "until": "tomorrow"}`}, true)
 		x.bad(oaCall{method: get, tmpl: viols, query: "limit=501"}, false)
+		x.bad(oaCall{method: get, tmpl: risks, query: "offset=-1"}, false)
 		x.bad(oaCall{method: patch, tmpl: viols, body: `{"viewed": false}`}, true)
 		x.bad(oaCall{method: patch, tmpl: viol, body: `{}`}, true)
 		x.bad(oaCall{method: put, tmpl: exempt, body: `{"exempt": 1}`}, true)

@@ -18,6 +18,7 @@ type Realm interface {
 	Sessions(ctx context.Context, realm, user, state string, offset, limit int) ([]*store.Session, int, error)
 	Devices(ctx context.Context, realm, user string) ([]*store.Device, error)
 	Violations(ctx context.Context, realm, user string, offset, limit int) ([]*restrict.Violation, int, error)
+	Risks(ctx context.Context, realm, user string, offset, limit int) ([]*store.RiskRecord, int, error)
 	Activity(ctx context.Context, realm, user string, days int, admin *time.Location) (*tracker.ActivityReport, error)
 	ActivityDay(ctx context.Context, realm, user, date string, admin *time.Location) (*tracker.DayReport, error)
 	Export(ctx context.Context, realm, user string) (*tracker.Export, error)

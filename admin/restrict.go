@@ -144,6 +144,30 @@ func (a *API) violations(c *call) error {
 	return writeJSON(c.w, http.StatusOK, out)
 }
 
+// risks pages through a user's risk findings, newest first.
+func (a *API) risks(c *call) error {
+	user := c.user()
+	if err := needUser(c, user); err != nil {
+		return err
+	}
+	lq, err := parseListQuery(c.r.URL.Query())
+	if err != nil {
+		return err
+	}
+	list, total, err := c.t.Risks(c.r.Context(), c.realm, user, lq.offset, lq.limit)
+	if err != nil {
+		return storeErr(err, "user")
+	}
+	if list == nil {
+		list = []*store.RiskRecord{}
+	}
+	out := map[string]any{"risk": list, "total": total, "offset": lq.offset, "limit": lq.limit}
+	if next := lq.offset + len(list); next < total {
+		out["next_offset"] = next
+	}
+	return writeJSON(c.w, http.StatusOK, out)
+}
+
 // markViewed marks one violation ({id}) or all of them viewed.
 func (a *API) markViewed(c *call) error {
 	var body struct {

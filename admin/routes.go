@@ -56,6 +56,7 @@ func (a *API) routes() []route {
 		{"GET /{realm}/users/{user}/devices", a.devices},
 		{"PUT /{realm}/users/{user}/devices/{device}", a.blockDevice},
 		{"GET /{realm}/users/{user}/violations", a.violations},
+		{"GET /{realm}/users/{user}/risk", a.risks},
 		{"PATCH /{realm}/users/{user}/violations", a.markViewed},
 		{"PATCH /{realm}/users/{user}/violations/{id}", a.markViewed},
 		{"PUT /{realm}/users/{user}/exempt", a.exempt},

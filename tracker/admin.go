@@ -134,3 +134,8 @@ func (t *Tracker) Sessions(ctx context.Context, realm, user, state string, offse
 func (t *Tracker) Devices(ctx context.Context, realm, user string) ([]*store.Device, error) {
 	return t.cfg.Store.Devices(ctx, realm, user)
 }
+
+// Risks pages through a user's risk findings, newest first.
+func (t *Tracker) Risks(ctx context.Context, realm, user string, offset, limit int) ([]*store.RiskRecord, int, error) {
+	return t.cfg.Store.Risks(ctx, realm, user, offset, limit)
+}

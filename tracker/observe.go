@@ -5,11 +5,13 @@ package tracker
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 
 	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
+	"github.com/caddy-sessions/caddy-sessions/tracker/risk"
 )
 
 // negativeTTL is how long an instance trusts "this token is anonymous".
@@ -252,9 +254,28 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	if res.DeviceID == "" {
 		res.DeviceID = r.DeviceID
 	}
+	verdict := riskVerdict{signals: res.Risk}
+	switch {
+	case res.Status == store.StatusOpened:
+		verdict = t.assess(ctx, r.Realm, user, ip, risk.Event{
+			Kind: risk.Opened, At: now, SessionID: res.SessionID, DeviceID: res.DeviceID, NewDevice: res.NewDevice, Login: login,
+			Location: loc, Agent: newSess.Agent,
+		}, res.Risk)
+	case res.Status == store.StatusActive && res.Prior != nil:
+		prior := sighting(res.Prior)
+		verdict = t.assess(ctx, r.Realm, user, ip, risk.Event{
+			Kind: risk.Moved, At: now, SessionID: res.SessionID, DeviceID: res.DeviceID, Location: loc, Agent: newSess.Agent, Session: &prior,
+		}, res.Risk)
+	}
+	if refused, ok := riskRefusal(verdict, r.Realm, user, res); ok {
+		if h := t.cfg.Hooks.Refused; h != nil {
+			h(r.Realm, refused.Reason)
+		}
+		return refused, nil
+	}
 	e := &entry{key: key, realm: r.Realm, tz: tz, expires: now.Add(t.cfg.Policy.Idle).UnixNano()}
 	e.setIDs(user, res.SessionID, res.DeviceID, r.IP)
-	e.vars = Vars{User: e.user(), Session: e.sessionID(), Device: e.deviceID()}
+	e.vars = Vars{User: e.user(), Session: e.sessionID(), Device: e.deviceID(), Risk: strings.Join(verdict.signals, ",")}
 	if c := t.cfg.Keys.DeviceCookie(res.DeviceID); len(c) == deviceCookieLen {
 		e.hasDevCookie = copy(e.devCookie[:], c) == deviceCookieLen
 	}

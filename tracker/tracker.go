@@ -24,6 +24,8 @@ type Hooks struct {
 	Refused func(realm, reason string)
 	// DeviceBlocked is called when an admin blocks or unblocks a device.
 	DeviceBlocked func(realm, user, device string, blocked bool)
+	// Risk is called for every risk finding recorded (assess.go).
+	Risk func(RiskEvent)
 	// Refreshed counts refreshes of last activity by outcome
 	// (RefreshWritten, RefreshEnded, RefreshFailed, RefreshDropped), after
 	// each batch is written: a fact tests and operators can wait for.
@@ -60,6 +62,8 @@ type Config struct {
 	Geo *enrich.Geo
 	// CacheSize bounds the local cache (entries); default 100000.
 	CacheSize int
+	// Risk, when set, turns risk signals on (assess.go).
+	Risk *RiskPolicy
 	// Now is the clock; default time.Now.
 	Now   func() time.Time
 	Hooks Hooks
@@ -156,14 +160,21 @@ type Result struct {
 	// SetDeviceCookie is the device cookie to give the client, which
 	// sent no valid one; "" when it did.
 	SetDeviceCookie string
-	// Vars are User, SessionID and DeviceID boxed once per session, so
-	// that setting them as placeholders allocates nothing per request.
+	// Vars are User, SessionID, DeviceID and the risk signals boxed once
+	// per session, so that setting them as placeholders allocates nothing
+	// per request.
 	Vars Vars
+	// Challenge: a risk signal's action ended the session and the client
+	// is to be sent to log in again (with Refused).
+	Challenge bool
+	// RiskSignal is the signal whose action refused the request.
+	RiskSignal string
 }
 
-// Vars holds values boxed for placeholders.
+// Vars holds values boxed for placeholders. Risk is the session's risk
+// signals, comma-separated.
 type Vars struct {
-	User, Session, Device any
+	User, Session, Device, Risk any
 }
 
 // maxRealms bounds the realms one tracker sweeps; realms past it are still

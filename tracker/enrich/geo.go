@@ -54,6 +54,7 @@ func (g *Geo) Lookup(ip string) Location {
 	if c.Location.Latitude != nil && c.Location.Longitude != nil {
 		lat, lon := round2(*c.Location.Latitude), round2(*c.Location.Longitude)
 		loc.Latitude, loc.Longitude = &lat, &lon
+		loc.AccuracyKm = int(c.Location.AccuracyRadius)
 	}
 	return loc
 }

@@ -25,6 +25,9 @@ type Location struct {
 	TimeZone    string   `json:"time_zone,omitempty"`
 	Latitude    *float64 `json:"latitude,omitempty"`
 	Longitude   *float64 `json:"longitude,omitempty"`
+	// AccuracyKm is the database's accuracy radius around the
+	// coordinates, 0 when it gives none.
+	AccuracyKm int `json:"accuracy_km,omitempty"`
 }
 
 // UnknownLocation is how a location without data is shown.

@@ -90,7 +90,11 @@ func (s *Store) Sessions(ctx context.Context, req store.ListRequest) ([]*store.S
 	}
 	page, total := selectSessions(all, req)
 	s.resolve(ctx, page, nil)
-	return sessionsOf(page), total, nil
+	out := sessionsOf(page)
+	if err := s.withSessionRisk(ctx, k, out); err != nil {
+		return nil, 0, fmt.Errorf("redis list sessions: %w", err)
+	}
+	return out, total, nil
 }
 
 // Devices implements Store.
@@ -119,6 +123,9 @@ func (s *Store) Devices(ctx context.Context, realm, user string) ([]*store.Devic
 		}
 	}
 	s.resolve(ctx, nil, recs)
+	if err := s.withDeviceRisk(ctx, k, out); err != nil {
+		return nil, fmt.Errorf("redis list devices: %w", err)
+	}
 	return out, nil
 }
 
@@ -326,7 +333,7 @@ func (s *Store) Erase(ctx context.Context, realm, user string) ([]string, error)
 	toks = append(toks, sessionTokens(recs)...)
 	// One DEL for the user's keys: they share a slot, so it is atomic
 	// on a cluster too.
-	if err := s.rdb.Del(ctx, k.all()...).Err(); err != nil {
+	if err := s.rdb.Del(ctx, append(k.all(), k.riskKeys()...)...).Err(); err != nil {
 		return nil, fmt.Errorf("redis erase: %w", err)
 	}
 	pipe := s.rdb.Pipeline()
@@ -376,7 +383,11 @@ func (s *Store) sessionsPage(ctx context.Context, k userKeys, req store.ListRequ
 		}
 	}
 	s.resolve(ctx, recs, nil)
-	return sessionsOf(recs), int(card.Val()), nil
+	out := sessionsOf(recs)
+	if err := s.withSessionRisk(ctx, k, out); err != nil {
+		return nil, 0, fmt.Errorf("redis list sessions: %w", err)
+	}
+	return out, int(card.Val()), nil
 }
 
 // sessionTokens returns the token hashes of stored session records.

@@ -29,7 +29,15 @@ type userKeys struct {
 	violz string // ZSET violation id -> time (ms)
 	days  string // HASH local date -> active ms; date#n -> sessions
 	trail string // HASH session id -> recent paths (extended activity trail)
+	// Risk findings: kept apart from the keys every script is given (only
+	// risk.lua writes them), with a TTL of their own renewed at each write.
+	risk  string // HASH finding id -> finding record
+	riskz string // ZSET finding id -> time (ms)
+	rsig  string // HASH "s:"+session id / "d:"+device id -> signals, comma-separated
 }
+
+// riskKeys are the keys of the user's risk findings.
+func (k userKeys) riskKeys() []string { return []string{k.risk, k.riskz, k.rsig} }
 
 func (k userKeys) all() []string {
 	return []string{k.meta, k.tok, k.sess, k.act, k.hist, k.devs, k.devz, k.ips, k.viol, k.violz, k.days, k.trail}
@@ -50,7 +58,7 @@ func keysFor(realm, user string) userKeys {
 	return userKeys{
 		tag: tag, meta: p + "u", tok: p + "tok", sess: p + "s", act: p + "act",
 		hist: p + "hist", devs: p + "d", devz: p + "dz", ips: p + "ips", viol: p + "v", violz: p + "vz",
-		days: p + "days", trail: p + "trail",
+		days: p + "days", trail: p + "trail", risk: p + "risk", riskz: p + "riskz", rsig: p + "rsig",
 	}
 }
 
@@ -100,9 +108,10 @@ func Keys(realm, user string) KeyLayout {
 		"user meta (hash)", "token hash -> session id", "session records", "active sessions",
 		"all sessions by start", "device records", "devices by last seen", "counted IPs",
 		"violations", "violations by time", "per-day totals", "activity trail",
+		"risk findings", "risk findings by time", "risk signals per session and device",
 	}
 	l := KeyLayout{Tag: k.tag}
-	for i, key := range k.all() {
+	for i, key := range append(k.all(), k.riskKeys()...) {
 		l.User = append(l.User, KeyInfo{Key: key, Holds: holds[i]})
 	}
 	l.Realm = []KeyInfo{

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,7 +93,7 @@ func (s *Store) Seen(ctx context.Context, req store.SeenRequest) (store.SeenResu
 	}
 	rec := &sessionRecord{Session: req.New, tokenHash: req.TokenHash, ipKey: req.IPKey}
 	dev := &deviceRecord{Device: req.Device}
-	keys := k.all()
+	keys := append(k.all(), k.rsig)
 	// One round trip: the descriptions, the token's binding, the script
 	// and the realm's users index go in one pipeline (to each node
 	// concerned, at once).
@@ -120,7 +121,7 @@ func (s *Store) Seen(ctx context.Context, req store.SeenRequest) (store.SeenResu
 	if err != nil {
 		return store.SeenResult{}, fmt.Errorf("redis seen: %w", err)
 	}
-	if len(vals) < 8 {
+	if len(vals) < 10 {
 		return store.SeenResult{}, fmt.Errorf("redis seen: short reply %v", vals)
 	}
 	res := store.SeenResult{
@@ -135,9 +136,18 @@ func (s *Store) Seen(ctx context.Context, req store.SeenRequest) (store.SeenResu
 	if bind != nil {
 		res.TokenUser = bind.Val()
 	}
-	nclosed := int(num(vals[7]))
 	var closed []*sessionRecord
-	for i, v := range vals[8:] {
+	var prior *sessionRecord
+	if raw := str(vals[7]); raw != "" {
+		if p, err := decodeStoredSession(raw, res.SessionID, req.Realm, req.User); err == nil {
+			prior, res.Prior = p, p.Session
+		}
+	}
+	if sig := str(vals[8]); sig != "" {
+		res.Risk = strings.Split(sig, ",")
+	}
+	nclosed := int(num(vals[9]))
+	for i, v := range vals[10:] {
 		if i < nclosed {
 			if c, err := decodeStoredSession(str(v), "", req.Realm, req.User); err == nil {
 				closed = append(closed, c)
@@ -149,9 +159,13 @@ func (s *Store) Seen(ctx context.Context, req store.SeenRequest) (store.SeenResu
 		}
 	}
 	// Closing a session here is rare (a login replacing one, idle ones,
-	// evictions): describing them costs a round trip only then, and
-	// none when the descriptions are cached.
-	s.resolve(ctx, closed, nil)
+	// evictions), as is a session moving: describing them costs a round
+	// trip only then, and none when the descriptions are cached.
+	if prior != nil {
+		s.resolve(ctx, append(closed, prior), nil)
+	} else {
+		s.resolve(ctx, closed, nil)
+	}
 	// The realm indexes are outside the user's slot, so not in the script;
 	// a lost update only delays the user in the admin users list.
 	if len(res.Violations) > 0 {

@@ -297,6 +297,92 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("SeenReportsPriorWhenMoved", func(t *testing.T) {
+		f := ss.fixture(t)
+		id := f.open("a", 0)
+		if res := f.seen("a", time.Minute); res.Prior != nil {
+			t.Fatalf("same IP and device: Prior = %+v, want nil", res.Prior)
+		}
+		res := f.seen("a", 2*time.Minute, withIP(ip2))
+		if res.Prior == nil || res.Prior.ID != id || res.Prior.IP != ip1 || res.Prior.DeviceID != "dev-1" ||
+			res.Prior.Location.City != "London" || res.Prior.Agent.Browser != "Firefox" {
+			t.Fatalf("moved to another IP: Prior = %+v, want the session as it was (ip1, dev-1, London, Firefox)", res.Prior)
+		}
+		res = f.seen("a", 3*time.Minute, withIP(ip2), withDevice("dev-thief"))
+		if res.Prior == nil || res.Prior.DeviceID != "dev-1" || res.Prior.IP != ip2 || res.DeviceID != "dev-thief" {
+			t.Fatalf("on another device: Prior = %+v, device %q; want the session on dev-1 at ip2, the request on dev-thief", res.Prior, res.DeviceID)
+		}
+	})
+
+	t.Run("RiskRecordedListedAndJoined", func(t *testing.T) {
+		f := ss.fixture(t)
+		id := f.open("a", 0)
+		rec := func(n int, sig, sid, dev string) store.RiskRecord {
+			return store.RiskRecord{ID: fmt.Sprintf("r%03d", n), At: f.at(time.Duration(n) * time.Second), Signal: sig, Action: "log",
+				SessionID: sid, DeviceID: dev, IP: ip2, Location: testLoc, Evidence: []byte(`{"distance_km":8900}`)}
+		}
+		for i, c := range []struct {
+			r    store.RiskRecord
+			want bool
+		}{
+			{rec(1, "cookie_moved", id, "dev-thief"), true},
+			{rec(2, "cookie_moved", id, "dev-thief"), false}, // the session and the device have it
+			{rec(5, "cookie_moved", id, "dev-other"), true},  // the session on yet another device
+			{rec(3, "impossible_travel", id, "dev-thief"), true},
+			{rec(4, "new_device", "", "dev-2"), true},
+		} {
+			ok, err := f.s.RecordRisk(f.ctx, f.realm, f.user, c.r, p)
+			if err != nil || ok != c.want {
+				t.Fatalf("RecordRisk #%d = %v, %v; want %v", i, ok, err, c.want)
+			}
+		}
+		list, total, err := f.s.Risks(f.ctx, f.realm, f.user, 0, 10)
+		if err != nil || total != 4 || len(list) != 4 || list[0].ID != "r005" || list[3].ID != "r001" {
+			t.Fatalf("Risks = %d of %d (%v), want r005, r004, r003, r001", len(list), total, err)
+		}
+		list = list[1:]
+		if list[2].Signal != "cookie_moved" || list[2].Location.City != "London" || string(list[2].Evidence) != `{"distance_km":8900}` || !list[2].At.Equal(f.at(time.Second)) {
+			t.Errorf("Risks kept %+v, not what was recorded", list[2])
+		}
+		if page, total, _ := f.s.Risks(f.ctx, f.realm, f.user, 2, 1); total != 4 || len(page) != 1 || page[0].ID != "r003" {
+			t.Errorf("Risks page 3 of size 1 = %+v (total %d), want r003", page, total)
+		}
+		if res := f.seen("a", 30*time.Second); strings.Join(res.Risk, ",") != "cookie_moved,impossible_travel" {
+			t.Errorf("Seen on the session: Risk = %q, want cookie_moved,impossible_travel", res.Risk)
+		}
+		if got := f.session(id, time.Minute).Risk; strings.Join(got, ",") != "cookie_moved,impossible_travel" {
+			t.Errorf("session risk = %q, want cookie_moved,impossible_travel", got)
+		}
+		// The request's device carries what was raised on it; the
+		// session's own device nothing.
+		f.seen("b", time.Minute, withDevice("dev-thief"))
+		f.open("c", time.Minute, withDevice("dev-2"))
+		byID := map[string][]string{}
+		for _, d := range f.devices() {
+			byID[d.ID] = d.Risk
+		}
+		if strings.Join(byID["dev-thief"], ",") != "cookie_moved,impossible_travel" || strings.Join(byID["dev-2"], ",") != "new_device" || len(byID["dev-1"]) != 0 {
+			t.Errorf("device risk = %v", byID)
+		}
+		// Only the newest RiskCap are kept.
+		for n := 10; n < 10+store.RiskCap; n++ {
+			if _, err := f.s.RecordRisk(f.ctx, f.realm, f.user, rec(n, "new_device", "", "dev-2"), p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list, total, _ = f.s.Risks(f.ctx, f.realm, f.user, 0, 2*store.RiskCap)
+		if total != store.RiskCap || len(list) != store.RiskCap || list[len(list)-1].ID != "r010" {
+			t.Errorf("after %d more: %d kept (total %d), oldest %s; want the newest %d", store.RiskCap, len(list), total, list[len(list)-1].ID, store.RiskCap)
+		}
+		// Erase takes them too.
+		if _, err := f.s.Erase(f.ctx, f.realm, f.user); err != nil {
+			t.Fatal(err)
+		}
+		if list, total, _ := f.s.Risks(f.ctx, f.realm, f.user, 0, 10); total != 0 || len(list) != 0 {
+			t.Errorf("after Erase: %d risk findings left", total)
+		}
+	})
+
 	t.Run("SeenOpensThenFindsSession", func(t *testing.T) {
 		f := ss.fixture(t)
 		req := f.req("a", 0)
@@ -1311,6 +1397,9 @@ func TestRedisTTLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := st.BindToken(f.ctx, f.th("a"), f.user, p.Retention); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RecordRisk(f.ctx, f.realm, f.user, store.RiskRecord{ID: "r1", At: f.at(8 * time.Minute), Signal: "new_device", SessionID: a, DeviceID: "dev-2"}, p); err != nil {
 		t.Fatal(err)
 	}
 

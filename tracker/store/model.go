@@ -6,6 +6,7 @@
 package store
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
@@ -49,6 +50,8 @@ type Session struct {
 	LoginLocation Location `json:"login_location"`
 	// Current is set only in self-service answers.
 	Current bool `json:"current,omitempty"`
+	// Risk lists the risk signals raised on the session.
+	Risk []string `json:"risk,omitempty"`
 }
 
 // Active reports whether the session has not ended.
@@ -74,4 +77,22 @@ type Device struct {
 	LastIP    string    `json:"last_ip"`
 	Location  Location  `json:"location"`
 	Blocked   bool      `json:"blocked"`
+	// Risk lists the risk signals raised on the device.
+	Risk []string `json:"risk,omitempty"`
+}
+
+// RiskRecord is one risk finding as recorded: a signal raised on a
+// session and device, what was done about it and the evidence.
+type RiskRecord struct {
+	ID        string    `json:"id"`
+	At        time.Time `json:"at"`
+	Signal    string    `json:"signal"`
+	Action    string    `json:"action"`
+	SessionID string    `json:"session_id,omitempty"`
+	DeviceID  string    `json:"device_id,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+	Agent     Agent     `json:"agent"`
+	Location  Location  `json:"location"`
+	// Evidence is the signal's evidence (package risk), as JSON.
+	Evidence json.RawMessage `json:"evidence,omitempty"`
 }

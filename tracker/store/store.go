@@ -96,6 +96,12 @@ type SeenResult struct {
 	TokenUser string
 	// Violations lists limits this step went past.
 	Violations []*restrict.Violation
+	// Prior, with StatusActive, is the session as it was before this
+	// request when the request moved it: from another IP, or on another
+	// device than the session's (its cookie in another browser).
+	Prior *Session
+	// Risk lists the risk signals raised on the session so far.
+	Risk []string
 }
 
 // Touch refreshes last activity of one active session.
@@ -249,7 +255,16 @@ type AdminStore interface {
 	SessionTokens(ctx context.Context, realm, user string, ids []string) ([]string, error)
 	// SetSettings stores a realm's runtime switches.
 	SetSettings(ctx context.Context, realm string, s Settings) error
+	// RecordRisk records a risk finding on the user, its session and its
+	// device; false (nothing recorded) when the session and the device
+	// already have that signal. The newest RiskCap findings are kept, for the retention.
+	RecordRisk(ctx context.Context, realm, user string, rec RiskRecord, p Policy) (bool, error)
+	// Risks lists a user's risk findings, newest first, and the total.
+	Risks(ctx context.Context, realm, user string, offset, limit int) ([]*RiskRecord, int, error)
 }
+
+// RiskCap is how many risk findings a store keeps per user.
+const RiskCap = 200
 
 // UserSummary is one row of the admin users list.
 type UserSummary struct {

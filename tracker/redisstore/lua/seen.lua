@@ -7,20 +7,28 @@
 --    either way the request's device is the one used, never the session's),
 -- 22 open (1: open a session when the token has no active one; 0: answer 'none')
 -- Returns {status, session id, started, last seen, reason, new device (0/1),
--- device id used, number of closed, closed..., violations...}.
+-- device id used, prior, risk, number of closed, closed..., violations...};
+-- prior is the active session's record before this request when the request
+-- moved it (another IP or another device), else ''; risk the signals raised
+-- on the session (KEYS[13], the user's risk signals, risk.lua's).
 local now, idle, ret, refresh = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local tokh, devid, ip, login = ARGV[5], ARGV[8], ARGV[14], ARGV[10] == 'login'
 local ipkey, loc = ARGV[16], ARGV[17]
 local days = cjson.decode(ARGV[18])
 local path, trailn = ARGV[19], tonumber(ARGV[20])
 local closed, viol = {}, {}
+local prior = ''
 local mayopen = ARGV[22] ~= '0'
 
 local function reply(status, sid, started, last, reason, newdev)
   if #viol > 0 then
     expire_all(ret) -- a refusal may have written the first violation
   end
-  local out = {status, sid, started, last, reason, newdev, devid, #closed}
+  local risk = ''
+  if sid ~= '' and KEYS[13] then
+    risk = redis.call('HGET', KEYS[13], 's:' .. sid) or ''
+  end
+  local out = {status, sid, started, last, reason, newdev, devid, prior, risk, #closed}
   for _, c in ipairs(closed) do
     table.insert(out, c)
   end
@@ -99,6 +107,9 @@ if sid then
         table.insert(closed, close(sid, r, now, 'replaced'))
       else
         local changed = false
+        if (ip ~= '' and r[S_IP] ~= ip) or devid ~= r[S_DEV] then
+          prior = raw
+        end
         if ip ~= '' and r[S_IP] ~= ip then
           if not ip_ok(sid) then
             return reply('refused', sid, r[S_START], r[S_LAST], 'max_ips', 0)

@@ -1,0 +1,109 @@
+package redisstore
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-sessions/caddy-sessions/tracker/store"
+)
+
+// Risk findings: recorded by risk.lua, listed newest first, and joined
+// onto the sessions and devices they were raised on.
+
+var (
+	//go:embed lua/risk.lua
+	luaRisk    string
+	scriptRisk = redis.NewScript(luaRisk)
+)
+
+// RecordRisk implements Store.
+func (s *Store) RecordRisk(ctx context.Context, realm, user string, rec store.RiskRecord, p store.Policy) (bool, error) {
+	k := keysFor(realm, user)
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return false, fmt.Errorf("redis record risk: %w", err)
+	}
+	n, err := scriptRisk.Run(ctx, s.rdb, k.riskKeys(), ms(rec.At), msArg(p.Retention), rec.ID, b,
+		rec.SessionID, rec.DeviceID, rec.Signal, store.RiskCap).Int()
+	if err != nil {
+		return false, fmt.Errorf("redis record risk: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Risks implements Store.
+func (s *Store) Risks(ctx context.Context, realm, user string, offset, limit int) ([]*store.RiskRecord, int, error) {
+	k := keysFor(realm, user)
+	pipe := s.rdb.Pipeline()
+	card := pipe.ZCard(ctx, k.riskz)
+	page := pipe.ZRevRange(ctx, k.riskz, int64(offset), int64(offset+limit-1))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, 0, fmt.Errorf("redis risks: %w", err)
+	}
+	ids := page.Val()
+	if len(ids) == 0 {
+		return nil, int(card.Val()), nil
+	}
+	raws, err := s.rdb.HMGet(ctx, k.risk, ids...).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("redis risks: %w", err)
+	}
+	out := make([]*store.RiskRecord, 0, len(raws))
+	for _, raw := range raws {
+		var rec store.RiskRecord
+		if raw != nil && json.Unmarshal([]byte(str(raw)), &rec) == nil {
+			out = append(out, &rec)
+		}
+	}
+	return out, int(card.Val()), nil
+}
+
+// riskSignals reads the signals raised on sessions and devices (fields
+// "s:"+id and "d:"+id), keyed by field.
+func (s *Store) riskSignals(ctx context.Context, k userKeys, fields []string) (map[string][]string, error) {
+	if len(fields) == 0 {
+		return nil, nil
+	}
+	vals, err := s.rdb.HMGet(ctx, k.rsig, fields...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for i, v := range vals {
+		if v != nil && str(v) != "" {
+			out[fields[i]] = strings.Split(str(v), ",")
+		}
+	}
+	return out, nil
+}
+
+// withSessionRisk sets each session's Risk.
+func (s *Store) withSessionRisk(ctx context.Context, k userKeys, list []*store.Session) error {
+	fields := make([]string, len(list))
+	for i, x := range list {
+		fields[i] = "s:" + x.ID
+	}
+	sig, err := s.riskSignals(ctx, k, fields)
+	for _, x := range list {
+		x.Risk = sig["s:"+x.ID]
+	}
+	return err
+}
+
+// withDeviceRisk sets each device's Risk.
+func (s *Store) withDeviceRisk(ctx context.Context, k userKeys, list []*store.Device) error {
+	fields := make([]string, len(list))
+	for i, x := range list {
+		fields[i] = "d:" + x.ID
+	}
+	sig, err := s.riskSignals(ctx, k, fields)
+	for _, x := range list {
+		x.Risk = sig["d:"+x.ID]
+	}
+	return err
+}
