@@ -21,7 +21,7 @@ const (
 // the handler does not track, so header_up or logs never send the
 // placeholder's literal text to the app.
 func clearPlaceholders(repl *caddy.Replacer) {
-	publishPlaceholders(repl, noSession, "", "", "", "", false)
+	publishPlaceholders(repl, noSession, tracker.Vars{}, false)
 }
 
 func noSession(key string) (any, bool) {
@@ -41,13 +41,13 @@ func sessionLookup(v tracker.Vars) caddy.ReplacerFunc {
 	return func(key string) (any, bool) {
 		switch key {
 		case phUser:
-			return v.User, true
+			return v.User(), true
 		case phID:
-			return v.Session, true
+			return v.Session(), true
 		case phDevice:
-			return v.Device, true
+			return v.Device(), true
 		case phRisk:
-			return v.Risk, true
+			return v.Risk(), true
 		case phNew:
 			return false, true
 		}
@@ -61,30 +61,22 @@ func sessionLookup(v tracker.Vars) caddy.ReplacerFunc {
 // lookup is asked after the Set values and after lookups mapped before
 // it, so if something answers already (the handler ran earlier in this
 // request), the values are Set: the last one wins, as with Set alone.
-func publishPlaceholders(repl *caddy.Replacer, lookup caddy.ReplacerFunc, user, id, dev, risk any, isNew bool) {
+func publishPlaceholders(repl *caddy.Replacer, lookup caddy.ReplacerFunc, v tracker.Vars, isNew bool) {
 	if _, known := repl.Get(phUser); !known {
 		repl.Map(lookup)
 		return
 	}
-	repl.Set(phUser, user)
-	repl.Set(phID, id)
-	repl.Set(phDevice, dev)
-	repl.Set(phRisk, risk)
+	repl.Set(phUser, v.User())
+	repl.Set(phID, v.Session())
+	repl.Set(phDevice, v.Device())
+	repl.Set(phRisk, v.Risk())
 	repl.Set(phNew, isNew)
 }
 
 func (h *Handler) setPlaceholders(repl *caddy.Replacer, res tracker.Result) {
-	repl.Set(phUser, res.Vars.User)
-	repl.Set(phID, res.Vars.Session)
-	repl.Set(phDevice, res.Vars.Device)
-	repl.Set(phRisk, orEmpty(res.Vars.Risk))
+	repl.Set(phUser, res.Vars.User())
+	repl.Set(phID, res.Vars.Session())
+	repl.Set(phDevice, res.Vars.Device())
+	repl.Set(phRisk, res.Vars.Risk())
 	repl.Set(phNew, res.New)
-}
-
-// orEmpty is v, or "" for a nil one (a Result made without Vars).
-func orEmpty(v any) any {
-	if v == nil {
-		return ""
-	}
-	return v
 }

@@ -237,8 +237,16 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, repl *caddy.
 	return nil
 }
 
+// challengeTarget expands the challenge URL's placeholders, each value
+// query-escaped: {http.request.uri} becomes one parameter's value.
 func (h *Handler) challengeTarget(repl *caddy.Replacer, signal string) string {
-	return repl.ReplaceAll(h.Risk.challengeURL(signal), "")
+	out, err := repl.ReplaceFunc(h.Risk.challengeURL(signal), func(_ string, v any) (any, error) {
+		return url.QueryEscape(fmt.Sprint(v)), nil
+	})
+	if err != nil {
+		return "/"
+	}
+	return out
 }
 
 // refuseLogin turns a login answer into the answer a risk action calls

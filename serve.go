@@ -192,7 +192,7 @@ func (h *Handler) serveTracked(w http.ResponseWriter, r *http.Request, next cadd
 		h.setDeviceCookie(w, r, res.SetDeviceCookie)
 	}
 	if !res.New {
-		publishPlaceholders(repl, sessionLookup(res.Vars), res.Vars.User, res.Vars.Session, res.Vars.Device, orEmpty(res.Vars.Risk), false)
+		publishPlaceholders(repl, sessionLookup(res.Vars), res.Vars, false)
 	} else {
 		h.setPlaceholders(repl, res)
 	}

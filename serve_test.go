@@ -33,11 +33,11 @@ func placeholderValues(repl *caddy.Replacer) string {
 // or set, as it did when every one was set.
 func TestPublishPlaceholdersLastWins(t *testing.T) {
 	vars := func(user, id, dev string) tracker.Vars {
-		return tracker.Vars{User: user, Session: id, Device: dev, Risk: ""}
+		return tracker.NewVars(user, id, dev, "")
 	}
 	a, b := vars("alice", "sa", "da"), vars("bob", "sb", "db")
 	publish := func(repl *caddy.Replacer, v tracker.Vars) {
-		publishPlaceholders(repl, sessionLookup(v), v.User, v.Session, v.Device, v.Risk, false)
+		publishPlaceholders(repl, sessionLookup(v), v, false)
 	}
 	setNew := func(repl *caddy.Replacer, v tracker.Vars) {
 		(&Handler{}).setPlaceholders(repl, tracker.Result{Vars: v, New: true})

@@ -181,7 +181,7 @@ func newRiskID() string {
 // block (403, the reason the signal) or a revocation.
 func riskRefusal(v riskVerdict, realm, user string, res store.SeenResult) (Result, bool) {
 	out := Result{Tracked: true, Realm: realm, User: user, SessionID: res.SessionID, DeviceID: res.DeviceID, Refused: true, RiskSignal: v.signal}
-	out.Vars = Vars{User: user, Session: res.SessionID, Device: res.DeviceID, Risk: strings.Join(v.signals, ",")}
+	out.Vars = NewVars(user, res.SessionID, res.DeviceID, strings.Join(v.signals, ","))
 	switch v.action {
 	case RiskChallenge:
 		out.Reason, out.Challenge = store.EndRevoked, true

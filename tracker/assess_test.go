@@ -110,8 +110,8 @@ func TestRiskSignalsAtLogin(t *testing.T) {
 	if got := strings.Join(f.signals(), ","); got != "new_device" {
 		t.Fatalf("a phone nearby raised %q, want new_device", got)
 	}
-	if phone.Vars.Risk != "new_device" {
-		t.Errorf("{http.sessions.risk} on the phone's login = %v, want new_device", phone.Vars.Risk)
+	if phone.Vars.Risk() != "new_device" {
+		t.Errorf("{http.sessions.risk} on the phone's login = %v, want new_device", phone.Vars.Risk())
 	}
 	// Linköping 3 h later on the laptop (about 1,400 km: 470 km/h): a
 	// new country, no impossible travel; the London sessions idled out.

@@ -170,7 +170,7 @@ func BenchmarkCacheHeap(b *testing.B) {
 					user, sid, dev := fmt.Sprint("user-", i/2), fmt.Sprintf("s%015d", i), fmt.Sprintf("d%019d", i)
 					e := &entry{key: key, realm: "shop", tz: time.UTC, expires: time.Now().Add(time.Hour).UnixNano()}
 					e.setIDs(user, sid, dev, fmt.Sprint("203.0.113.", i%250)) // an IP string per request, as parsed
-					e.vars = Vars{User: e.user(), Session: e.sessionID(), Device: e.deviceID()}
+					e.vars = NewVars(e.user(), e.sessionID(), e.deviceID(), "")
 					c.put(e)
 				}
 				runtime.GC()

@@ -275,7 +275,7 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	}
 	e := &entry{key: key, realm: r.Realm, tz: tz, expires: now.Add(t.cfg.Policy.Idle).UnixNano()}
 	e.setIDs(user, res.SessionID, res.DeviceID, r.IP)
-	e.vars = Vars{User: e.user(), Session: e.sessionID(), Device: e.deviceID(), Risk: strings.Join(verdict.signals, ",")}
+	e.vars = NewVars(e.user(), e.sessionID(), e.deviceID(), strings.Join(verdict.signals, ","))
 	if c := t.cfg.Keys.DeviceCookie(res.DeviceID); len(c) == deviceCookieLen {
 		e.hasDevCookie = copy(e.devCookie[:], c) == deviceCookieLen
 	}

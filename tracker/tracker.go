@@ -171,10 +171,48 @@ type Result struct {
 	RiskSignal string
 }
 
-// Vars holds values boxed for placeholders. Risk is the session's risk
-// signals, comma-separated.
-type Vars struct {
-	User, Session, Device, Risk any
+// Vars holds a session's values boxed for placeholders, once per
+// session: copying it copies one pointer, so the placeholder closure made
+// per request stays small. The zero Vars answers "" for each.
+type Vars struct{ b *boxedVars }
+
+type boxedVars struct{ user, session, device, risk any }
+
+// NewVars boxes a session's values; risk is its signals, comma-separated.
+func NewVars(user, session, device, risk string) Vars {
+	return Vars{&boxedVars{user, session, device, risk}}
+}
+
+// User is the user id.
+func (v Vars) User() any {
+	if v.b == nil {
+		return ""
+	}
+	return v.b.user
+}
+
+// Session is the session id.
+func (v Vars) Session() any {
+	if v.b == nil {
+		return ""
+	}
+	return v.b.session
+}
+
+// Device is the device id.
+func (v Vars) Device() any {
+	if v.b == nil {
+		return ""
+	}
+	return v.b.device
+}
+
+// Risk is the session's risk signals, comma-separated.
+func (v Vars) Risk() any {
+	if v.b == nil {
+		return ""
+	}
+	return v.b.risk
 }
 
 // maxRealms bounds the realms one tracker sweeps; realms past it are still
