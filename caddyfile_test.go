@@ -178,6 +178,12 @@ func TestProvisionErrors(t *testing.T) {
 		{"login_user pattern", Handler{User: "{x}", LoginUser: &LoginUser{Header: "X-User", Pattern: "("}}, []string{"login_user", `"("`}},
 		{"login_user both", Handler{User: "{x}", LoginUser: &LoginUser{Header: "X-User", Cookie: "u"}}, []string{"login_user", "one of them"}},
 		{"session_cookie JSON", Handler{SessionCookie: CookieNames{"a b"}}, []string{"session_cookie", `"a b"`}},
+		{"risk: JSON unknown signal", Handler{User: "{x}", Risk: &RiskConfig{Signals: map[string]*RiskAction{"x": {Action: "log"}}}}, []string{"risk", `"x"`}},
+		{"risk: JSON no action", Handler{User: "{x}", Risk: &RiskConfig{Signals: map[string]*RiskAction{"new_device": nil}}}, []string{"new_device", "no action"}},
+		{"risk: negative speed", Handler{User: "{x}", Risk: &RiskConfig{SpeedKmh: -1}}, []string{"speed_kmh"}},
+		{"risk: short webhook secret", Handler{User: "{x}", Risk: &RiskConfig{Notify: &NotifyConfig{Webhook: &WebhookConfig{URL: "https://h.example/x", Secret: "{env.CADDY_SESSIONS_UNSET_TEST_VAR}"}}}}, []string{"webhook secret", "16 bytes"}},
+		{"risk: bad template", Handler{User: "{x}", Risk: &RiskConfig{Notify: &NotifyConfig{Email: &EmailConfig{SMTP: "127.0.0.1:25", TLS: "none", From: "a@b.example", Subject: "{{.Nope"}}}}, []string{"notify", "subject"}},
+		{"risk: missing template file", Handler{User: "{x}", Risk: &RiskConfig{Notify: &NotifyConfig{Email: &EmailConfig{SMTP: "127.0.0.1:25", TLS: "none", From: "a@b.example", TextFile: "/nonexistent/alert.txt"}}}}, []string{"text_file", "/nonexistent/alert.txt"}},
 		{"two success rules", Handler{SessionCookie: CookieNames{"sid"}, LoginSuccessNewCookie: true, LoginSuccess: &caddyhttp.ResponseMatcher{StatusCode: []int{302}}}, []string{"login_success", "not both"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ type metrics struct {
 	violations *prometheus.CounterVec
 	refreshes  *prometheus.CounterVec
 	risk       *prometheus.CounterVec
+	alerts     *prometheus.CounterVec
 }
 
 func register[T prometheus.Collector](reg *prometheus.Registry, c T) T {
@@ -45,6 +46,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		violations: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "violations_total", Help: "Limit violations, by policy and action taken.",
 		}, []string{"realm", "policy", "action"})),
+		alerts: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "alerts_total", Help: "Risk alerts by channel and outcome (delivered, failed, dropped, throttled).",
+		}, []string{"realm", "channel", "state"})),
 		risk: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "risk_total", Help: "Risk findings recorded, by signal and action.",
 		}, []string{"realm", "signal", "action"})),

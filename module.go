@@ -5,6 +5,7 @@
 package sessions
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-sessions/caddy-sessions/admin"
+	"github.com/caddy-sessions/caddy-sessions/notify"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
 	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
 	"github.com/caddy-sessions/caddy-sessions/tracker/store"
@@ -175,6 +177,8 @@ type Handler struct {
 	TimeZone string `json:"time_zone,omitempty"`
 
 	tracker      *tracker.Tracker
+	notifier     *notify.Notifier // nil without a notify block
+	notMePath    string           // the "this wasn't me" page's path, "" without one
 	keys         *tracker.Keyring
 	loginM       caddyhttp.MatcherSets
 	logoutM      caddyhttp.MatcherSets
@@ -291,6 +295,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.tracker = t
+	if h.Risk != nil && h.Risk.Notify != nil {
+		if h.notifier, err = h.Risk.Notify.newNotifier(h.alertOutcome(h.metricRealm())); err != nil {
+			t.Stop()
+			return err
+		}
+		h.notMePath = h.Risk.Notify.linkPath()
+	}
+	if h.Risk != nil {
+		h.logger.Info("risk signals", zap.Strings("on", h.Risk.riskSignals()), zap.Bool("alerts", h.notifier != nil))
+	}
 	t.Start()
 	realm := h.realm
 	if h.realmDynamic {
@@ -298,7 +312,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	} else {
 		t.AddRealm(realm)
 	}
-	h.unregister = admin.Register(realm, h.storeKey, t)
+	var r admin.Realm = t
+	if h.notifier != nil {
+		r = &alertingRealm{Tracker: t, n: h.notifier}
+	}
+	h.unregister = admin.Register(realm, h.storeKey, r)
 	return nil
 }
 
@@ -350,6 +368,15 @@ func (h *Handler) Cleanup() error {
 		h.tracker.Stop()
 	}
 	var errs []error
+	if h.notifier != nil {
+		// Alerts still queued get a few seconds; retries past that are
+		// given up (and logged as failed outcomes).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := h.notifier.Close(ctx); err != nil {
+			h.logger.Warn("alerts not delivered at shutdown", zap.Error(err))
+		}
+		cancel()
+	}
 	if h.storeKey != "" {
 		if _, err := stores.Delete(h.storeKey); err != nil {
 			errs = append(errs, err)

@@ -6,6 +6,7 @@ package sessions
 // redirect).
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -38,6 +39,9 @@ type RiskConfig struct {
 	// ConcurrentKm: two active sessions further apart are
 	// distant_concurrent. Default 500.
 	ConcurrentKm float64 `json:"concurrent_km,omitempty"`
+	// Notify says where the alerts of notify (and of block, revoke and
+	// challenge) go.
+	Notify *NotifyConfig `json:"notify,omitempty"`
 }
 
 // RiskAction is what is done when a signal is raised: log, notify, block,
@@ -86,6 +90,14 @@ func (rc *RiskConfig) provision() error {
 	}{{"speed_kmh", rc.SpeedKmh}, {"floor_km", rc.FloorKm}, {"concurrent_km", rc.ConcurrentKm}} {
 		if f.v < 0 {
 			return fmt.Errorf("risk: %s: %v must not be negative", f.name, f.v)
+		}
+	}
+	if rc.Notify != nil {
+		return rc.Notify.check()
+	}
+	for name, a := range rc.Signals {
+		if a.Action == tracker.RiskNotify {
+			return fmt.Errorf("risk: %s notify: no notify block says where alerts go", name)
 		}
 	}
 	return nil
@@ -155,6 +167,12 @@ func parseRisk(d *caddyfile.Dispenser) (*RiskConfig, error) {
 		seen[sub] = true
 		args := d.RemainingArgs()
 		switch sub {
+		case "notify":
+			nc, err := parseNotify(d)
+			if err != nil {
+				return nil, err
+			}
+			rc.Notify = nc
 		case "speed", "distance_floor", "concurrent_distance":
 			if len(args) != 1 {
 				return nil, d.Errf("risk %s: want one number, got %q", sub, strings.Join(args, " "))
@@ -193,8 +211,8 @@ func parseRisk(d *caddyfile.Dispenser) (*RiskConfig, error) {
 
 // riskHook reports a finding: the sessions.risk event, the metric and a
 // log line.
-func (h *Handler) riskHook(realm string) func(tracker.RiskEvent) {
-	return func(ev tracker.RiskEvent) {
+func (h *Handler) riskHook(realm string) func(context.Context, tracker.RiskEvent) {
+	return func(ctx context.Context, ev tracker.RiskEvent) {
 		h.metrics.risk.WithLabelValues(realm, ev.Record.Signal, ev.Record.Action).Inc()
 		e := ev.Finding.Evidence
 		data := map[string]any{
@@ -218,6 +236,9 @@ func (h *Handler) riskHook(realm string) func(tracker.RiskEvent) {
 			data["other_session"] = e.OtherSession
 		}
 		h.emit(EventRisk, data)
+		if h.notifier != nil && alerts(ev.Record.Action) {
+			h.sendAlert(ctx, ev)
+		}
 	}
 }
 

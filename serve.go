@@ -64,6 +64,10 @@ func (h *Handler) realmFor(repl *caddy.Replacer) string {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if h.notMePath != "" && r.URL.Path == h.notMePath {
+		clearPlaceholders(repl)
+		return h.serveNotMe(w, r)
+	}
 	id := h.identify(r, repl)
 	if id.user == "" && id.cookies.n == 0 && len(h.loginM) == 0 {
 		clearPlaceholders(repl)

@@ -551,6 +551,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 			viols    = "/{realm}/users/{user}/violations"
 			viol     = "/{realm}/users/{user}/violations/{id}"
 			risks    = "/{realm}/users/{user}/risk"
+			alerts   = "/{realm}/users/{user}/alerts"
 			exempt   = "/{realm}/users/{user}/exempt"
 			limits   = "/{realm}/users/{user}/limits"
 			activity = "/{realm}/users/{user}/activity"
@@ -635,6 +636,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 			}
 		}
 		x.do(oaCall{method: get, tmpl: risks, query: "limit=1&offset=1", want: ok})
+		x.do(oaCall{method: get, tmpl: alerts, want: ok})
 
 		// Activity: frank's days seen from New York, alice's trail.
 		x.do(oaCall{method: get, tmpl: activity, params: map[string]string{"user": "frank"}, query: "days=14&tz=America/New_York", want: ok})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/caddy-sessions/caddy-sessions/notify"
+
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
 	"github.com/caddy-sessions/caddy-sessions/tracker/store"
@@ -41,3 +43,9 @@ type Realm interface {
 }
 
 var _ Realm = (*tracker.Tracker)(nil)
+
+// Alerter is a Realm that sends risk alerts: it tells their delivery
+// outcomes (this instance's, newest first).
+type Alerter interface {
+	AlertOutcomes(realm, user string) []notify.Outcome
+}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/caddy-sessions/caddy-sessions/notify"
+
 	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
@@ -166,6 +168,22 @@ func (a *API) risks(c *call) error {
 		out["next_offset"] = next
 	}
 	return writeJSON(c.w, http.StatusOK, out)
+}
+
+// alerts lists the delivery outcomes of a user's risk alerts sent by
+// this instance, newest first; none where alerts are not configured.
+func (a *API) alerts(c *call) error {
+	user := c.user()
+	if err := needUser(c, user); err != nil {
+		return err
+	}
+	list := []notify.Outcome{}
+	if al, ok := c.t.(Alerter); ok {
+		if got := al.AlertOutcomes(c.realm, user); got != nil {
+			list = got
+		}
+	}
+	return writeJSON(c.w, http.StatusOK, map[string]any{"alerts": list})
 }
 
 // markViewed marks one violation ({id}) or all of them viewed.

@@ -57,6 +57,7 @@ func (a *API) routes() []route {
 		{"PUT /{realm}/users/{user}/devices/{device}", a.blockDevice},
 		{"GET /{realm}/users/{user}/violations", a.violations},
 		{"GET /{realm}/users/{user}/risk", a.risks},
+		{"GET /{realm}/users/{user}/alerts", a.alerts},
 		{"PATCH /{realm}/users/{user}/violations", a.markViewed},
 		{"PATCH /{realm}/users/{user}/violations/{id}", a.markViewed},
 		{"PUT /{realm}/users/{user}/exempt", a.exempt},

@@ -50,6 +50,7 @@ func browserSite(t testing.TB, env storeEnv, up, realm string) string {
 	}
 	sessions := sessionsConf(env, "realm "+realm, "login @login", "logout @logout", "geoip "+geoDB,
 		"refresh_interval 1s", restrictBlock("max_ips 1 24h log"),
+		"risk {\n\tnew_device log\n\timpossible_travel log\n\tdistant_concurrent log\n}",
 		"self_service /sessions/ {\n\ttitle \"Your sessions at the shop\"\n\tback / \"Back to the shop\"\n}")
 	return `route /admin/sessions* {
 	basic_auth {
@@ -435,6 +436,22 @@ func TestBrowserPages(t *testing.T) {
 		expectClean(t, "admin", admin)
 	})
 
+	t.Run("risk tab and badges", func(t *testing.T) {
+		// The phone's login in Milton, a moment after London: a new
+		// device, impossible travel, two distant sessions at once.
+		admin.Do(t, chromedp.Evaluate[chromedp.Void](`location.hash = '#/realm/`+realm+`/user/alice/risk'`))
+		admin.WaitJS(t, `document.querySelectorAll('#risk tr[data-risk]').length >= 3`)
+		signals := evalJS[[]string](t, admin, `[...document.querySelectorAll('#risk tr[data-risk]')].map(r => r.dataset.signal).sort()`)
+		if strings.Join(signals, ",") != "distant_concurrent,impossible_travel,new_device" {
+			t.Errorf("risk tab rows: %v", signals)
+		}
+		if ev := browsertest.Run(t, admin, chromedp.Text(chromedp.CSS(`#risk tr[data-signal="impossible_travel"] td[data-label="Evidence"]`))); !strings.Contains(ev, "km/h") || !strings.Contains(ev, "London") {
+			t.Errorf("impossible travel's evidence cell: %q", ev)
+		}
+		admin.Do(t, chromedp.Click(chromedp.CSS(`[role=tab][data-tab="history"]`)))
+		admin.WaitJS(t, `!!document.querySelector('#history tr[data-session=`+jsq(phoneID)+`] .risk-badge[data-signal="new_device"]') && !document.querySelector('#history tr[data-session=`+jsq(laptopID)+`] .risk-badge')`)
+	})
+
 	t.Run("violation marker to restriction history and back", func(t *testing.T) {
 		vs := c.Violations(t, realm, "alice")
 		if len(vs) == 0 || vs[0].Policy != "max_ips" || vs[0].Viewed {
@@ -660,8 +677,8 @@ func TestBrowserPages(t *testing.T) {
 			t.Errorf("%d revoke buttons, want 1 (the laptop's active session)", n)
 		}
 		tabs := evalJS[[]string](t, admin, `[...document.querySelectorAll('[role=tab]')].map((b) => b.tagName + ':' + b.dataset.tab)`)
-		if !slices.Equal(tabs, []string{"BUTTON:history", "BUTTON:devices", "BUTTON:violations", "BUTTON:activity"}) {
-			t.Errorf("tabs %q, want four buttons", tabs)
+		if !slices.Equal(tabs, []string{"BUTTON:history", "BUTTON:devices", "BUTTON:violations", "BUTTON:risk", "BUTTON:activity"}) {
+			t.Errorf("tabs %q, want five buttons", tabs)
 		}
 		admin.Do(t, chromedp.Focus(chromedp.CSS(`[role=tab][data-tab="history"]`)), chromedp.KeyEvent(kb.ArrowRight))
 		admin.WaitJS(t, `location.hash.endsWith('/devices') && document.activeElement.dataset.tab === 'devices' && document.activeElement.getAttribute('aria-selected') === 'true'`)

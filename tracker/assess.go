@@ -50,6 +50,10 @@ type RiskEvent struct {
 	// Agent and Location are the request's.
 	Agent    store.Agent
 	Location store.Location
+	// UserZone is the time zone of the user's latest other session with
+	// one (where the user lives, as far as the module knows), else the
+	// request's.
+	UserZone string
 }
 
 // riskVerdict is what the findings of one request call for.
@@ -70,13 +74,20 @@ func (t *Tracker) assess(ctx context.Context, realm, user, ip string, ev risk.Ev
 	if p == nil || len(p.Actions) == 0 {
 		return v
 	}
-	h, err := t.history(ctx, realm, user, ev.SessionID)
+	hist, err := t.history(ctx, realm, user, ev.SessionID)
 	if err != nil {
 		return v // the store failed: no verdict rather than a wrong one
 	}
 	var blocked, revoked bool
-	for _, f := range risk.Evaluate(ev, h, p.Thresholds, p.on) {
+	for _, f := range risk.Evaluate(ev, hist, p.Thresholds, p.on) {
 		action := p.Actions[f.Signal]
+		if action == RiskBlock && ev.Session != nil && ev.DeviceID == ev.Session.DeviceID {
+			// The session's own device id in another browser: its
+			// device cookie was taken along, so blocking the device
+			// would lock the owner out with the thief. The session is
+			// revoked instead.
+			action = RiskRevoke
+		}
 		evidence, _ := json.Marshal(f.Evidence)
 		rec := store.RiskRecord{
 			ID: newRiskID(), At: ev.At, Signal: string(f.Signal), Action: action, SessionID: ev.SessionID, DeviceID: ev.DeviceID,
@@ -90,7 +101,7 @@ func (t *Tracker) assess(ctx context.Context, realm, user, ip string, ev risk.Ev
 		}
 		v.signals = addSignal(v.signals, rec.Signal)
 		if h := t.cfg.Hooks.Risk; h != nil {
-			h(RiskEvent{Realm: realm, User: user, Record: rec, Finding: f, Agent: ev.Agent, Location: ev.Location})
+			h(ctx, RiskEvent{Realm: realm, User: user, Record: rec, Finding: f, Agent: ev.Agent, Location: ev.Location, UserZone: homeZone(hist, ev)})
 		}
 		if riskRank(action) > riskRank(v.action) {
 			v.action, v.signal = action, rec.Signal
@@ -99,8 +110,8 @@ func (t *Tracker) assess(ctx context.Context, realm, user, ip string, ev risk.Ev
 		revoked = revoked || action == RiskRevoke || action == RiskChallenge
 	}
 	// Every enforcing action found is carried out: a block stops the
-	// device, a revocation the session (on another device than the
-	// blocked one, the cookie's owner's).
+	// request's device (never the session's own: see above), a
+	// revocation the session.
 	if blocked {
 		_, _ = t.BlockDevice(ctx, realm, user, ev.DeviceID, true)
 	}
@@ -130,6 +141,17 @@ func (t *Tracker) history(ctx context.Context, realm, user, sessionID string) (r
 	}
 	h.Devices = len(devices)
 	return h, nil
+}
+
+// homeZone is the time zone of the newest session in h that has one, else
+// the event's.
+func homeZone(h risk.History, ev risk.Event) string {
+	for _, s := range h.Sessions {
+		if s.Location.TimeZone != "" {
+			return s.Location.TimeZone
+		}
+	}
+	return ev.Location.TimeZone
 }
 
 func sighting(s *store.Session) risk.Sighting {

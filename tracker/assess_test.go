@@ -47,7 +47,7 @@ func newRiskFixture(t *testing.T, actions map[risk.Signal]string) *riskFixture {
 	f.tr = newTestTracker(t, f.mem, withClock(f.clock), func(cfg *Config) {
 		cfg.Geo = geo
 		cfg.Risk = &RiskPolicy{Actions: actions, Thresholds: risk.DefaultThresholds()}
-		cfg.Hooks.Risk = func(ev RiskEvent) { f.mu.Lock(); f.found = append(f.found, ev); f.mu.Unlock() }
+		cfg.Hooks.Risk = func(_ context.Context, ev RiskEvent) { f.mu.Lock(); f.found = append(f.found, ev); f.mu.Unlock() }
 	})
 	return f
 }
@@ -241,4 +241,27 @@ type historyCounter struct {
 func (h *historyCounter) Sessions(ctx context.Context, req store.ListRequest) ([]*store.Session, int, error) {
 	h.n.Add(1)
 	return h.Store.Sessions(ctx, req)
+}
+
+// TestRiskStolenCookieJar: the session cookie and the device cookie taken
+// to another browser arrive on the owner's device id; block would lock the
+// owner out with the thief, so the session is revoked instead.
+func TestRiskStolenCookieJar(t *testing.T) {
+	f := newRiskFixture(t, map[risk.Signal]string{risk.CookieMoved: RiskBlock})
+	own := f.login("tok", riskLondon, uaChromeWin, "")
+	f.clock.Add(time.Minute)
+	thief := f.visit("tok", riskChangchun, uaIPhone, own.SetDeviceCookie)
+	if !thief.Refused || thief.Reason != store.EndRevoked || thief.DeviceID != own.DeviceID {
+		t.Fatalf("the stolen jar: %+v, want refused as revoked on the owner's device id", thief)
+	}
+	list, _, _ := f.tr.Risks(context.Background(), "shop", "alice", 0, 10)
+	if len(list) != 1 || list[0].Signal != string(risk.CookieMoved) || list[0].Action != RiskRevoke {
+		t.Fatalf("findings = %+v, want cookie_moved recorded as revoke", list)
+	}
+	devs, _ := f.tr.Devices(context.Background(), "shop", "alice")
+	for _, d := range devs {
+		if d.Blocked {
+			t.Errorf("device %s blocked: the owner's device must not be", d.ID)
+		}
+	}
 }

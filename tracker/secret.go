@@ -206,3 +206,23 @@ func (k *Keyring) VerifyDevice(cookie string) (id string, ok bool) {
 	}
 	return id, true
 }
+
+// SignLink signs a link's payload (a "this wasn't me" link): 22
+// characters of base64url.
+func (k *Keyring) SignLink(payload string) string {
+	sum := k.mac("link", payload)
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// VerifyLink reports whether sig is SignLink(payload).
+func (k *Keyring) VerifyLink(payload, sig string) bool {
+	var got [16]byte
+	if len(sig) != 22 {
+		return false
+	}
+	if n, err := base64.RawURLEncoding.Strict().Decode(got[:], []byte(sig)); err != nil || n != len(got) {
+		return false
+	}
+	want := k.mac("link", payload)
+	return hmac.Equal(got[:], want[:16])
+}

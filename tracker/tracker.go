@@ -24,8 +24,9 @@ type Hooks struct {
 	Refused func(realm, reason string)
 	// DeviceBlocked is called when an admin blocks or unblocks a device.
 	DeviceBlocked func(realm, user, device string, blocked bool)
-	// Risk is called for every risk finding recorded (assess.go).
-	Risk func(RiskEvent)
+	// Risk is called for every risk finding recorded (assess.go), with
+	// the request's context.
+	Risk func(context.Context, RiskEvent)
 	// Refreshed counts refreshes of last activity by outcome
 	// (RefreshWritten, RefreshEnded, RefreshFailed, RefreshDropped), after
 	// each batch is written: a fact tests and operators can wait for.

@@ -6,7 +6,7 @@
 //   #/                                  users of the only realm, or a realm picker
 //   #/realm/<r>?prefix=&offset=&violations=unviewed&active=true
 //   #/realm/<r>/settings
-//   #/realm/<r>/user/<u>/<tab>?offset=  tab: history | devices | violations | activity
+//   #/realm/<r>/user/<u>/<tab>?offset=  tab: history | devices | violations | risk | activity
 //
 // Hooks used by the browser tests (keep them stable):
 //   #banner (role=alert) · #user-search · #users tbody tr[data-user]

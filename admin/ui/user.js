@@ -1,9 +1,9 @@
 // The dashboard's user page: summary, exempt switch, export menu, erase,
 // and the tabs Login history, Devices, Restriction history (the Activity
-// tab is activity.js).
+// tab is activity.js, the Risk tab risk.js).
 //
 // Hooks used by the browser tests (keep them stable):
-//   [role=tab][data-tab="history"|"devices"|"violations"|"activity"]
+//   [role=tab][data-tab="history"|"devices"|"violations"|"risk"|"activity"]
 //   history: tr[data-session] with button.revoke · #revoke-all
 //   devices: tr[data-device][data-blocked="true|false"] with button.block-toggle
 //   violations: tr[data-violation][data-viewed="true|false"] with
@@ -18,11 +18,13 @@ import {
 } from './ui.js';
 import { pager, exemptSwitch, confirmDialog, userPath, PAGE_SIZE } from './widgets.js';
 import { activityPanel } from './activity.js';
+import { riskPanel, riskBadges } from './risk.js';
 
 const TABS = [
   ['history', 'Login history'],
   ['devices', 'Devices'],
   ['violations', 'Restriction history'],
+  ['risk', 'Risk'],
   ['activity', 'Activity'],
 ];
 
@@ -38,7 +40,7 @@ const END_REASONS = {
 };
 
 const POLICIES = { max_ips: 'IP addresses', max_devices: 'Devices', max_sessions: 'Sessions' };
-const ACTIONS = { block: 'Blocked', log: 'Logged only', evict_oldest: 'Oldest session ended' };
+const ACTIONS = { block: 'Blocked', log: 'Logged only', evict_oldest: 'Oldest session ended', revoked: 'Session revoked, device blocked' };
 
 export function userView(ctx) {
   const { realm } = ctx;
@@ -123,7 +125,7 @@ export function userView(ctx) {
     const mine = ++req;
     const live = () => ctx.alive() && mine === req;
     const pctx = { ...ctx, base, user, live, refresh, go: (p) => go(tab, p), params };
-    const render = { history: historyPanel, devices: devicesPanel, violations: violationsPanel, activity: activityPanel }[tab];
+    const render = { history: historyPanel, devices: devicesPanel, violations: violationsPanel, risk: riskPanel, activity: activityPanel }[tab];
     fill(panel, render(pctx));
   }
 
@@ -237,7 +239,7 @@ function historyPanel(p) {
       td('Browser', browserText(sess.agent)),
       td('OS', osText(sess.agent)),
       td('IP', h('span', { class: 'mono' }, ipText(sess.ip))),
-      td('Location', locationText(sess.location)),
+      td('Location', locationText(sess.location), riskBadges(sess.risk)),
       td('Started', timeEl(sess.started_at)),
       td('Last activity', timeEl(sess.last_seen)),
       td('Ended', active ? h('span', { class: 'badge badge-active' }, 'Active')
@@ -301,7 +303,7 @@ function devicesPanel(p) {
       td('Last seen', timeEl(d.last_seen)),
       td('Last IP', h('span', { class: 'mono' }, ipText(d.last_ip))),
       td('Location', locationText(d.location)),
-      td('Status', blocked ? h('span', { class: 'badge badge-blocked' }, 'Blocked') : h('span', { class: 'badge' }, 'Allowed')),
+      td('Status', blocked ? h('span', { class: 'badge badge-blocked' }, 'Blocked') : h('span', { class: 'badge' }, 'Allowed'), riskBadges(d.risk)),
       td('Action', h('button', {
         type: 'button', class: 'button block-toggle' + (blocked ? '' : ' danger'),
         'aria-label': (blocked ? 'Allow device: ' : 'Block device: ') + what,
@@ -349,7 +351,8 @@ function violationsPanel(p) {
     const viewed = !!v.viewed;
     return h('tr', { 'data-violation': v.id, 'data-viewed': viewed ? 'true' : 'false', class: viewed ? '' : 'is-new' },
       td('When', timeEl(v.time)),
-      td('Limit', (POLICIES[v.policy] || v.policy || '—') + ': at most ' + (Number(v.limit) || 0)),
+      td('Limit', v.policy === 'reported' ? 'Reported by the user: "this wasn\'t me"'
+        : (POLICIES[v.policy] || v.policy || '—') + ': at most ' + (Number(v.limit) || 0)),
       td('Observed', String(Number(v.observed) || 0)),
       td('Action taken', ACTIONS[v.action] || v.action || '—'),
       td('IP', h('span', { class: 'mono' }, ipText(v.ip))),

@@ -17,6 +17,7 @@ func TestKeyLayoutIsStable(t *testing.T) {
 		{"risk keys", strings.Join(ks.riskKeys(), " "), "cs:{kg061MlgT5lfJ_FA}:risk cs:{kg061MlgT5lfJ_FA}:riskz cs:{kg061MlgT5lfJ_FA}:rsig"},
 		{"realm keys", realmUsersKey("shop") + " " + realmFlaggedKey("shop") + " " + realmSettingsKey("shop"), "cs:{rkxR3-zGK_5oi8Jo4}:users cs:{rkxR3-zGK_5oi8Jo4}:flagged cs:{rkxR3-zGK_5oi8Jo4}:settings"},
 		{"binding key", tokenKey(th), "cs:t:Zk8Jol_CAFdE4aToHbkO9w"},
+		{"single-use key", onceKey("20261202T081000-abc"), "cs:once:B6TRj8DmzP9aBhp7"},
 		{"description keys", agentKey("AAAAAAAAAA") + " " + locationKey("BBBBBBBBBB"), "cs:a:AAAAAAAAAA cs:l:BBBBBBBBBB"},
 		{"invalidation channel", InvalidationChannel, "cs:inval"},
 	} {

@@ -80,6 +80,9 @@ func realmSettingsKey(realm string) string {
 // tokenKey binds a session token hash (store-wide) to its realm and user.
 func tokenKey(tokenHash string) string { return keyPrefix + "t:" + tokenHash }
 
+// onceKey marks a single-use id (a "this wasn't me" link) used.
+func onceKey(id string) string { return keyPrefix + "once:" + tagOf(id) }
+
 // agentKey and locationKey hold shared descriptions (descriptions.go).
 func agentKey(ref string) string    { return keyPrefix + "a:" + ref }
 func locationKey(ref string) string { return keyPrefix + "l:" + ref }

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/caddy-sessions/caddy-sessions/restrict"
 	"github.com/caddy-sessions/caddy-sessions/tracker/store"
 )
 
@@ -19,7 +21,45 @@ var (
 	//go:embed lua/risk.lua
 	luaRisk    string
 	scriptRisk = redis.NewScript(luaRisk)
+	//go:embed lua/report.lua
+	luaReport    string
+	scriptReport = redis.NewScript(luaPrelude + luaReport)
 )
+
+// Report implements Store.
+func (s *Store) Report(ctx context.Context, realm, user string, v restrict.Violation, p store.Policy) (*restrict.Violation, error) {
+	raw, err := scriptReport.Run(ctx, s.rdb, keysFor(realm, user).all(), ms(v.Time), msArg(p.Retention), v.IP, v.Location, v.Device, v.Session, v.Action).Text()
+	if err != nil {
+		return nil, fmt.Errorf("redis report: %w", err)
+	}
+	out, err := decodeViolation(raw, user)
+	if err != nil {
+		return nil, err
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.ZAdd(ctx, realmFlaggedKey(realm), redis.Z{Score: float64(ms(v.Time)), Member: user})
+	pipe.PExpire(ctx, realmFlaggedKey(realm), p.Retention)
+	_, _ = pipe.Exec(ctx)
+	return out, nil
+}
+
+// Claim implements Store.
+func (s *Store) Claim(ctx context.Context, id string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, onceKey(id), 1, ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("redis claim: %w", err)
+	}
+	return ok, nil
+}
+
+// Claimed implements Store.
+func (s *Store) Claimed(ctx context.Context, id string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, onceKey(id)).Result()
+	if err != nil {
+		return false, fmt.Errorf("redis claimed: %w", err)
+	}
+	return n == 1, nil
+}
 
 // RecordRisk implements Store.
 func (s *Store) RecordRisk(ctx context.Context, realm, user string, rec store.RiskRecord, p store.Policy) (bool, error) {

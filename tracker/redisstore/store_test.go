@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-sessions/caddy-sessions/internal/redistest"
+	"github.com/caddy-sessions/caddy-sessions/restrict"
 )
 
 // suitePolicy is the policy of the conformance suite. Retention is long
@@ -380,6 +381,35 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 		if list, total, _ := f.s.Risks(f.ctx, f.realm, f.user, 0, 10); total != 0 || len(list) != 0 {
 			t.Errorf("after Erase: %d risk findings left", total)
+		}
+	})
+
+	t.Run("ReportAndClaim", func(t *testing.T) {
+		f := ss.fixture(t)
+		id := f.open("a", 0)
+		v, err := f.s.Report(f.ctx, f.realm, f.user, restrict.Violation{Time: f.at(time.Minute), IP: ip2, Location: "Changchun, China", Device: "dev-thief", Session: id, Action: "revoke"}, p)
+		if err != nil || v.ID == "" || v.Policy != "reported" || v.Session != id || v.Device != "dev-thief" || v.Viewed {
+			t.Fatalf("Report = %+v, %v", v, err)
+		}
+		list, total, err := f.s.Violations(f.ctx, f.realm, f.user, 0, 10)
+		if err != nil || total != 1 || list[0].ID != v.ID || list[0].Location != "Changchun, China" || !list[0].Time.Equal(f.at(time.Minute)) {
+			t.Fatalf("Violations = %+v (%d, %v)", list, total, err)
+		}
+		if u, _ := f.s.User(f.ctx, f.realm, f.user, f.at(time.Minute), p); u == nil || u.UnviewedViolations != 1 {
+			t.Errorf("user summary after a report: %+v, want 1 unviewed violation", u)
+		}
+		once := "once@" + t.Name()
+		if used, err := f.s.Claimed(f.ctx, once); used || err != nil {
+			t.Fatalf("Claimed before any claim = %v, %v", used, err)
+		}
+		if ok, err := f.s.Claim(f.ctx, once, time.Hour); !ok || err != nil {
+			t.Fatalf("first Claim = %v, %v", ok, err)
+		}
+		if ok, err := f.s.Claim(f.ctx, once, time.Hour); ok || err != nil {
+			t.Fatalf("second Claim = %v, %v; want false", ok, err)
+		}
+		if used, _ := f.s.Claimed(f.ctx, once); !used {
+			t.Error("Claimed after a claim = false")
 		}
 	})
 

@@ -19,7 +19,8 @@ type Signal string
 const (
 	// CookieMoved: a known session's token from another device (no device
 	// cookie, or another one) with another browser or OS family, or from a
-	// distant location.
+	// distant location; or on the session's own device from another
+	// browser family (the device cookie taken along with it).
 	CookieMoved Signal = "cookie_moved"
 	// NewDevice: a login from a device the user never used, when the user
 	// had used another one.
@@ -187,21 +188,39 @@ func loc(l enrich.Location) *enrich.Location {
 // location beyond the floor. A device the session merely lacks a cookie
 // for on the same browser, OS and place (a session that predates the
 // module's device cookie, a cookie cleared) stays quiet.
+//
+// On the session's own device, another browser family: the device cookie
+// is a signed random id, not bound to the browser, so a stolen cookie jar
+// (session and device cookie, an infostealer's haul) arrives on the
+// victim's device id. One browser's requests keep their family whatever
+// the OS string says (an iPad in desktop mode reports macOS), so the OS
+// and the place alone do not count here, nor does an unknown family on
+// either side.
 func cookieMoved(ev Event, th Thresholds) (Evidence, bool) {
 	s := ev.Session
-	if s.DeviceID == "" || ev.DeviceID == s.DeviceID {
+	if s.DeviceID == "" {
 		return Evidence{}, false
 	}
 	e := Evidence{
 		Devices: []string{s.DeviceID, ev.DeviceID}, Agents: []string{agentName(s.Agent), agentName(ev.Agent)},
 		From: loc(s.Location), To: loc(ev.Location), OtherSession: s.SessionID,
 	}
-	otherAgent := family(s.Agent.Browser) != family(ev.Agent.Browser) || family(s.Agent.OS) != family(ev.Agent.OS)
-	d, ok := apart(s.Location, ev.Location, th.FloorKm)
-	if ok {
+	d, far := apart(s.Location, ev.Location, th.FloorKm)
+	if far {
 		e.DistanceKm = round1(d)
 	}
-	return e, otherAgent || ok
+	if ev.DeviceID == s.DeviceID {
+		return e, knownApart(s.Agent.Browser, ev.Agent.Browser)
+	}
+	otherAgent := family(s.Agent.Browser) != family(ev.Agent.Browser) || family(s.Agent.OS) != family(ev.Agent.OS)
+	return e, otherAgent || far
+}
+
+// knownApart reports whether two browser or OS names are of two known,
+// different families.
+func knownApart(a, b string) bool {
+	fa, fb := family(a), family(b)
+	return fa != "" && fb != "" && fa != fb
 }
 
 // impossibleTravel compares the event's place with the other session
@@ -306,6 +325,10 @@ func family(name string) string {
 		return "Safari"
 	case "Firefox Mobile", "Firefox iOS":
 		return "Firefox"
+	case "Edge Mobile":
+		return "Edge"
+	case "Opera Mobile":
+		return "Opera"
 	case "Mac OS X", "macOS":
 		return "macOS"
 	}

@@ -261,6 +261,14 @@ type AdminStore interface {
 	RecordRisk(ctx context.Context, realm, user string, rec RiskRecord, p Policy) (bool, error)
 	// Risks lists a user's risk findings, newest first, and the total.
 	Risks(ctx context.Context, realm, user string, offset, limit int) ([]*RiskRecord, int, error)
+	// Report records a violation the user reported (policy "reported"):
+	// v's time, IP, location, device, session and action; the store
+	// gives it its id.
+	Report(ctx context.Context, realm, user string, v restrict.Violation, p Policy) (*restrict.Violation, error)
+	// Claim marks id used for ttl; false if it was already.
+	Claim(ctx context.Context, id string, ttl time.Duration) (bool, error)
+	// Claimed reports whether id was claimed.
+	Claimed(ctx context.Context, id string) (bool, error)
 }
 
 // RiskCap is how many risk findings a store keeps per user.
