@@ -142,6 +142,8 @@ func (m *Handler) unmarshal(d *caddyfile.Dispenser, matcher func(sub string) (ca
 			err = oneArg(d, &m.GeoIP)
 		case "device_cookie":
 			err = oneArg(d, &m.DeviceCookie)
+		case "device_cookie_domain":
+			err = oneArg(d, &m.DeviceCookieDomain)
 		case "secret":
 			err = oneArg(d, &m.Secret)
 		case "on_revoked":

@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,10 @@ db x } }`, []string{"db", `"x"`}},
 		{"session_cookie empty", `sessions { session_cookie }`, []string{"session_cookie", "missing"}},
 		{"login_user kind", `sessions { login_user body x }`, []string{"login_user", `"body"`}},
 		{"directive args", `sessions foo`, []string{"wrong argument count"}},
+		{"device_cookie_domain", `sessions { user {x}
+device_cookie_domain 10.0.0.1 }`, []string{"device_cookie_domain", `"10.0.0.1"`}},
+		{"device_cookie_domain TLD", `sessions { user {x}
+device_cookie_domain com }`, []string{"device_cookie_domain", `"com"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parse(t, tc.input)
@@ -253,6 +258,41 @@ unreadable_login maybe }`, Handler{User: "{x}", UnreadableLogin: "maybe"}},
 		}
 		if !strings.HasSuffix(ferr.Error(), perr.Error()) && !strings.Contains(ferr.Error(), perr.Error()+",") {
 			t.Errorf("%q:\n Caddyfile: %v\n JSON:      %v", c.caddyfile, ferr, perr)
+		}
+	}
+}
+
+// TestConfigCopyHasEveryField: the copy checkConfig runs on (for the
+// Caddyfile and Validate) holds every configuration field, so no field's
+// check is skipped there.
+func TestConfigCopyHasEveryField(t *testing.T) {
+	var h Handler
+	v := reflect.ValueOf(&h).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		before := reflect.ValueOf(*h.configCopy()).Field(i).IsZero()
+		fv := v.Field(i)
+		switch fv.Kind() {
+		case reflect.String:
+			fv.SetString("x")
+		case reflect.Bool:
+			fv.SetBool(true)
+		case reflect.Int, reflect.Int64:
+			fv.SetInt(1)
+		case reflect.Pointer:
+			fv.Set(reflect.New(fv.Type().Elem()))
+		case reflect.Slice:
+			fv.Set(reflect.MakeSlice(fv.Type(), 1, 1))
+		case reflect.Map:
+			fv.Set(reflect.MakeMap(fv.Type()))
+		default:
+			t.Fatalf("field %s: kind %s not handled by this test", f.Name, fv.Kind())
+		}
+		if !before || reflect.ValueOf(*h.configCopy()).Field(i).IsZero() {
+			t.Errorf("configCopy does not copy %s", f.Name)
 		}
 	}
 }

@@ -46,6 +46,9 @@ func (h *Handler) setDefaults() {
 // the value. What needs the outside world (the GeoIP file, the secret's
 // placeholders, the store) is checked by Provision alone.
 func (h *Handler) checkConfig() error {
+	if d := h.DeviceCookieDomain; d != "" && !validCookieDomain(d) {
+		return fmt.Errorf("device_cookie_domain: %q is not a domain name (such as example.com)", d)
+	}
 	if err := h.Risk.provision(); err != nil {
 		return err
 	}
@@ -199,9 +202,31 @@ func (h *Handler) configCopy() *Handler {
 		UserField: h.UserField, UnreadableLogin: h.UnreadableLogin, UserNormalize: h.UserNormalize,
 		LoginUser: h.LoginUser, LoginSuccess: h.LoginSuccess, LoginSuccessNewCookie: h.LoginSuccessNewCookie,
 		Logout: h.Logout, RefreshInterval: h.RefreshInterval, IdleTimeout: h.IdleTimeout, Retention: h.Retention,
-		GeoIP: h.GeoIP, DeviceCookie: h.DeviceCookie, Secret: h.Secret, OnRevoked: h.OnRevoked,
-		SelfService: h.SelfService, FailClosed: h.FailClosed, CacheSize: h.CacheSize, Restrict: h.Restrict,
-		Tracking: h.Tracking, Geolocation: h.Geolocation, IPPrecision: h.IPPrecision,
+		GeoIP: h.GeoIP, DeviceCookie: h.DeviceCookie, DeviceCookieDomain: h.DeviceCookieDomain, Secret: h.Secret, OnRevoked: h.OnRevoked,
+		SelfService: h.SelfService, SelfServicePage: h.SelfServicePage, FailClosed: h.FailClosed, CacheSize: h.CacheSize, Restrict: h.Restrict,
+		Risk: h.Risk, Tracking: h.Tracking, Geolocation: h.Geolocation, IPPrecision: h.IPPrecision,
 		ActivityTrail: h.ActivityTrail, Impersonation: h.Impersonation, TimeZone: h.TimeZone,
 	}
+}
+
+// validCookieDomain: a domain name a Domain cookie attribute may hold,
+// with at least two labels (never a bare TLD), no port, no IP.
+func validCookieDomain(d string) bool {
+	d = strings.TrimPrefix(d, ".")
+	labels := strings.Split(d, ".")
+	if len(labels) < 2 || len(d) > 253 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	last := labels[len(labels)-1]
+	return !(last[0] >= '0' && last[0] <= '9') // not an IPv4 address
 }

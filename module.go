@@ -120,6 +120,12 @@ type Handler struct {
 	// Default: "sessions_device".
 	DeviceCookie string `json:"device_cookie,omitempty"`
 
+	// DeviceCookieDomain, when set, is the device cookie's Domain, so a
+	// site served under several host names of one domain (shop. and
+	// www.example.com) sees one browser as one device. Default: the
+	// host only.
+	DeviceCookieDomain string `json:"device_cookie_domain,omitempty"`
+
 	// Secret keys the HMACs of tokens and device cookies; at least 16
 	// bytes; placeholders such as {env.SESSIONS_SECRET} are expanded at
 	// Provision. Required with Redis; with the memory store a random one

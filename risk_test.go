@@ -141,3 +141,19 @@ func TestNotMeLinkTokens(t *testing.T) {
 		t.Errorf("after expiry: %v, want errLinkExpired", err)
 	}
 }
+
+// TestDeviceCookieDomain: the Domain is set for hosts within it only.
+func TestDeviceCookieDomain(t *testing.T) {
+	h := &Handler{DeviceCookieDomain: ".Example.com"}
+	for host, want := range map[string]string{
+		"example.com": "example.com", "shop.example.com:8443": "example.com", "WWW.EXAMPLE.COM.": "example.com",
+		"example.org": "", "badexample.com": "", "127.0.0.1:2015": "",
+	} {
+		if got := h.deviceCookieDomain(host); got != want {
+			t.Errorf("deviceCookieDomain(%q) = %q, want %q", host, got, want)
+		}
+	}
+	if got := (&Handler{}).deviceCookieDomain("shop.example.com"); got != "" {
+		t.Errorf("without device_cookie_domain: %q", got)
+	}
+}

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"net"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -454,11 +455,28 @@ func (h *Handler) end(realm, user, token, reason string, forget bool) {
 // decided on.
 func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, value string) {
 	http.SetCookie(w, &http.Cookie{
-		Name: h.DeviceCookie, Value: value, Path: "/",
+		Name: h.DeviceCookie, Value: value, Path: "/", Domain: h.deviceCookieDomain(r.Host),
 		// Browsers cap cookie lifetime at 400 days.
 		MaxAge: int((400 * 24 * time.Hour).Seconds()), HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,
 	})
+}
+
+// deviceCookieDomain is device_cookie_domain when host is within it
+// (a browser refuses a Domain the host is not in), else "" (host only).
+func (h *Handler) deviceCookieDomain(host string) string {
+	d := strings.ToLower(strings.TrimPrefix(h.DeviceCookieDomain, "."))
+	if d == "" {
+		return ""
+	}
+	if hst, _, err := net.SplitHostPort(host); err == nil {
+		host = hst
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == d || strings.HasSuffix(host, "."+d) {
+		return d
+	}
+	return ""
 }
 
 // storeError logs store failures at most once per errLogPeriod: an outage

@@ -127,7 +127,7 @@ func TestRiskAtLogin(t *testing.T) {
 	rec, up := recordingShop(t, true)
 	const realm = "risk-login"
 	site := startCaddyJSON(t, riskSite(up, redisStore(t), realm,
-		"new_device log", "new_country notify", "impossible_travel revoke", "distant_concurrent log"), withEvents(t))
+		"new_device log", "new_country log", "impossible_travel revoke", "distant_concurrent log"), withEvents(t))
 
 	laptop := newClient(t, uaChromeWindows, ipLondon)
 	laptop.login(site.Site, "alice", "alice")
@@ -158,7 +158,7 @@ func TestRiskAtLogin(t *testing.T) {
 	for _, f := range site.risks(t, realm, "alice") {
 		got[f.Signal] = f.Action
 	}
-	want := map[string]string{"new_device": "log", "new_country": "notify", "impossible_travel": "revoke", "distant_concurrent": "log"}
+	want := map[string]string{"new_device": "log", "new_country": "log", "impossible_travel": "revoke", "distant_concurrent": "log"}
 	if dump(got) != dump(want) {
 		t.Fatalf("findings = %v, want %v", got, want)
 	}
