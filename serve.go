@@ -2,10 +2,10 @@ package sessions
 
 import (
 	"context"
-	"net"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
