@@ -20,6 +20,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-sessions/caddy-sessions/notify"
 	"github.com/caddy-sessions/caddy-sessions/tracker"
@@ -92,6 +94,18 @@ func (nc *NotifyConfig) linkPath() string {
 		return ""
 	}
 	return u.Path
+}
+
+// perUserAlerts is how many alerts a user gets per throttle window, over
+// all devices.
+const perUserAlerts = 5
+
+// throttle is the throttle window, default 1 h.
+func (nc *NotifyConfig) throttle() time.Duration {
+	if nc.Throttle <= 0 {
+		return time.Hour
+	}
+	return time.Duration(nc.Throttle)
 }
 
 func (nc *NotifyConfig) linkTTL() time.Duration {
@@ -235,6 +249,15 @@ func (h *Handler) sendAlert(ctx context.Context, ev tracker.RiskEvent) {
 	if nc.Email != nil {
 		a.Recipient = recipient(ctx, nc.Email.To, ev.User)
 	}
+	// Per device, the notifier throttles; per user, this does: a thief
+	// cycling user agents (a new device each time) gets the user
+	// perUserAlerts alerts per throttle window, not one per request.
+	if !h.alertBudget.take(ev.Realm+"\x00"+ev.User, time.Now()) {
+		if c := h.logger.Check(zapcore.DebugLevel, "alert over the user's budget, not sent"); c != nil {
+			c.Write(zap.String("realm", ev.Realm), zap.String("finding", ev.Record.ID))
+		}
+		return
+	}
 	h.notifier.Send(a)
 }
 
@@ -247,11 +270,14 @@ func recipient(ctx context.Context, to, user string) string {
 		}
 		return ""
 	}
-	to = strings.ReplaceAll(to, "{"+phUser+"}", user)
+	// The template is expanded before the user id goes in: a user id
+	// holding "{env.X}" must stay text, never be expanded itself.
+	const mark = "\x00user\x00"
+	to = strings.ReplaceAll(to, "{"+phUser+"}", mark)
 	if repl, ok := ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		to = repl.ReplaceAll(to, "")
 	}
-	return strings.TrimSpace(to)
+	return strings.TrimSpace(strings.ReplaceAll(to, mark, user))
 }
 
 func agentText(browser, os string) string {

@@ -184,6 +184,7 @@ type Handler struct {
 
 	tracker      *tracker.Tracker
 	notifier     *notify.Notifier // nil without a notify block
+	alertBudget  *budget          // alerts per user per throttle window
 	notMePath    string           // the "this wasn't me" page's path, "" without one
 	keys         *tracker.Keyring
 	loginM       caddyhttp.MatcherSets
@@ -307,6 +308,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 		h.notMePath = h.Risk.Notify.linkPath()
+		h.alertBudget = newBudget(perUserAlerts, h.Risk.Notify.throttle())
+		if e := h.Risk.Notify.Email; e != nil && e.To == "" && h.Risk.Notify.Webhook == nil {
+			h.logger.Warn("risk alerts go by e-mail only, to user ids that are e-mail addresses: users whose id is not one get none (set to, or a webhook)")
+		}
 	}
 	if h.Risk != nil {
 		h.logger.Info("risk signals", zap.Strings("on", h.Risk.riskSignals()), zap.Bool("alerts", h.notifier != nil))

@@ -122,7 +122,9 @@ func (h *Handler) confirmNotMe(w http.ResponseWriter, r *http.Request, token str
 	}
 	p := describeFinding(c, f)
 	ctx := detached(r)
-	first, err := h.tracker.Claim(ctx, f.ID)
+	// Claimed for as long as the link could be presented, and taken back
+	// if the report fails, so that a retry can act.
+	first, err := h.tracker.Claim(ctx, f.ID, h.Risk.Notify.linkTTL()+time.Hour)
 	switch {
 	case err != nil:
 		h.storeError(err)
@@ -134,6 +136,9 @@ func (h *Handler) confirmNotMe(w http.ResponseWriter, r *http.Request, token str
 	out, err := h.tracker.Report(ctx, c.R, c.U, f)
 	if err != nil {
 		h.storeError(err)
+		if rerr := h.tracker.Release(ctx, f.ID); rerr != nil {
+			h.storeError(rerr)
+		}
 		return h.notMePage(w, http.StatusServiceUnavailable, notMePage{State: "error"})
 	}
 	h.logger.Info("user reported a sign-in as not theirs", zap.String("realm", c.R), zap.String("finding", f.ID),

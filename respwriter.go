@@ -3,6 +3,7 @@ package sessions
 import (
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -96,12 +97,25 @@ func (c *cookieWatch) refuseAnswer(status int) {
 }
 
 // replaceAnswer refuses the answer being judged (refuseAnswer) and drops
-// its body too: the client gets status, location (if any) and a short
-// text, nothing of the app's answer to a login the module refused.
-func (c *cookieWatch) replaceAnswer(status int, location string) {
+// its body and every cookie it sets but the module's own (keep): the
+// client gets status and location (if any), an empty body, nothing of the
+// app's answer to a login the module refused (no remember-me cookie
+// either).
+func (c *cookieWatch) replaceAnswer(status int, location string, keep ...string) {
 	c.refuseAnswer(status)
 	c.discard = true
 	h := c.Header()
+	var kept []string
+	for _, line := range h["Set-Cookie"] {
+		if ck, err := http.ParseSetCookie(line); err == nil && slices.Contains(keep, ck.Name) {
+			kept = append(kept, line)
+		}
+	}
+	if len(kept) == 0 {
+		h.Del("Set-Cookie")
+	} else {
+		h["Set-Cookie"] = kept
+	}
 	for _, k := range []string{"Content-Length", "Content-Encoding", "Etag", "Last-Modified", "Content-Range"} {
 		h.Del(k)
 	}

@@ -276,11 +276,11 @@ func (h *Handler) refuseLogin(cw *cookieWatch, repl *caddy.Replacer, res tracker
 	repl.Set("http.sessions.block_reason", res.RiskSignal)
 	switch {
 	case res.Challenge:
-		cw.replaceAnswer(http.StatusSeeOther, h.challengeTarget(repl, res.RiskSignal))
+		cw.replaceAnswer(http.StatusSeeOther, h.challengeTarget(repl, res.RiskSignal), h.DeviceCookie)
 	case res.Reason == store.EndRevoked:
-		cw.replaceAnswer(h.revokeStatus, h.revokeTo)
+		cw.replaceAnswer(h.revokeStatus, h.revokeTo, h.DeviceCookie)
 	default:
-		cw.replaceAnswer(http.StatusForbidden, "")
+		cw.replaceAnswer(http.StatusForbidden, "", h.DeviceCookie)
 	}
 }
 

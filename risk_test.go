@@ -1,10 +1,16 @@
 package sessions
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-sessions/caddy-sessions/tracker"
 	"github.com/caddy-sessions/caddy-sessions/tracker/risk"
@@ -155,5 +161,73 @@ func TestDeviceCookieDomain(t *testing.T) {
 	}
 	if got := (&Handler{}).deviceCookieDomain("shop.example.com"); got != "" {
 		t.Errorf("without device_cookie_domain: %q", got)
+	}
+}
+
+// TestRecipientIsNotExpandedTwice: the user id goes into the recipient
+// after the template's placeholders are expanded, as text: a login name
+// holding a placeholder never reaches the replacer.
+func TestRecipientIsNotExpandedTwice(t *testing.T) {
+	t.Setenv("CADDY_SESSIONS_TEST_SECRET", "s3cr3t")
+	repl := caddy.NewReplacer()
+	repl.Set("http.request.header.X-Email", "bob@shop.example")
+	ctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, repl)
+	for _, c := range []struct{ to, user, want string }{
+		{"{http.sessions.user}", "{env.CADDY_SESSIONS_TEST_SECRET}@evil.example", "{env.CADDY_SESSIONS_TEST_SECRET}@evil.example"},
+		{"{http.sessions.user}@shop.example", "alice", "alice@shop.example"},
+		{"{http.request.header.X-Email}", "alice", "bob@shop.example"},
+		{"", "alice@shop.example", "alice@shop.example"},
+		{"", "alice", ""},
+		{"", "Alice <alice@shop.example>", ""},
+	} {
+		if got := recipient(ctx, c.to, c.user); got != c.want {
+			t.Errorf("recipient(%q, %q) = %q, want %q", c.to, c.user, got, c.want)
+		}
+	}
+}
+
+// TestAlertBudget: n per key per window, keys apart, a new window anew.
+func TestAlertBudget(t *testing.T) {
+	b := newBudget(2, time.Hour)
+	t0 := time.Now()
+	for i, want := range []bool{true, true, false, false} {
+		if got := b.take("alice", t0.Add(time.Duration(i)*time.Minute)); got != want {
+			t.Errorf("take #%d = %v, want %v", i, got, want)
+		}
+	}
+	if !b.take("bob", t0) {
+		t.Error("another user shares alice's budget")
+	}
+	if !b.take("alice", t0.Add(time.Hour)) {
+		t.Error("a new window did not start a new budget")
+	}
+	for i := range maxBudgetKeys + 10 {
+		b.take(fmt.Sprint("user", i), t0)
+	}
+	if n := len(b.keys); n > maxBudgetKeys {
+		t.Errorf("%d keys held, bound %d", n, maxBudgetKeys)
+	}
+}
+
+// TestReplaceAnswerKeepsOnlyTheModulesCookies: a login answer a risk
+// action replaces reaches the browser without the app's cookies (session
+// or remember-me) and body, with the module's device cookie.
+func TestReplaceAnswerKeepsOnlyTheModulesCookies(t *testing.T) {
+	rec := httptest.NewRecorder()
+	set := &cookieSet{}
+	cw := newCookieWatch(rec, set)
+	defer cw.release()
+	cw.Header().Add("Set-Cookie", "sessions_device=dev.sig; Path=/; HttpOnly")
+	cw.onHeader = func() { cw.replaceAnswer(http.StatusForbidden, "", "sessions_device") }
+	cw.Header().Add("Set-Cookie", "shop_session=abc; Path=/")
+	cw.Header().Add("Set-Cookie", "remember_me=long-lived; Path=/; Max-Age=2592000")
+	cw.Header().Set("Content-Length", "12")
+	cw.WriteHeader(http.StatusOK)
+	_, _ = cw.Write([]byte("hello alice!"))
+	if rec.Code != http.StatusForbidden || rec.Body.Len() != 0 || rec.Header().Get("Content-Length") != "" {
+		t.Fatalf("answer %d %q %v", rec.Code, rec.Body, rec.Header())
+	}
+	if got := rec.Header().Values("Set-Cookie"); len(got) != 1 || !strings.HasPrefix(got[0], "sessions_device=") {
+		t.Errorf("Set-Cookie = %q, want the device cookie only", got)
 	}
 }

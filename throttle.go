@@ -43,3 +43,58 @@ func (a *auditLimiter) due(key string, every time.Duration) bool {
 	a.last[key] = now
 	return true
 }
+
+// budget allows n events per key per window (alerts per user).
+type budget struct {
+	n      int
+	window time.Duration
+
+	mu   sync.Mutex
+	keys map[string]*budgetUse
+}
+
+type budgetUse struct {
+	start time.Time
+	used  int
+}
+
+// maxBudgetKeys bounds the keys a budget holds; past it, windows that
+// ended are dropped, and if none has, the oldest-started one.
+const maxBudgetKeys = 10000
+
+func newBudget(n int, window time.Duration) *budget {
+	return &budget{n: n, window: window, keys: map[string]*budgetUse{}}
+}
+
+// take reports whether key may have one more event now, and counts it.
+func (b *budget) take(key string, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	u := b.keys[key]
+	if u == nil || now.Sub(u.start) >= b.window {
+		if u == nil && len(b.keys) >= maxBudgetKeys {
+			b.evict(now)
+		}
+		u = &budgetUse{start: now}
+		b.keys[key] = u
+	}
+	if u.used >= b.n {
+		return false
+	}
+	u.used++
+	return true
+}
+
+func (b *budget) evict(now time.Time) {
+	var oldest string
+	for k, u := range b.keys {
+		if now.Sub(u.start) >= b.window {
+			delete(b.keys, k)
+		} else if oldest == "" || u.start.Before(b.keys[oldest].start) {
+			oldest = k
+		}
+	}
+	if len(b.keys) >= maxBudgetKeys {
+		delete(b.keys, oldest)
+	}
+}

@@ -69,6 +69,9 @@ func (s Self) Serve(w http.ResponseWriter, r *http.Request, user, current string
 		}
 		for _, sess := range list {
 			sess.Current = sess.ID == current
+			// Risk signals are for admins: a thief on a flagged session
+			// must not learn it was flagged.
+			sess.Risk = nil
 		}
 		out := page(list, total, q)
 		out["user"], out["current"] = user, current
@@ -95,6 +98,7 @@ func (s Self) Serve(w http.ResponseWriter, r *http.Request, user, current string
 		writeAPIError(w, storeErr(err, "session"))
 		return
 	}
+	sess.Risk = nil
 	_ = writeJSON(w, http.StatusOK, sess)
 }
 

@@ -60,14 +60,24 @@ type RiskEvent struct {
 type riskVerdict struct {
 	// Signals are the session's signals after this request.
 	signals []string
-	// action is the strongest action of a finding recorded now; signal
-	// is that finding's.
+	// action is the strongest action of a finding raised now; signal is
+	// that finding's.
 	action, signal string
+	// failed: the store failed during the assessment (no history, a
+	// finding or an enforcement not written); the request's answer
+	// stands, and the next request is assessed again.
+	failed bool
 }
 
-// assess evaluates ev for user's session, records what it finds and
-// carries out the actions but the answer to the request itself, which the
-// caller gives (riskRefusal).
+// assessTimeout bounds an assessment's store calls.
+const assessTimeout = 5 * time.Second
+
+// assess evaluates ev for user's session, records what it finds, reports
+// what it recorded, and carries out the actions but the answer to the
+// request itself, which the caller gives (riskRefusal). A finding raised
+// again (the session and device have its signal already) is not recorded
+// nor reported again, but acted on again: a refusal does not depend on
+// which request, or which instance, recorded it first.
 func (t *Tracker) assess(ctx context.Context, realm, user, ip string, ev risk.Event, known []string) riskVerdict {
 	v := riskVerdict{signals: known}
 	p := t.cfg.Risk
@@ -76,7 +86,8 @@ func (t *Tracker) assess(ctx context.Context, realm, user, ip string, ev risk.Ev
 	}
 	hist, err := t.history(ctx, realm, user, ev.SessionID)
 	if err != nil {
-		return v // the store failed: no verdict rather than a wrong one
+		v.failed = true
+		return v // no verdict rather than a wrong one, and not cached
 	}
 	var blocked, revoked bool
 	for _, f := range risk.Evaluate(ev, hist, p.Thresholds, p.on) {
@@ -94,15 +105,15 @@ func (t *Tracker) assess(ctx context.Context, realm, user, ip string, ev risk.Ev
 			IP: ip, Agent: ev.Agent, Location: ev.Location, Evidence: evidence,
 		}
 		recorded, err := t.cfg.Store.RecordRisk(ctx, realm, user, rec, t.cfg.Policy)
-		if err != nil || !recorded {
-			// Known already for this session and device: acted on when
-			// it was first found.
-			continue
+		switch {
+		case err != nil:
+			v.failed = true
+		case recorded:
+			if h := t.cfg.Hooks.Risk; h != nil {
+				h(ctx, RiskEvent{Realm: realm, User: user, Record: rec, Finding: f, Agent: ev.Agent, Location: ev.Location, UserZone: homeZone(hist, ev)})
+			}
 		}
 		v.signals = addSignal(v.signals, rec.Signal)
-		if h := t.cfg.Hooks.Risk; h != nil {
-			h(ctx, RiskEvent{Realm: realm, User: user, Record: rec, Finding: f, Agent: ev.Agent, Location: ev.Location, UserZone: homeZone(hist, ev)})
-		}
 		if riskRank(action) > riskRank(v.action) {
 			v.action, v.signal = action, rec.Signal
 		}
@@ -111,12 +122,16 @@ func (t *Tracker) assess(ctx context.Context, realm, user, ip string, ev risk.Ev
 	}
 	// Every enforcing action found is carried out: a block stops the
 	// request's device (never the session's own: see above), a
-	// revocation the session.
+	// revocation the session. Both are idempotent.
 	if blocked {
-		_, _ = t.BlockDevice(ctx, realm, user, ev.DeviceID, true)
+		if _, err := t.BlockDevice(ctx, realm, user, ev.DeviceID, true); err != nil {
+			v.failed = true
+		}
 	}
 	if revoked {
-		_, _ = t.Revoke(ctx, realm, user, ev.SessionID)
+		if _, err := t.Revoke(ctx, realm, user, ev.SessionID); err != nil {
+			v.failed = true
+		}
 	}
 	return v
 }

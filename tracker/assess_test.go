@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -263,5 +264,78 @@ func TestRiskStolenCookieJar(t *testing.T) {
 		if d.Blocked {
 			t.Errorf("device %s blocked: the owner's device must not be", d.ID)
 		}
+	}
+}
+
+// TestRiskReplayedAfterIdle: a session cookie replayed in another browser
+// after its session idled out opens a new session; the token's previous
+// session makes it cookie_moved all the same.
+func TestRiskReplayedAfterIdle(t *testing.T) {
+	f := newRiskFixture(t, map[risk.Signal]string{risk.CookieMoved: RiskRevoke})
+	f.login("tok", riskLondon, uaChromeWin, "")
+	f.clock.Add(suitePolicy.Idle + time.Hour)
+	thief := f.visit("tok", riskChangchun, uaIPhone, "")
+	if got := strings.Join(f.signals(), ","); got != "cookie_moved" || !thief.Refused || thief.Reason != store.EndRevoked {
+		t.Fatalf("the cookie replayed after idling out: signals %q, %+v; want cookie_moved, revoked", got, thief)
+	}
+}
+
+// cancellingStore cancels the request's context as soon as Seen answered:
+// a client hanging up between the store's answer and the assessment.
+type cancellingStore struct {
+	store.Store
+	cancel context.CancelFunc
+}
+
+func (c *cancellingStore) Seen(ctx context.Context, req store.SeenRequest) (store.SeenResult, error) {
+	res, err := c.Store.Seen(ctx, req)
+	c.cancel()
+	return res, err
+}
+
+// TestRiskClientHangsUp: the assessment does not depend on the client
+// staying: the copied cookie is found and refused although the request's
+// context was cancelled right after Seen.
+func TestRiskClientHangsUp(t *testing.T) {
+	f := newRiskFixture(t, map[risk.Signal]string{risk.CookieMoved: RiskBlock})
+	own := f.login("tok", riskLondon, uaChromeWin, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	f.tr.cfg.Store = &cancellingStore{Store: f.mem, cancel: cancel}
+	res, err := f.tr.Observe(ctx, Request{Realm: "shop", Token: "tok", IP: riskChangchun, UserAgent: uaIPhone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Refused || res.Reason != string(risk.CookieMoved) || res.DeviceID == own.DeviceID {
+		t.Fatalf("the copy whose client hung up: %+v, want refused as cookie_moved", res)
+	}
+}
+
+// failingRiskStore fails RecordRisk: the verdict stands, and the entry is
+// not cached, so the next request is assessed again.
+type failingRiskStore struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (s *failingRiskStore) RecordRisk(ctx context.Context, realm, user string, rec store.RiskRecord, p store.Policy) (bool, error) {
+	if s.fail.Load() {
+		return false, errors.New("store down")
+	}
+	return s.Store.RecordRisk(ctx, realm, user, rec, p)
+}
+
+func TestRiskStoreFailsDuringAssessment(t *testing.T) {
+	f := newRiskFixture(t, map[risk.Signal]string{risk.CookieMoved: RiskLog})
+	f.login("tok", riskLondon, uaChromeWin, "")
+	fs := &failingRiskStore{Store: f.mem}
+	fs.fail.Store(true)
+	f.tr.cfg.Store = fs
+	if r := f.visit("tok", riskChangchun, uaIPhone, ""); r.Refused {
+		t.Fatalf("with log, a failed record refuses nothing: %+v", r)
+	}
+	fs.fail.Store(false)
+	f.visit("tok", riskChangchun, uaIPhone, "")
+	if got := strings.Join(f.signals(), ","); got != "cookie_moved" {
+		t.Fatalf("the next request after the store came back: signals %q, want cookie_moved (not answered from the cache)", got)
 	}
 }

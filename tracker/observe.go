@@ -254,16 +254,35 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 	if res.DeviceID == "" {
 		res.DeviceID = r.DeviceID
 	}
+	if res.Status == store.StatusOpened {
+		// Before the risk assessment: a session its findings end was
+		// opened all the same.
+		if h := t.cfg.Hooks.SessionOpened; h != nil {
+			h(newSess)
+		}
+		if h := t.cfg.Hooks.DeviceNew; res.NewDevice && h != nil {
+			h(r.Realm, dev)
+		}
+	}
+	// The assessment's reads and writes are not the client's to cut
+	// short: one that hung up mid-way must not leave unchecked.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), assessTimeout)
+	defer cancel()
 	verdict := riskVerdict{signals: res.Risk}
 	switch {
 	case res.Status == store.StatusOpened:
-		verdict = t.assess(ctx, r.Realm, user, ip, risk.Event{
+		ev := risk.Event{
 			Kind: risk.Opened, At: now, SessionID: res.SessionID, DeviceID: res.DeviceID, NewDevice: res.NewDevice, Login: login,
 			Location: loc, Agent: newSess.Agent,
-		}, res.Risk)
+		}
+		if res.Prior != nil && !login {
+			prior := sighting(res.Prior) // the token's ended session
+			ev.Session = &prior
+		}
+		verdict = t.assess(actx, r.Realm, user, ip, ev, res.Risk)
 	case res.Status == store.StatusActive && res.Prior != nil:
 		prior := sighting(res.Prior)
-		verdict = t.assess(ctx, r.Realm, user, ip, risk.Event{
+		verdict = t.assess(actx, r.Realm, user, ip, risk.Event{
 			Kind: risk.Moved, At: now, SessionID: res.SessionID, DeviceID: res.DeviceID, Location: loc, Agent: newSess.Agent, Session: &prior,
 		}, res.Risk)
 	}
@@ -297,14 +316,12 @@ func (t *Tracker) observeStore(ctx context.Context, key TokenKey, r Request, now
 		e.limited = !store.HoldsToken(res.Reason) && res.Reason != store.EndDeviceBlocked
 	case store.StatusOpened:
 		out.New = true
-		if h := t.cfg.Hooks.SessionOpened; h != nil {
-			h(newSess)
-		}
-		if h := t.cfg.Hooks.DeviceNew; res.NewDevice && h != nil {
-			h(r.Realm, dev)
-		}
 	}
-	t.cache.put(e)
+	if !verdict.failed {
+		// An assessment the store failed is tried again at the next
+		// request, not skipped from the cache.
+		t.cache.put(e)
+	}
 	return out, nil
 }
 

@@ -139,7 +139,11 @@ func (s *Store) Seen(ctx context.Context, req store.SeenRequest) (store.SeenResu
 	var closed []*sessionRecord
 	var prior *sessionRecord
 	if raw := str(vals[7]); raw != "" {
-		if p, err := decodeStoredSession(raw, res.SessionID, req.Realm, req.User); err == nil {
+		id := res.SessionID // a moved session's own record, stored without its id
+		if res.Status == store.StatusOpened {
+			id = "" // the token's previous session: the reply names it
+		}
+		if p, err := decodeStoredSession(raw, id, req.Realm, req.User); err == nil {
 			prior, res.Prior = p, p.Session
 		}
 	}

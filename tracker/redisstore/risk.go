@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -50,6 +51,30 @@ func (s *Store) Claim(ctx context.Context, id string, ttl time.Duration) (bool, 
 		return false, fmt.Errorf("redis claim: %w", err)
 	}
 	return ok, nil
+}
+
+// Release implements Store.
+func (s *Store) Release(ctx context.Context, id string) error {
+	if err := s.rdb.Del(ctx, onceKey(id)).Err(); err != nil {
+		return fmt.Errorf("redis release: %w", err)
+	}
+	return nil
+}
+
+// Risk implements Store.
+func (s *Store) Risk(ctx context.Context, realm, user, id string) (*store.RiskRecord, error) {
+	raw, err := s.rdb.HGet(ctx, keysFor(realm, user).risk, id).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis risk: %w", err)
+	}
+	var rec store.RiskRecord
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return nil, fmt.Errorf("redis risk: %w", err)
+	}
+	return &rec, nil
 }
 
 // Claimed implements Store.

@@ -313,6 +313,17 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if res.Prior == nil || res.Prior.DeviceID != "dev-1" || res.Prior.IP != ip2 || res.DeviceID != "dev-thief" {
 			t.Fatalf("on another device: Prior = %+v, device %q; want the session on dev-1 at ip2, the request on dev-thief", res.Prior, res.DeviceID)
 		}
+		// After the session idled out, the token again: a new session,
+		// the old one its prior; at a login, none.
+		res = f.seen("a", 3*time.Minute+p.Idle+time.Second, withIP(ip1), withDevice("dev-thief"))
+		if res.Status != store.StatusOpened || res.SessionID == id || res.Prior == nil || res.Prior.ID != id || res.Prior.DeviceID != "dev-1" {
+			t.Fatalf("the token after its session idled out: %s %s, Prior = %+v; want a new session with %s as its prior", res.Status, res.SessionID, res.Prior, id)
+		}
+		f.open("b", 0)
+		f.seen("b", p.Idle+time.Minute, withLogin())
+		if res := f.seen("b", p.Idle+2*time.Minute, withLogin()); res.Prior != nil {
+			t.Fatalf("a login: Prior = %+v, want none", res.Prior)
+		}
 	})
 
 	t.Run("RiskRecordedListedAndJoined", func(t *testing.T) {
@@ -340,6 +351,12 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) store.Store) {
 		list, total, err := f.s.Risks(f.ctx, f.realm, f.user, 0, 10)
 		if err != nil || total != 4 || len(list) != 4 || list[0].ID != "r005" || list[3].ID != "r001" {
 			t.Fatalf("Risks = %d of %d (%v), want r005, r004, r003, r001", len(list), total, err)
+		}
+		if one, err := f.s.Risk(f.ctx, f.realm, f.user, "r003"); err != nil || one.Signal != "impossible_travel" {
+			t.Errorf("Risk(r003) = %+v, %v", one, err)
+		}
+		if _, err := f.s.Risk(f.ctx, f.realm, f.user, "r999"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Risk(unknown) error = %v, want ErrNotFound", err)
 		}
 		list = list[1:]
 		if list[2].Signal != "cookie_moved" || list[2].Location.City != "London" || string(list[2].Evidence) != `{"distance_km":8900}` || !list[2].At.Equal(f.at(time.Second)) {
@@ -410,6 +427,12 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 		if used, _ := f.s.Claimed(f.ctx, once); !used {
 			t.Error("Claimed after a claim = false")
+		}
+		if err := f.s.Release(f.ctx, once); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := f.s.Claim(f.ctx, once, time.Hour); !ok || err != nil {
+			t.Errorf("Claim after Release = %v, %v; want true", ok, err)
 		}
 	})
 

@@ -101,7 +101,9 @@ type Event struct {
 	Location enrich.Location
 	Agent    enrich.Agent
 	// Session, for Moved: the session before this request (its device,
-	// agent and where it was last seen).
+	// agent and where it was last seen). For Opened without a login: the
+	// token's previous session, if the store still holds it (a cookie
+	// replayed after its session idled out), compared as a move.
 	Session *Sighting
 }
 
@@ -150,13 +152,22 @@ func Evaluate(ev Event, h History, th Thresholds, on func(Signal) bool) []Findin
 				add(CookieMoved, e)
 			}
 		}
-		// The session's new place against its other sessions.
+		// The session's new place against the user's other sessions.
+		// Not impossible_travel against the session's own last place:
+		// measured in the replay, a phone moving between roaming data
+		// (geolocated at home) and hotel Wi-Fi, or a session kept through
+		// a trip, doubles its false alarms (3.0% to 6.8% of users).
 		if on(DistantConcurrent) {
 			if e, ok := distantConcurrent(ev, h, th); ok {
 				add(DistantConcurrent, e)
 			}
 		}
 	case Opened:
+		if on(CookieMoved) && ev.Session != nil && !ev.Login {
+			if e, ok := cookieMoved(ev, th); ok {
+				add(CookieMoved, e)
+			}
+		}
 		if on(NewDevice) && ev.Login && ev.NewDevice && h.Devices > 0 {
 			add(NewDevice, Evidence{Devices: []string{ev.DeviceID}, Agents: []string{agentName(ev.Agent)}, To: loc(ev.Location)})
 		}
@@ -223,9 +234,9 @@ func knownApart(a, b string) bool {
 	return fa != "" && fb != "" && fa != fb
 }
 
-// impossibleTravel compares the event's place with the other session
-// seen most recently that has coordinates: from where that session was
-// last seen, at its last activity, to here now.
+// impossibleTravel compares the event's place with the other session seen
+// most recently that has coordinates: from where it was last seen, at its
+// last activity, to here now.
 func impossibleTravel(ev Event, h History, th Thresholds) (Evidence, bool) {
 	if !hasCoords(ev.Location) || th.SpeedKmh <= 0 {
 		return Evidence{}, false

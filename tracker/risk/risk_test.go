@@ -460,6 +460,13 @@ func TestEvaluateOrderAndSwitches(t *testing.T) {
 		{"move, one on", moved, only(DistantConcurrent), []Signal{DistantConcurrent}},
 		{"move, only signals of logins on", moved, only(NewDevice, NewCountry, ImpossibleTravel), nil},
 		{"an unknown kind", Event{Kind: "other", At: t0, SessionID: "s2", Location: newYork}, all, nil},
+		// s1's token replayed from another browser after its session
+		// idled out: a new session, its token's previous one compared
+		// as a move; on a login the same previous session is not.
+		{"replayed token, cookie_moved on", Event{Kind: Opened, At: t0, SessionID: "s4", DeviceID: "d4", Location: london, Agent: safariMac,
+			Session: &Sighting{SessionID: "s1", DeviceID: "d1", Location: london, Agent: chromeWin}}, only(CookieMoved), []Signal{CookieMoved}},
+		{"replayed token at a login", Event{Kind: Opened, At: t0, SessionID: "s4", DeviceID: "d4", Login: true, Location: london, Agent: safariMac,
+			Session: &Sighting{SessionID: "s1", DeviceID: "d1", Location: london, Agent: chromeWin}}, only(CookieMoved), nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := signals(Evaluate(c.ev, h, DefaultThresholds(), c.on)); !slices.Equal(got, c.want) {

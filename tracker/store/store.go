@@ -98,7 +98,10 @@ type SeenResult struct {
 	Violations []*restrict.Violation
 	// Prior, with StatusActive, is the session as it was before this
 	// request when the request moved it: from another IP, or on another
-	// device than the session's (its cookie in another browser).
+	// device than the session's (its cookie in another browser). With
+	// StatusOpened without a login: the token's latest session among the
+	// user's 20 newest, if it had one (a cookie seen again after its
+	// session ended).
 	Prior *Session
 	// Risk lists the risk signals raised on the session so far.
 	Risk []string
@@ -265,8 +268,13 @@ type AdminStore interface {
 	// v's time, IP, location, device, session and action; the store
 	// gives it its id.
 	Report(ctx context.Context, realm, user string, v restrict.Violation, p Policy) (*restrict.Violation, error)
+	// Risk is one risk finding by id; ErrNotFound if the store no
+	// longer holds it.
+	Risk(ctx context.Context, realm, user, id string) (*RiskRecord, error)
 	// Claim marks id used for ttl; false if it was already.
 	Claim(ctx context.Context, id string, ttl time.Duration) (bool, error)
+	// Release takes a claim back.
+	Release(ctx context.Context, id string) error
 	// Claimed reports whether id was claimed.
 	Claimed(ctx context.Context, id string) (bool, error)
 }

@@ -9,7 +9,8 @@
 -- Returns {status, session id, started, last seen, reason, new device (0/1),
 -- device id used, prior, risk, number of closed, closed..., violations...};
 -- prior is the active session's record before this request when the request
--- moved it (another IP or another device), else ''; risk the signals raised
+-- moved it (another IP or another device), or, opening a session without a
+-- login, the token's latest ended session, else ''; risk the signals raised
 -- on the session (KEYS[13], the user's risk signals, risk.lua's).
 local now, idle, ret, refresh = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local tokh, devid, ip, login = ARGV[5], ARGV[8], ARGV[14], ARGV[10] == 'login'
@@ -164,6 +165,20 @@ end
 
 if not mayopen then
   return reply('none', '', 0, 0, '', 0)
+end
+if not login and prior == '' then
+  -- A token seen again after its session ended (idled out, swept):
+  -- its latest session among the user's recent ones is the prior, so
+  -- a cookie replayed hours later in another browser is still a move.
+  for _, s in ipairs(redis.call('ZREVRANGE', K_HIST, 0, 19)) do
+    local raw = redis.call('HGET', K_SESS, s)
+    local r = raw and cjson.decode(raw)
+    if r and r[S_TOK] == tokh then
+      r[S_ID] = s -- the reply names the session (see close)
+      prior = cjson.encode(r)
+      break
+    end
+  end
 end
 local nsid = ARGV[6]
 if not ip_ok('') then
