@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -191,9 +192,18 @@ func TestFaultSuite(t *testing.T) {
 			}
 		}
 		if target == nil {
-			// The store does not know it (Redis restarted empty): a
-			// fresh login gives the next phases sessions to revoke.
+			// The store does not know it (Redis restarted empty, its
+			// login binding gone: it passes untracked from now on): a
+			// fresh login gives the next phases sessions to revoke, and
+			// the old browser is retired, so that the traffic's
+			// browsers do not grow with every act on it.
 			login(fb.user, rng.IntN(6))
+			mu.Lock()
+			if i := slices.Index(browsers, fb); i >= 0 {
+				browsers = slices.Delete(browsers, i, i+1)
+				fb.cl.raw.Transport.(*http.Transport).CloseIdleConnections()
+			}
+			mu.Unlock()
 			return
 		}
 		var status int
