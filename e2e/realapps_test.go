@@ -358,8 +358,10 @@ func realAppSuite(t *testing.T, d appDriver) {
 // exampleSite is the site block of examples/<name> with this machine's
 // addresses: the test's store (and secret) instead of the example's, extra
 // in the sessions block, the app's FastCGI or HTTP address and document
-// root, no GeoIP database; plus a deferred X-Tracked response header
-// naming the user the module tracked. It returns the example's realm.
+// root, no GeoIP database and no risk block (its alerts would need mail
+// and webhook servers and their secrets); plus a deferred X-Tracked
+// response header naming the user the module tracked. It returns the
+// example's realm.
 func exampleSite(t testing.TB, name string, app *realapps.App, env storeEnv, extra string) (site, realm string) {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "examples", name))
@@ -368,7 +370,7 @@ func exampleSite(t testing.TB, name string, app *realapps.App, env storeEnv, ext
 	}
 	realm = "default"
 	var out []string
-	depth, in := 0, false
+	depth, in, skipTo := 0, false, -1
 	for _, line := range strings.Split(string(raw), "\n") {
 		trim := strings.TrimSpace(line)
 		if !in {
@@ -377,12 +379,23 @@ func exampleSite(t testing.TB, name string, app *realapps.App, env storeEnv, ext
 			}
 			continue
 		}
+		before := depth
 		depth += strings.Count(line, "{") - strings.Count(line, "}")
 		if depth == 0 {
 			break
 		}
+		if skipTo >= 0 {
+			if depth <= skipTo {
+				skipTo = -1
+			}
+			continue
+		}
 		ind := line[:len(line)-len(strings.TrimLeft(line, "\t"))]
 		word, _, _ := strings.Cut(trim, " ")
+		if word == "risk" && depth > before {
+			skipTo = before
+			continue
+		}
 		switch word {
 		case "store":
 			out = append(out, indent(env.fragment+"\n"+extra, ind))
