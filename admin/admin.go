@@ -193,10 +193,16 @@ func parseListQuery(q url.Values) (listQuery, error) {
 }
 
 func page(list []*store.Session, total int, q listQuery) map[string]any {
+	return pageOf("sessions", list, total, q)
+}
+
+// pageOf is one page of a list under key, with total, offset, limit and,
+// unless it is the last page, next_offset; a nil list is an empty one.
+func pageOf[T any](key string, list []T, total int, q listQuery) map[string]any {
 	if list == nil {
-		list = []*store.Session{}
+		list = []T{}
 	}
-	out := map[string]any{"sessions": list, "total": total, "offset": q.offset, "limit": q.limit}
+	out := map[string]any{key: list, "total": total, "offset": q.offset, "limit": q.limit}
 	if next := q.offset + len(list); next < total {
 		out["next_offset"] = next
 	}

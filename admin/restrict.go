@@ -136,14 +136,7 @@ func (a *API) violations(c *call) error {
 	if err != nil {
 		return storeErr(err, "user")
 	}
-	if list == nil {
-		list = []*restrict.Violation{}
-	}
-	out := map[string]any{"violations": list, "total": total, "offset": lq.offset, "limit": lq.limit}
-	if next := lq.offset + len(list); next < total {
-		out["next_offset"] = next
-	}
-	return writeJSON(c.w, http.StatusOK, out)
+	return writeJSON(c.w, http.StatusOK, pageOf("violations", list, total, lq))
 }
 
 // risks pages through a user's risk findings, newest first.
@@ -160,14 +153,7 @@ func (a *API) risks(c *call) error {
 	if err != nil {
 		return storeErr(err, "user")
 	}
-	if list == nil {
-		list = []*store.RiskRecord{}
-	}
-	out := map[string]any{"risk": list, "total": total, "offset": lq.offset, "limit": lq.limit}
-	if next := lq.offset + len(list); next < total {
-		out["next_offset"] = next
-	}
-	return writeJSON(c.w, http.StatusOK, out)
+	return writeJSON(c.w, http.StatusOK, pageOf("risk", list, total, lq))
 }
 
 // alerts lists the delivery outcomes of a user's risk alerts sent by
