@@ -299,8 +299,10 @@ type cookieRead struct {
 	// n counts the patterns with an enforced cookie.
 	n int
 	// device is the first value of the device cookie; issued, of the
-	// module's signature of an issued session cookie.
-	device, issued string
+	// module's signature of an issued session cookie. deviceAlt is a
+	// second device cookie (a host-only one beside one set on
+	// device_cookie_domain), tried when the first does not verify.
+	device, issued, deviceAlt string
 	// rewrite: the app must get a rebuilt header (candidates were
 	// dropped, or the cookies came in several header lines).
 	rewrite bool
@@ -390,8 +392,12 @@ func (s *cookieSet) readCookies(h http.Header, device string) (out cookieRead) {
 		if !p.regular {
 			out.rewrite = true
 		}
-		if device != "" && out.device == "" && p.hasEq && p.name == device {
-			out.device = p.value
+		if device != "" && p.hasEq && p.name == device {
+			if out.device == "" {
+				out.device = p.value
+			} else if out.deviceAlt == "" {
+				out.deviceAlt = p.value
+			}
 			return
 		}
 		if s.issued != "" && out.issued == "" && p.hasEq && p.name == s.issued {

@@ -231,3 +231,32 @@ func TestReplaceAnswerKeepsOnlyTheModulesCookies(t *testing.T) {
 		t.Errorf("Set-Cookie = %q, want the device cookie only", got)
 	}
 }
+
+// TestSecondDeviceCookie: with two device cookies, a stale host-only one
+// first and a valid one on device_cookie_domain, the valid one is the
+// request's device.
+func TestSecondDeviceCookie(t *testing.T) {
+	keys, err := tracker.NewKeyring([]byte("0123456789abcdef-devices"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := tracker.NewKeyring([]byte("the secret before, 16+ bytes"))
+	_, stale := old.NewDevice()
+	id, valid := keys.NewDevice()
+	h := &Handler{keys: keys, DeviceCookie: "sessions_device", User: "{x}"}
+	for _, c := range []struct{ header, want string }{
+		{"sessions_device=" + stale + "; sessions_device=" + valid, id},
+		{"sessions_device=" + valid + "; sessions_device=" + stale, id},
+		{"sessions_device=" + stale, ""},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "http://shop.example/", nil)
+		r.Header.Set("Cookie", c.header)
+		repl := caddy.NewReplacer()
+		repl.Set("x", "alice")
+		got := h.identify(r, repl)
+		gotID, _ := keys.VerifyDevice(got.cookies.device)
+		if gotID != c.want {
+			t.Errorf("Cookie %q: device %q, want %q", c.header, gotID, c.want)
+		}
+	}
+}

@@ -44,6 +44,16 @@ func (h *Handler) identify(r *http.Request, repl *caddy.Replacer) ident {
 	if len(h.cookies.patterns) > 0 || id.user != "" {
 		// One pass over the header: session cookies and the device cookie.
 		id.cookies = h.cookies.readCookies(r.Header, h.DeviceCookie)
+		if alt := id.cookies.deviceAlt; alt != "" {
+			// Two device cookies (a host-only one from before
+			// device_cookie_domain, or from before a secret change):
+			// the valid one, rather than minting a device per request.
+			if _, ok := h.keys.VerifyDevice(id.cookies.device); !ok {
+				if _, ok := h.keys.VerifyDevice(alt); ok {
+					id.cookies.device = alt
+				}
+			}
+		}
 		// The app gets the session cookies the module enforces, and no
 		// look-alike or duplicate it could read instead.
 		h.cookies.applyCookies(r.Header, &id.cookies)
