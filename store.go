@@ -12,11 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-sessions/caddy-sessions/tracker/enrich"
 	"github.com/caddy-sessions/caddy-sessions/tracker/redisstore"
@@ -131,6 +133,7 @@ func loadStore(ctx caddy.Context, cfg *StoreConfig, logger *zap.Logger) (store.S
 	// readable as a map key: hash it.
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%v|%s|%s|%s|%d|%t|%t|%s", opts.Addrs, opts.MasterName, opts.Username, opts.Password, opts.DB, opts.IsClusterMode, opts.TLSConfig != nil, opts.SentinelPassword)))
 	key := "redis|" + hex.EncodeToString(sum[:])
+	redisLogOnce.Do(func() { redis.SetLogger(&redisLog{l: caddy.Log().Named("http.handlers.sessions.redis")}) })
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		rdb := redisstore.NewClient(opts)
 		s := redisstore.New(rdb)
@@ -280,4 +283,26 @@ func (h *Handler) secret(memory bool) ([]byte, error) {
 	h.logger.Warn("NO SECRET CONFIGURED: generated a random one and stored it in Caddy's data directory; set `secret` before running more than one instance",
 		zap.String("path", path))
 	return b, nil
+}
+
+// redisLogOnce routes go-redis's own log lines (failed dials, pool
+// trouble) into Caddy's log instead of bare stderr. go-redis has one
+// logger per process.
+var redisLogOnce sync.Once
+
+// redisLog is go-redis's Logging on a zap logger, at warn level (its
+// lines are about connections failing), at most one line per
+// errLogPeriod: an outage must not flood the log.
+type redisLog struct {
+	l        *zap.Logger
+	throttle logThrottle
+}
+
+func (r *redisLog) Printf(_ context.Context, format string, v ...any) {
+	if !r.throttle.trip() {
+		return
+	}
+	if c := r.l.Check(zapcore.WarnLevel, "redis client"); c != nil {
+		c.Write(zap.String("detail", fmt.Sprintf(format, v...)))
+	}
 }
