@@ -144,6 +144,22 @@ db x } }`, []string{"db", `"x"`}},
 		{"session_cookie empty", `sessions { session_cookie }`, []string{"session_cookie", "missing"}},
 		{"login_user kind", `sessions { login_user body x }`, []string{"login_user", `"body"`}},
 		{"directive args", `sessions foo`, []string{"wrong argument count"}},
+		{"risk: unknown signal", `sessions { risk { stolen_car block } }`, []string{"risk", `"stolen_car"`}},
+		{"risk: unknown action", `sessions { risk { new_device shout } }`, []string{"new_device", `"shout"`}},
+		{"risk: challenge without url", `sessions { risk { new_device challenge } }`, []string{"new_device", "challenge <url>"}},
+		{"risk: url on another action", `sessions { risk { new_device block /x } }`, []string{"new_device", `"block /x"`}},
+		{"risk: challenge url scheme", `sessions { risk { new_device challenge javascript:alert(1) } }`, []string{"challenge url", `"javascript:alert(1)"`}},
+		{"risk: notify without channels", `sessions { risk { new_device notify } }`, []string{"new_device notify", "no notify block"}},
+		{"risk: bad speed", `sessions { risk { speed fast } }`, []string{"speed", `"fast"`}},
+		{"risk: twice", "sessions { risk { new_device log\nnew_device block } }", []string{"new_device", "more than once"}},
+		{"risk: notify empty", `sessions { risk { notify { } } }`, []string{"notify", "webhook, email"}},
+		{"risk: webhook without secret", `sessions { risk { notify { webhook https://h.example/x } } }`, []string{"webhook", "secret"}},
+		{"risk: webhook url", "sessions { risk { notify { webhook ftp://h/x { secret 0123456789abcdef01 } } } }", []string{"webhook url", `"ftp://h/x"`}},
+		{"risk: webhook url password", "sessions { risk { notify { webhook ftp://u:hunter2@h/x { secret 0123456789abcdef01 } } } }", []string{"webhook url"}},
+		{"risk: link relative", "sessions { risk { notify { webhook https://h/x { secret 0123456789abcdef01 }\nlink /not-me } } }", []string{"link", `"/not-me"`}},
+		{"risk: email smtp", "sessions { risk { notify { email { smtp mail.example.com\nfrom a@b.c } } } }", []string{"smtp", `"mail.example.com"`}},
+		{"risk: email from", "sessions { risk { notify { email { smtp m:25\nfrom nobody } } } }", []string{"from", `"nobody"`}},
+		{"risk: notify option", "sessions { risk { notify { pager on } } }", []string{"notify", `"pager"`}},
 		{"device_cookie_domain", `sessions { user {x}
 device_cookie_domain 10.0.0.1 }`, []string{"device_cookie_domain", `"10.0.0.1"`}},
 		{"device_cookie_domain TLD", `sessions { user {x}
@@ -158,6 +174,9 @@ device_cookie_domain com }`, []string{"device_cookie_domain", `"com"`}},
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %s", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q shows a URL's password", err)
 			}
 		})
 	}
